@@ -1,0 +1,30 @@
+"""Shipped reference tables: the ADR pair table (DESIGN §2) and the default symbol universe."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.resources import files
+
+import pandas as pd
+
+
+def _read(name: str) -> pd.DataFrame:
+    with files("backtest.data").joinpath(name).open("r") as fh:
+        return pd.read_csv(fh, dtype=str, keep_default_na=False)
+
+
+@cache
+def adr_pairs() -> pd.DataFrame:
+    """US ADR ticker -> HK symbol and HK shares per ADR."""
+    df = _read("adr_pairs.csv").set_index("adr_ticker")
+    df["adr_ratio"] = df["adr_ratio"].astype(float)
+    return df
+
+
+@cache
+def default_symbols() -> pd.DataFrame:
+    """The universe the synthetic market draws from: name, board lot, ADR ticker and ratio."""
+    df = _read("symbols.csv").set_index("symbol")
+    df["board_lot"] = df["board_lot"].astype(int)
+    df["adr_ratio"] = pd.to_numeric(df["adr_ratio"].replace("", None), errors="raise").astype(float)
+    return df
