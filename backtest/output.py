@@ -62,8 +62,8 @@ def write_outputs(out: RunOutput, out_dir: str | Path) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     record = run_record(out)
     _atomic_write(d / "stats.json", json.dumps(_json_safe(record), indent=2, default=str) + "\n")
-    _atomic_write(d / "trades.csv", out.result.trades.to_csv(index=False, float_format="%.10g"))
-    _atomic_write(d / "orders.csv", out.result.orders.to_csv(index=False, float_format="%.10g"))
-    _atomic_write(d / "equity.csv", equity_frame(out).to_csv(float_format="%.10g"))
+    _atomic_write(d / "trades.csv", out.result.trades.to_csv(index=False))
+    _atomic_write(d / "orders.csv", out.result.orders.to_csv(index=False))
+    _atomic_write(d / "equity.csv", equity_frame(out).to_csv())
     _atomic_write(d / "tearsheet.html", render(out, record, equity_frame(out)))
     return d

@@ -39,14 +39,15 @@ class Prepared:
     panel: Panel
 
 
-def prepare(cfg: Config) -> Prepared:
+def prepare(cfg: Config, market: MarketData | None = None) -> Prepared:
+    """Check the strategy against the config and align the data (`market` overrides the config's)."""
     from backtest.data.align import align
 
     where = cfg.source or "config"
     module = load_strategy(cfg.strategy.name, where)
     params = resolve_params(module, cfg.strategy.params, where)
     strategy_plan = plan(module, params, cfg.execution.fill, where)
-    panel = align(load_market(cfg))
+    panel = align(market if market is not None else load_market(cfg))
     if panel.shape[0] < 2:
         raise ConfigError(f"{where}: the data has {panel.shape[0]} trading day(s); a backtest needs at least 2")
     return Prepared(cfg, module, params, strategy_plan, panel)
@@ -55,18 +56,19 @@ def prepare(cfg: Config) -> Prepared:
 @dataclass(frozen=True)
 class RunOutput:
     prepared: Prepared
+    features: np.ndarray  # (F, T, N), in `prepared.plan.refs` order
     result: Result
     stats: dict
     seconds: float
 
 
-def run(cfg: Config) -> RunOutput:
+def run(cfg: Config, market: MarketData | None = None) -> RunOutput:
     from backtest.features import compute_features
     from backtest.metrics import summary
     from backtest.simulate import simulate
 
     t0 = time.perf_counter()
-    prep = prepare(cfg)
+    prep = prepare(cfg, market)
     feats = compute_features(prep.panel, prep.plan.refs)
     result = simulate(prep.panel, prep.plan, feats, cfg)
     equity = result.total_equity
@@ -77,4 +79,4 @@ def run(cfg: Config) -> RunOutput:
     stats["skipped_entries"] = int((result.orders["status"] != "filled").sum())
     bench = pd.Series(prep.panel.series["index_close"], index=equity.index)
     stats["benchmark_total_return"] = float(bench.iloc[-1] / bench.iloc[0] - 1.0) if np.isfinite(bench.iloc[[0, -1]]).all() else np.nan
-    return RunOutput(prep, result, stats, time.perf_counter() - t0)
+    return RunOutput(prep, feats, result, stats, time.perf_counter() - t0)

@@ -51,6 +51,12 @@ def panel(request) -> pd.DataFrame:
     return pd.DataFrame(_panel(request.param))
 
 
+def _arr(df: pd.DataFrame) -> np.ndarray:
+    """C order, as the engine passes panels (pandas hands out F order; each layout is its own
+    numba compile)."""
+    return np.ascontiguousarray(df.to_numpy(dtype=float))
+
+
 def _close(got: np.ndarray, want: pd.DataFrame) -> None:
     want = want.to_numpy(dtype=float)
     assert got.shape == want.shape
@@ -74,14 +80,14 @@ def _nan_if_zero(d: pd.DataFrame) -> pd.DataFrame:
 @pytest.mark.parametrize("window,mp", WINDOWS)
 def test_rolling_max(panel, window, mp):
     want = panel.rolling(window, min_periods=mp).max().where(panel.notna())
-    _close(F.rolling_max(panel.to_numpy(), window, mp), want)
+    _close(F.rolling_max(_arr(panel), window, mp), want)
 
 
 @pytest.mark.parametrize("window,mp", WINDOWS)
 def test_drawdown(panel, window, mp):
     high = panel.rolling(window, min_periods=mp).max()
     want = panel / high - 1
-    got = F.drawdown(panel.to_numpy(), window, mp)
+    got = F.drawdown(_arr(panel), window, mp)
     _close(got, want)
     assert np.nanmax(got[:, [0, 1, 3, 5]], initial=0.0) <= 0.0
 
@@ -89,7 +95,7 @@ def test_drawdown(panel, window, mp):
 @pytest.mark.parametrize("window", [1, 2, 5, 20, 200])
 def test_pct_change(panel, window):
     want = panel / panel.shift(window) - 1
-    _close(F.pct_change(panel.to_numpy(), window), want)
+    _close(F.pct_change(_arr(panel), window), want)
 
 
 @pytest.mark.parametrize("window", [1, 5, 20])
@@ -100,14 +106,14 @@ def test_return_zscore(panel, window, vol_window, mp):
     daily = panel / panel.shift(1) - 1
     sd = _nan_if_zero(daily.rolling(vol_window, min_periods=mp).apply(_sample_std, raw=True))
     want = (panel / panel.shift(window) - 1) / (sd * math.sqrt(window))
-    _close(F.return_zscore(panel.to_numpy(), window, vol_window, mp), want)
+    _close(F.return_zscore(_arr(panel), window, vol_window, mp), want)
 
 
 @pytest.mark.parametrize("window,mp", WINDOWS)
 def test_trailing_zscore(panel, window, mp):
     prior = panel.shift(1).rolling(window, min_periods=mp)
     want = (panel - prior.mean()) / _nan_if_zero(prior.std())
-    _close(F.trailing_zscore(panel.to_numpy(), window, mp), want)
+    _close(F.trailing_zscore(_arr(panel), window, mp), want)
 
 
 @pytest.mark.parametrize("window,mp", WINDOWS)
@@ -120,7 +126,7 @@ def test_trailing_percentile(panel, window, mp):
         return float(np.mean(prior <= current))
 
     want = panel.rolling(window + 1, min_periods=1).apply(pct, raw=True)
-    _close(F.trailing_percentile(panel.to_numpy(), window, mp), want)
+    _close(F.trailing_percentile(_arr(panel), window, mp), want)
 
 
 @pytest.mark.parametrize("window,mp", WINDOWS)
@@ -129,23 +135,23 @@ def test_ratio_to_trailing_mean(panel, window, mp):
     y = panel.abs() * 1e6  # turnover
     y.iloc[100:130, 0] = 0.0  # no trading: mean 0 -> NaN
     want = x / _nan_if_zero(y.shift(1).rolling(window, min_periods=mp).mean())
-    _close(F.ratio_to_trailing_mean(x.to_numpy(), y.to_numpy(), window, mp), want)
+    _close(F.ratio_to_trailing_mean(_arr(x), _arr(y), window, mp), want)
 
 
 @pytest.mark.parametrize("window,mp", WINDOWS)
 def test_rolling_mean(panel, window, mp):
     want = panel.rolling(window, min_periods=mp).mean().where(panel.notna())
-    _close(F.rolling_mean(panel.to_numpy(), window, mp), want)
+    _close(F.rolling_mean(_arr(panel), window, mp), want)
 
 
 @pytest.mark.parametrize("window,mp", WINDOWS)
 def test_rolling_std(panel, window, mp):
     want = panel.rolling(window, min_periods=mp).std().where(panel.notna())
-    _close(F.rolling_std(panel.to_numpy(), window, mp), want)
+    _close(F.rolling_std(_arr(panel), window, mp), want)
 
 
 def test_all_nan_column_stays_nan(panel):
-    x = panel.to_numpy()
+    x = _arr(panel)
     for out in (
         F.rolling_max(x, 5, 1),
         F.drawdown(x, 5, 1),
@@ -285,7 +291,7 @@ def test_causal(name, case):
 
 
 def test_layout_market_series_and_inputs_untouched(panel):
-    x = np.asfortranarray(panel.to_numpy())
+    x = np.asfortranarray(_arr(panel))
     before = x.copy()
     out = F.trailing_zscore(x, 20, 10)
     assert out.flags.c_contiguous and out.shape == x.shape

@@ -15,7 +15,9 @@ from __future__ import annotations
 import csv
 import difflib
 import json
+import re
 import tomllib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,10 +167,22 @@ def _read(root: Path, rel: str, probs: _Problems) -> _Table | None:
         probs.add("read", Problem(rel, "empty file: expected a header line", row=1))
         return None
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False,
-                         encoding="utf-8-sig")
+        with warnings.catch_warnings():
+            # a first data line longer than the header would silently lose a field
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False,
+                             encoding="utf-8-sig", index_col=False)
+    except pd.errors.ParserWarning:
+        probs.add("read", Problem(rel, f"line has more fields than the header ({len(header)})",
+                                  row=2))
+        return None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        probs.add("read", Problem(rel, f"cannot parse CSV: {exc}"))
+        m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if m:
+            probs.add("read", Problem(rel, f"line has {m[3]} fields, expected {m[1]} as in the "
+                                           "header", row=int(m[2])))
+        else:
+            probs.add("read", Problem(rel, f"cannot parse CSV: {exc}"))
         return None
     # pandas renames repeated headers ("close", "close.1"): report them and keep the first
     first: dict[str, int] = {}
@@ -185,8 +199,7 @@ def _read(root: Path, rel: str, probs: _Problems) -> _Table | None:
     return _Table(rel, df, False)
 
 
-def _check_columns(t: _Table, required, optional=(), *, extra_ok: bool = False,
-                   probs: _Problems) -> bool:
+def _check_columns(t: _Table, required, optional=(), *, probs: _Problems) -> bool:
     """Required columns present, nothing unexpected. False if a required column is missing."""
     expected = [*required, *optional]
     cols = list(t.df.columns)
@@ -197,13 +210,12 @@ def _check_columns(t: _Table, required, optional=(), *, extra_ok: bool = False,
             probs.add("missing column", Problem(
                 t.file, f"missing required column {name!r} (expected columns: "
                         f"{', '.join(expected)})", row=t.header_row, column=name))
-    if not extra_ok:
-        for name in cols:
-            if name not in expected:
-                probs.add("unexpected column", Problem(
-                    t.file, f"unexpected column {name!r}{_suggest(name, expected)} "
-                            f"(expected columns: {', '.join(expected)})",
-                    row=t.header_row, column=name))
+    for name in cols:
+        if name not in expected:
+            probs.add("unexpected column", Problem(
+                t.file, f"unexpected column {name!r}{_suggest(name, expected)} "
+                        f"(expected columns: {', '.join(expected)})",
+                row=t.header_row, column=name))
     return ok
 
 
@@ -680,25 +692,36 @@ def _records_to_frames(rec: _Records, columns: list[str], fields) -> dict[str, p
 
 def _check_hk(rec: _Records, long_form: bool, probs: _Problems) -> None:
     v, bad = rec.values, rec.bad
+    # traded = any of the six trading fields given; then all six are needed. A record with only
+    # optional fields (board_lot, sb_net_buy) is a listed stock that did not trade that day
+    # (suspension): CCASS holdings still change with trades settled from two days earlier.
+    given = {f: ~np.isnan(v[f]) | bad[f] for f in HK_FIELDS if f in v}
+    traded = np.logical_or.reduce([given[f] for f in HK_REQUIRED])
     for f in HK_REQUIRED:
-        rec.report(probs, f, np.isnan(v[f]) & ~bad[f], f"missing {f}", lambda i, f=f: (
-            f"missing {f}: " + ("a row must have" if long_form else
-                                "this (date, symbol) has data in another field file, so it needs")
-            + " open, high, low, close, volume and turnover (no row"
-            + ("" if long_form else " / all fields empty") + " = not traded)"),
+        rec.report(probs, f, traded & np.isnan(v[f]) & ~bad[f], f"missing {f}", lambda i, f=f: (
+            f"missing {f}: " + ("a traded row needs" if long_form else
+                                "this (date, symbol) has trading data in another field file, so "
+                                "it needs")
+            + " open, high, low, close, volume and turnover (not traded: leave all six empty)"),
             f"missing {f} values")
+    if long_form:
+        empty = ~np.logical_or.reduce(list(given.values()))
+        rec.report(probs, "close", empty, "empty row", lambda i: (
+            "row has no values: omit it (no row = not traded)"), "rows without values")
     for f in PRICE_FIELDS:
         rec.report(probs, f, v[f] <= 0, f"{f} <= 0", lambda i, f=f: (
             f"{f} {_fmt(v[f][i])} must be > 0 (HK$)"), f"{f} not positive")
     for f in ("volume", "turnover"):
         rec.report(probs, f, v[f] < 0, f"{f} < 0", lambda i, f=f: (
             f"{f} {_fmt(v[f][i])} must be >= 0"), f"negative {f}")
-    hi_bad = (v["high"] < v["open"]) | (v["high"] < v["close"])
+    # relations only between valid (positive) prices, so one bad price is reported once
+    o, h, lo, c = (np.where(v[f] > 0, v[f], np.nan) for f in PRICE_FIELDS)
+    hi_bad = (h < o) | (h < c)
     rec.report(probs, "high", hi_bad, "high < max(open, close)", lambda i: (
         f"high {_fmt(v['high'][i])} is below max(open, close) = "
         f"{_fmt(np.nanmax([v['open'][i], v['close'][i]]))}; expected high >= max(open, close)"),
         "high below open or close")
-    lo_bad = (v["low"] > v["open"]) | (v["low"] > v["close"])
+    lo_bad = (lo > o) | (lo > c)
     rec.report(probs, "low", lo_bad, "low > min(open, close)", lambda i: (
         f"low {_fmt(v['low'][i])} is above min(open, close) = "
         f"{_fmt(np.nanmin([v['open'][i], v['close'][i]]))}; expected low <= min(open, close)"),
@@ -811,7 +834,8 @@ def load_market(path: str | Path) -> MarketData:
         if loc is None:
             if stem == "fx" and declared == []:
                 continue  # no dual-listed symbols: fx is optional
-            _missing_table(stem, probs, " (symbols.csv declares ADR tickers)" if stem == "fx" else "")
+            _missing_table(stem, probs, " (symbols.csv declares ADR tickers)"
+                           if stem == "fx" and declared else "")
             continue
         t = _read(root, loc[1], probs)
         if t is None:
@@ -849,7 +873,7 @@ def load_market(path: str | Path) -> MarketData:
     loc = found["adr"]
     if loc is None:
         if declared != []:
-            _missing_table("adr", probs, " (symbols.csv declares ADR tickers)")
+            _missing_table("adr", probs, " (symbols.csv declares ADR tickers)" if declared else "")
     elif loc[0] == "wide":
         adr = _wide_records(root, "adr", declared, probs)
     else:
@@ -921,8 +945,6 @@ def _build(sym: _Symbols, hk: _Records, adr: _Records | None, series, factors,
     cols = list(symbols.index)
     fields = [f for f in HK_FIELDS if f in hk.values]
     frames = _records_to_frames(hk, cols, fields)
-    for f in frames.values():
-        f.columns.name = "symbol"
     frames["turnover"] *= factors["turnover"]
     if "sb_net_buy" in frames:
         frames["sb_net_buy"] *= factors["sb_net_buy"]
@@ -935,7 +957,7 @@ def _build(sym: _Symbols, hk: _Records, adr: _Records | None, series, factors,
                               index=idx(d))
     southbound.columns = pd.Index(list(SOUTHBOUND_LINKS), dtype="str")
     _, d, v, _ = series["index"]
-    index_close = pd.Series(v["close"], index=idx(d), name="index_close")
+    index_close = pd.Series(v["close"], index=idx(d), name=index_name)
     if series.get("fx") is not None:
         _, d, v, _ = series["fx"]
         usdhkd = pd.Series(v["usdhkd"], index=idx(d), name="usdhkd")
@@ -947,7 +969,6 @@ def _build(sym: _Symbols, hk: _Records, adr: _Records | None, series, factors,
     else:
         adr_close = pd.DataFrame(np.empty((0, len(tickers))), index=idx(np.array([], DATE_DTYPE)),
                                  columns=pd.Index(tickers, dtype="str"))
-    adr_close.columns.name = "adr_ticker"
     return MarketData(hk=frames, southbound=southbound, index_close=index_close,
                       adr_close=adr_close, usdhkd=usdhkd, symbols=symbols,
                       index_name=index_name, source=str(root))
@@ -965,6 +986,16 @@ def _date_col(index: pd.Index, fmt: str):
 
 def _write(df: pd.DataFrame, path: Path, fmt: str) -> None:
     if fmt == "csv":
+        df = df.copy()
+        for c in df.columns:  # whole-number columns (volume, lots) without a trailing ".0"
+            v = df[c].to_numpy()
+            if v.dtype.kind == "f":
+                ok = v[~np.isnan(v)]
+                neg_zero = (ok == 0) & np.signbit(ok)  # -0.0 must stay a float to round-trip
+                if np.all((ok == np.round(ok)) & (np.abs(ok) < 2.0**53) & ~neg_zero):
+                    df[c] = pd.array(np.where(np.isnan(v), 0, v).astype(np.int64),
+                                     dtype="Int64")
+                    df.loc[np.isnan(v), c] = pd.NA
         df.to_csv(path, index=False, na_rep="", lineterminator="\n")
     else:
         df.to_parquet(path, index=False)
@@ -1011,22 +1042,22 @@ def write_market(md: MarketData, path: str | Path, fmt: str = "csv", wide: bool 
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
     ext = "." + fmt
-    clash = []
-    for stem in TABLES:
-        for other in EXTS:
-            if other != ext and (root / (stem + other)).exists():
-                clash.append(stem + other)
-        if stem in WIDE_TABLES:
-            if wide and (root / (stem + ext)).exists():
-                clash.append(stem + ext)
-            if (root / stem).exists() and (not wide or any(
-                    p.suffix != ext for p in (root / stem).iterdir())):
-                clash.append(stem + "/")
-    if clash:
-        raise FileExistsError(f"write_market: {root} already holds {', '.join(sorted(clash))}; "
-                              "write to an empty directory")
-
     hk_fields = [f for f in HK_FIELDS if f in md.hk]
+    wide_files = {"hk_daily": {f + ext for f in hk_fields}, "adr": {"close" + ext}}
+    clash = []  # anything load_market would also read, or find ambiguous
+    for stem in TABLES:
+        ours = stem + "/" if wide and stem in WIDE_TABLES else stem + ext
+        for form in (stem + ".csv", stem + ".parquet", stem + "/"):
+            p = root / form.rstrip("/")
+            if form != ours and p.exists():
+                clash.append(form)
+            elif form == ours and form.endswith("/") and p.is_dir():
+                clash += [f"{form}{q.name}" for q in p.iterdir()
+                          if not q.name.startswith(".") and q.name not in wide_files[stem]]
+    if clash:
+        raise FileExistsError(f"write_market: {root} already holds {', '.join(sorted(clash))}, "
+                              "which would mix with the new files; write to an empty directory")
+
     lines = [f"# dipflow dataset (docs/data.md){' from ' + md.source if md.source else ''}",
              f"index_name = {json.dumps(md.index_name)}", "", "[units]"]
     lines += [f"{k} = {json.dumps(v)}" for k, v in WRITE_UNITS.items()]

@@ -25,6 +25,7 @@ How it is built (all numpy, one pass, no global RNG state):
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import holidays
@@ -127,7 +128,7 @@ class SynthParams:
     sb_settlement_lag: int = 2          # per-stock values sit on the CCASS record date (T+2)
 
     # --- ADR premium ---------------------------------------------------------------------------
-    adr_premium_mean: float = 0.0022    # long-run mean of the AR(1) premium component
+    adr_premium_mean: float = 0.0020    # long-run mean of the AR(1) premium component
     adr_premium_sd: float = 0.0030      # its stationary sd
     adr_premium_half_life: float = 3.0  # US trading days
     adr_crisis_jump_prob: float = 0.06  # per US day in the crisis regime: ADRs gap to a discount
@@ -136,7 +137,7 @@ class SynthParams:
 
     # --- FX and index --------------------------------------------------------------------------
     usdhkd_band: tuple[float, float] = (7.75, 7.85)
-    usdhkd_persistence: float = 0.998   # AR(1) of the latent driver (daily)
+    usdhkd_persistence: float = 0.9995  # AR(1) of the latent driver (daily)
     index_start: float = 5000.0
 
 
@@ -212,7 +213,7 @@ def generate_detailed(seed: int = 7, symbols: int = 25, years: float = 10.0,
     universe = default_symbols()
     if not 1 <= symbols <= len(universe):
         raise ValueError(f"symbols must be between 1 and {len(universe)}, got {symbols}")
-    if not (isinstance(years, (int, float)) and math.isfinite(years) and years > 0):
+    if not (isinstance(years, numbers.Real) and math.isfinite(years) and years > 0):
         raise ValueError(f"years must be a positive number, got {years!r}")
     k = int(symbols)
     meta = universe.iloc[:k].copy()
@@ -223,7 +224,7 @@ def generate_detailed(seed: int = 7, symbols: int = 25, years: float = 10.0,
     # Independent streams per component: changing one part's parameters never reshuffles another.
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(12)]
     (rng_reg, rng_ret, rng_xs, rng_cal, rng_hl, rng_vol, rng_sb, rng_sbs,
-     rng_adr, rng_fx, rng_join, rng_split) = streams
+     rng_adr, rng_fx, rng_join, _spare) = streams   # _spare: reserved for future components
 
     # ---------------------------------------------------------------- calendars
     grid = pd.bdate_range(start_ts, end_ts)
@@ -500,10 +501,12 @@ def adr_premium(md: MarketData) -> pd.DataFrame:
     for tic in md.adr_close.columns:
         s = sym_by_ticker[tic]
         ratio = float(md.symbols.loc[s, "adr_ratio"])
-        hk = md.hk["close"][s].dropna()
-        hk_on = hk.reindex(md.adr_close.index.union(hk.index)).ffill().reindex(md.adr_close.index)
-        fx = md.usdhkd.reindex(md.adr_close.index)
-        out[tic] = md.adr_close[tic] * fx / ratio / hk_on - 1.0
+        hk = md.hk["close"][s]
+        # The HK close of the latest HK trading day at or before D (NaN while suspended).
+        pos = np.searchsorted(hk.index.values, md.adr_close.index.values, side="right") - 1
+        hk_on = np.where(pos >= 0, hk.to_numpy()[np.maximum(pos, 0)], np.nan)
+        fx = md.usdhkd.reindex(md.adr_close.index).to_numpy()
+        out[tic] = md.adr_close[tic].to_numpy() * fx / ratio / hk_on - 1.0
     return pd.DataFrame(out, index=md.adr_close.index)
 
 
@@ -519,6 +522,9 @@ def stylised_facts(md: MarketData, state: SynthState | None = None) -> dict[str,
     out["daily_vol_max"] = float(vols.max())
     kurt = r.kurt() + 3.0                     # Pearson kurtosis (normal = 3)
     out["kurtosis_median"] = float(kurt.median())
+    prev = close.ffill().shift(1)
+    out["open_gap_abs_mean"] = float(np.nanmean(np.abs(md.hk["open"] / prev - 1.0).to_numpy()))
+    out["intraday_range_mean"] = float(np.nanmean(((md.hk["high"] - md.hk["low"]) / close).to_numpy()))
     idx_r = md.index_close.pct_change().dropna()
     out["index_daily_vol"] = float(idx_r.std())
     out["index_kurtosis"] = float(idx_r.kurt() + 3.0)
@@ -551,6 +557,9 @@ def stylised_facts(md: MarketData, state: SynthState | None = None) -> dict[str,
         out["premium_std"] = float(v.std())
         out["premium_p5"] = float(np.percentile(v, 5))
         out["premium_min"] = float(v.min())
+        same = prem[prem.index.isin(md.hk["close"].index)].stack().dropna().to_numpy()
+        out["premium_min_hk_open_same_day"] = float(same.min())
+        out["premium_std_hk_open_same_day"] = float(same.std())
         out["premium_within_1pct"] = float((np.abs(v) <= 0.01).mean())
     hk_days = close.index
     wd = pd.bdate_range(hk_days[0], hk_days[-1])

@@ -248,7 +248,7 @@ def simulate_independent(open_, high, low, close, lot, feats,
                     pend_exit, pend_reason = t + offset, R_TIME
                 elif rule_holds(feats, x_feat, x_op, x_thr, x_k, t, j):
                     pend_exit, pend_reason = t + offset, R_SIGNAL
-            elif st[S_SHARES] == 0.0 and pend_entry < 0 and not acted and t + offset < n_t:
+            elif st[S_SHARES] == 0.0 and pend_entry < 0 and not (acted and offset == 0) and t + offset < n_t:
                 if rule_holds(feats, e_feat, e_op, e_thr, e_k, t, j):
                     pend_entry = t + offset
             if offset == 0 and not acted:
