@@ -38,7 +38,8 @@ class StrategyConfig:
 
 @dataclass(frozen=True)
 class ExecutionConfig:
-    mode: Literal["independent"] = "independent"
+    mode: Literal["independent", "portfolio"] = "independent"
+    max_positions: int = field(default=10, metadata=_check(1, 1000, "portfolio mode: most names held at once"))
     fill: Literal["next_open", "next_close", "same_close"] = "next_open"
     init_cash: float = field(default=1_000_000.0, metadata=_check(1.0, None, "starting cash per account, HK$"))
     slippage_bps: float = field(default=0.0, metadata=_check(0.0, 1000.0, "adverse slippage per fill, bps"))

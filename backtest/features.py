@@ -89,9 +89,14 @@ def check_ref(ref: FeatureRef) -> FeatureDef:
     given = dict(ref.params)
     if set(given) != set(fd.params):
         raise ConfigError(f"feature {ref.name!r} takes parameters {list(fd.params)}, got {sorted(given)}")
+    # Every window parameter counts bars. Rolling statistics (z-scores, percentiles, means, stds,
+    # the rolling high) need at least 2 bars; a return horizon alone may be a single bar.
+    one_bar_ok = {("ret", "window"), ("ret_z", "window")}
     for key, value in given.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"feature {ref}: {key} must be a positive integer number of bars, got {value!r}")
+        lo = 1 if (ref.name, key) in one_bar_ok else 2
+        if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+            raise ConfigError(f"feature {ref}: parameter {key!r} must be an integer number of bars >= {lo}, "
+                              f"got {value!r}")
     return fd
 
 

@@ -1,125 +1,344 @@
-"""Performance statistics as pure functions of daily returns or the trade list.
+"""Performance statistics as pure functions of daily returns, the trade list and the order log.
 
-Definitions follow empyrical-reloaded (tests compare them): simple daily returns, annualisation
-factor 252, sample standard deviation (ddof=1), risk-free rate as an annual rate converted to
-daily by division by 252.
+Conventions, those of empyrical-reloaded (tests/test_metrics.py compares every function with it,
+and with quantstats where quantstats has the metric; docs/tearsheet.md lists the differences):
+
+- `returns`: simple returns, one per bar (trading day), 1-D array-like; NaN = no observation.
+  Functions that compound (total return, CAGR, drawdowns) treat NaN as a flat day; functions that
+  average (volatility, Sharpe, Sortino, alpha/beta) skip it. CAGR counts every bar, NaN included,
+  as elapsed time.
+- `periods`: bars per year, 252.
+- `risk_free`: an **annual** rate (0.03 = 3 %), used as the daily rate `risk_free / periods`.
+  empyrical takes the daily rate itself: `sharpe(r, 0.03)` equals
+  `empyrical.sharpe_ratio(r, risk_free=0.03 / 252)`.
+- Degenerate inputs follow empyrical: NaN when a statistic is undefined (too few bars, 0 / 0),
+  +-inf when it is unbounded (a Sortino with no down day, a Sharpe of constant positive returns).
+
+References: W. F. Sharpe, "The Sharpe Ratio", J. Portfolio Management 21(1), 1994;
+F. A. Sortino and L. N. Price, "Performance Measurement in a Downside Risk Framework",
+J. Investing 3(3), 1994; T. W. Young, "Calmar Ratio: A Smoother Tool", Futures 20(1), 1991.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pandas as pd
 
 PERIODS = 252
+ROLLING_WINDOW = 126  # bars in the rolling Sharpe of the tear sheet (about six months)
 
 
-def _clean(returns: pd.Series | np.ndarray) -> np.ndarray:
-    r = np.asarray(returns, dtype=np.float64)
-    return r[~np.isnan(r)]
+def _arr(returns) -> np.ndarray:
+    return np.asarray(returns, dtype=np.float64).reshape(-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Returns and risk
 
 
 def total_return(returns) -> float:
-    """prod(1 + r) - 1."""
-    r = _clean(returns)
-    return float(np.prod(1.0 + r) - 1.0) if r.size else np.nan
+    """prod(1 + r) - 1 over the non-NaN bars (empyrical `cum_returns_final`)."""
+    r = _arr(returns)
+    return float(np.nanprod(1.0 + r) - 1.0) if r.size else np.nan
 
 
 def cagr(returns, periods: int = PERIODS) -> float:
-    """Compound annual growth: (prod(1 + r)) ** (periods / n) - 1 (empyrical `annual_return`)."""
-    r = _clean(returns)
+    """Compound annual growth rate: prod(1 + r) ** (1 / years) - 1, years = len(r) / periods.
+
+    Every bar counts as elapsed time, NaN bars included (empyrical `annual_return`).
+    """
+    r = _arr(returns)
     if r.size == 0:
         return np.nan
-    return float(np.prod(1.0 + r) ** (periods / r.size) - 1.0)
+    return float(np.nanprod(1.0 + r) ** (1.0 / (r.size / periods)) - 1.0)
 
 
 def annual_volatility(returns, periods: int = PERIODS) -> float:
-    """std(r, ddof=1) * sqrt(periods)."""
-    r = _clean(returns)
-    return float(np.std(r, ddof=1) * np.sqrt(periods)) if r.size > 1 else np.nan
+    """std(r, ddof=1) * sqrt(periods) over the non-NaN bars (empyrical `annual_volatility`)."""
+    r = _arr(returns)
+    ok = r[~np.isnan(r)]
+    return float(np.std(ok, ddof=1) * np.sqrt(periods)) if r.size > 1 and ok.size > 1 else np.nan
 
 
 def sharpe(returns, risk_free: float = 0.0, periods: int = PERIODS) -> float:
-    """mean(r - rf) / std(r - rf, ddof=1) * sqrt(periods); NaN when volatility is zero."""
-    r = _clean(returns) - risk_free / periods
+    """mean(r - rf) / std(r - rf, ddof=1) * sqrt(periods), rf = risk_free / periods.
+
+    Constant excess returns have a standard deviation of exactly 0: the ratio is then +-inf, or
+    NaN when they are all 0 (empyrical `sharpe_ratio`).
+    """
+    r = _arr(returns)
     if r.size < 2:
         return np.nan
-    sd = np.std(r, ddof=1)
-    return float(np.mean(r) / sd * np.sqrt(periods)) if sd > 0 else np.nan
+    x = r - risk_free / periods
+    ok = x[~np.isnan(x)]
+    if ok.size < 2:
+        return np.nan
+    sd = 0.0 if ok.max() == ok.min() else np.std(ok, ddof=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.mean(ok) / sd * np.sqrt(periods))
+
+
+def downside_risk(returns, risk_free: float = 0.0, periods: int = PERIODS) -> float:
+    """sqrt(mean(min(r - rf, 0) ** 2)) * sqrt(periods): the annualised downside deviation."""
+    r = _arr(returns)
+    if r.size == 0:
+        return np.nan
+    x = np.minimum(r - risk_free / periods, 0.0)
+    ok = x[~np.isnan(x)]
+    return float(np.sqrt(np.mean(ok * ok)) * np.sqrt(periods)) if ok.size else np.nan
 
 
 def sortino(returns, risk_free: float = 0.0, periods: int = PERIODS) -> float:
-    """mean(r - rf) * periods / (sqrt(mean(min(r - rf, 0)^2)) * sqrt(periods)) (empyrical)."""
-    r = _clean(returns) - risk_free / periods
+    """mean(r - rf) * periods / downside_risk(r, rf): +inf when no bar is below rf (empyrical)."""
+    r = _arr(returns)
     if r.size < 2:
         return np.nan
-    downside = np.sqrt(np.mean(np.minimum(r, 0.0) ** 2)) * np.sqrt(periods)
-    return float(np.mean(r) * periods / downside) if downside > 0 else np.nan
+    x = r - risk_free / periods
+    ok = x[~np.isnan(x)]
+    if ok.size == 0:
+        return np.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.mean(ok) * periods / downside_risk(r, risk_free, periods))
 
 
 def drawdown(returns) -> np.ndarray:
-    """Underwater curve: wealth / running peak - 1 (the starting wealth of 1 counts as a peak)."""
-    wealth = np.cumprod(1.0 + np.nan_to_num(np.asarray(returns, dtype=np.float64)))
+    """Underwater curve, one value per bar: wealth / running peak - 1 (<= 0).
+
+    Wealth starts at 1 before the first bar, and that start counts as a peak, so a loss on the
+    first bar is a drawdown. NaN bars are flat.
+    """
+    wealth = np.cumprod(1.0 + np.nan_to_num(_arr(returns)))
     peak = np.maximum.accumulate(np.maximum(wealth, 1.0))
     return wealth / peak - 1.0
 
 
 def max_drawdown(returns) -> float:
-    """Most negative value of the underwater curve."""
+    """Most negative value of the underwater curve (empyrical `max_drawdown`)."""
     dd = drawdown(returns)
     return float(dd.min()) if dd.size else np.nan
 
 
+def drawdown_periods(returns) -> pd.DataFrame:
+    """Every drawdown, deepest first, in bar positions of `returns`.
+
+    A drawdown runs from its `peak` (the last bar at the running high; -1 = the starting wealth
+    before bar 0) through its `trough` (deepest bar) to its `recovery` (first bar back at the
+    peak; -1 if it has not recovered). `depth` is the trough's underwater value; `bars` the
+    trading days from the peak to the recovery, or to the last bar if it has not recovered.
+    """
+    dd = drawdown(returns)
+    under = np.concatenate(([False], dd < 0.0, [False]))
+    edges = np.flatnonzero(under[1:] != under[:-1])
+    first, end = edges[0::2], edges[1::2]  # run of underwater bars: [first, end)
+    n = dd.size
+    rows = []
+    for a, b in zip(first, end):
+        trough = a + int(np.argmin(dd[a:b]))
+        recovery = b if b < n else -1
+        rows.append((a - 1, trough, recovery, float(dd[trough]), (b if b < n else n - 1) - (a - 1)))
+    out = pd.DataFrame(rows, columns=["peak", "trough", "recovery", "depth", "bars"])
+    return out.sort_values(["depth", "peak"], kind="stable").reset_index(drop=True)
+
+
 def max_drawdown_duration(returns) -> int:
-    """Longest run of bars spent below a previous peak."""
-    under = drawdown(returns) < 0
-    longest = run = 0
-    for u in under:
-        run = run + 1 if u else 0
-        longest = max(longest, run)
-    return longest
+    """Trading days from the peak of the deepest drawdown to its recovery (or the last bar)."""
+    p = drawdown_periods(returns)
+    return int(p["bars"].iloc[0]) if len(p) else 0
+
+
+def longest_drawdown(returns) -> int:
+    """Trading days of the longest drawdown, peak to recovery (or the last bar)."""
+    p = drawdown_periods(returns)
+    return int(p["bars"].max()) if len(p) else 0
 
 
 def calmar(returns, periods: int = PERIODS) -> float:
-    """CAGR / |max drawdown|."""
+    """CAGR / |max drawdown|; NaN without a drawdown (empyrical `calmar_ratio`)."""
     mdd = max_drawdown(returns)
-    return float(cagr(returns, periods) / -mdd) if mdd < 0 else np.nan
+    if not mdd < 0:
+        return np.nan
+    c = cagr(returns, periods) / -mdd
+    return float(c) if np.isfinite(c) else np.nan
+
+
+def alpha_beta(returns, factor_returns, risk_free: float = 0.0, periods: int = PERIODS) -> tuple[float, float]:
+    """Daily CAPM regression r - rf = alpha_d + beta * (f - rf) on the bars where both exist.
+
+    beta = cov(f, r) / var(f) (NaN when var(f) < 1e-30); alpha is annualised by compounding the
+    mean daily residual: (1 + mean(r - rf - beta * (f - rf))) ** periods - 1 (empyrical
+    `alpha_beta`; quantstats `greeks` annualises by multiplying by `periods` instead).
+    """
+    r, f = _arr(returns), _arr(factor_returns)
+    if r.size != f.size:
+        raise ValueError(f"returns ({r.size}) and factor returns ({f.size}) must have one value per bar each")
+    ok = ~np.isnan(r) & ~np.isnan(f)
+    if np.count_nonzero(ok) < 2:
+        return np.nan, np.nan
+    x, y = f[ok], r[ok]
+    xr = x - x.mean()
+    var = np.mean(xr * xr)
+    if var < 1e-30:
+        return np.nan, np.nan
+    beta = float(np.mean(xr * y) / var)
+    rf = risk_free / periods
+    alpha = float((1.0 + np.mean((y - rf) - beta * (x - rf))) ** periods - 1.0)
+    return alpha, beta
+
+
+def rolling_sharpe(returns, window: int = ROLLING_WINDOW, periods: int = PERIODS) -> np.ndarray:
+    """Sharpe ratio (risk-free 0) of each trailing `window` bars; NaN for the first window - 1.
+
+    Equal to empyrical `roll_sharpe_ratio` aligned on the window's last bar, except that a window
+    of constant returns gives NaN (a chart has no use for +-inf).
+    """
+    r = _arr(returns)
+    out = np.full(r.size, np.nan)
+    if r.size < window or window < 2:
+        return out
+    w = np.lib.stride_tricks.sliding_window_view(r, window)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows
+        sd = np.nanstd(w, axis=1, ddof=1)
+        flat = np.nanmax(w, axis=1) == np.nanmin(w, axis=1)
+        out[window - 1:] = np.where(flat, np.nan, np.nanmean(w, axis=1) / sd * np.sqrt(periods))
+    return out
+
+
+def period_returns(returns: pd.Series, freq: str) -> pd.Series:
+    """Compounded returns per calendar month ("M") or year ("Y"), indexed by (year, month) or year.
+
+    Equal to empyrical `aggregate_returns(returns, "monthly" / "yearly")`; NaN bars are flat.
+    """
+    idx = pd.DatetimeIndex(returns.index)
+    keys = [idx.year, idx.month] if freq == "M" else [idx.year]
+    growth = (1.0 + returns.fillna(0.0)).groupby(keys).prod() - 1.0
+    growth.index.names = ["year", "month"] if freq == "M" else ["year"]
+    return growth
+
+
+# ---------------------------------------------------------------------------------------------
+# Benchmarks
+
+
+def index_returns(level) -> np.ndarray:
+    """Daily returns of an index level; a missing level is carried, so a return spanning a gap
+    lands on the first bar after it. NaN on the first bar (and before the first level)."""
+    x = pd.Series(_arr(level)).ffill().to_numpy()
+    out = np.full(x.size, np.nan)
+    out[1:] = x[1:] / x[:-1] - 1.0
+    return out
+
+
+def equal_weight_returns(close: np.ndarray) -> np.ndarray:
+    """Daily returns of an equal-weight portfolio of the universe, rebalanced every bar.
+
+    r_t = mean over names of close[t, j] / c[j] - 1, where c[j] is the name's previous close
+    (carried across suspensions, so the gap's move lands on its first bar back); names without
+    a close on t or without an earlier one (not yet listed) sit out that bar. NaN when no name
+    has a return (always on the first bar).
+    """
+    c = np.asarray(close, dtype=np.float64)
+    prev = pd.DataFrame(c).ffill().shift(1).to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = c / prev - 1.0
+    n = np.count_nonzero(~np.isnan(r), axis=1)
+    s = np.nansum(r, axis=1)
+    return np.where(n > 0, s / np.maximum(n, 1), np.nan)
+
+
+def relative(returns, bench_returns, risk_free: float = 0.0, periods: int = PERIODS) -> dict[str, float]:
+    """Alpha and beta (`alpha_beta`) and excess total return (strategy - benchmark, same bars)."""
+    alpha, beta = alpha_beta(returns, bench_returns, risk_free, periods)
+    return {"alpha": alpha, "beta": beta,
+            "excess_return": total_return(returns) - total_return(bench_returns)}
+
+
+def return_stats(returns, risk_free: float = 0.0, periods: int = PERIODS) -> dict[str, float]:
+    """The return and risk block of the key metrics, for a strategy or a benchmark."""
+    r = _arr(returns)
+    dd = drawdown_periods(r)
+    return {
+        "total_return": total_return(r),
+        "cagr": cagr(r, periods),
+        "annual_volatility": annual_volatility(r, periods),
+        "sharpe": sharpe(r, risk_free, periods),
+        "sortino": sortino(r, risk_free, periods),
+        "max_drawdown": max_drawdown(r),
+        "max_drawdown_days": int(dd["bars"].iloc[0]) if len(dd) else 0,
+        "longest_drawdown_days": int(dd["bars"].max()) if len(dd) else 0,
+        "calmar": calmar(r, periods),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Trades and orders
 
 
 def trade_stats(trades: pd.DataFrame, years: float) -> dict[str, float]:
-    """Win rate, profit factor, average/median trade return and trades per year (closed trades)."""
+    """Statistics of closed trades (positions still open at the end are left out).
+
+    win_rate: trades with return > 0 / closed trades. profit_factor: gross profit / gross loss in
+    HK$ (+inf with no losing trade, NaN with no trade or only flat ones). avg_trade /
+    median_trade: of the trade returns, net of fees. trades_per_year: closed trades / years.
+    """
     closed = trades[trades["reason"] != "open"]
-    ret = closed["return"].to_numpy()
-    pnl = closed["pnl"].to_numpy()
+    ret = closed["return"].to_numpy(dtype=np.float64)
+    pnl = closed["pnl"].to_numpy(dtype=np.float64)
     gains, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
+    if losses > 0:
+        pf = gains / losses
+    else:
+        pf = np.inf if gains > 0 else np.nan
     return {
         "trades": int(len(closed)),
+        "open_trades": int(len(trades) - len(closed)),
         "win_rate": float(np.mean(ret > 0)) if ret.size else np.nan,
-        "profit_factor": float(gains / losses) if losses > 0 else np.nan,
+        "profit_factor": float(pf),
         "avg_trade": float(np.mean(ret)) if ret.size else np.nan,
         "median_trade": float(np.median(ret)) if ret.size else np.nan,
         "trades_per_year": float(len(closed) / years) if years > 0 else np.nan,
     }
 
 
-def summary(equity: pd.Series, trades: pd.DataFrame, exposure: pd.Series, fees: float,
-            risk_free: float = 0.0) -> dict[str, float]:
-    """The key-metrics table of a run, from total equity, trades, invested fraction and fees paid."""
-    returns = equity.pct_change().iloc[1:]
-    years = len(returns) / PERIODS
-    out = {
-        "start": str(equity.index[0].date()),
-        "end": str(equity.index[-1].date()),
-        "total_return": total_return(returns),
-        "cagr": cagr(returns),
-        "annual_volatility": annual_volatility(returns),
-        "sharpe": sharpe(returns, risk_free),
-        "sortino": sortino(returns, risk_free),
-        "max_drawdown": max_drawdown(returns),
-        "max_drawdown_days": max_drawdown_duration(returns),
-        "calmar": calmar(returns),
-        "exposure": float(exposure.mean()),
-        "fees_paid": float(fees),
-        "fees_pct_of_start": float(fees / equity.iloc[0]),
-    }
+def turnover(traded_value: float, equity, years: float) -> float:
+    """Traded value (buys + sells, HK$) / mean equity / years: the equity traded per year."""
+    mean_equity = float(np.nanmean(_arr(equity)))
+    return float(traded_value / mean_equity / years) if years > 0 and mean_equity > 0 else np.nan
+
+
+# ---------------------------------------------------------------------------------------------
+# The key-metrics table
+
+
+def summary(equity: pd.Series, invested: pd.Series, trades: pd.DataFrame, orders: pd.DataFrame,
+            benchmarks: pd.DataFrame | None = None, risk_free: float = 0.0,
+            periods: int = PERIODS) -> dict[str, float]:
+    """The key metrics of a run.
+
+    equity: total equity per bar (HK$); invested: value of open positions per bar; trades: the
+    trade list; orders: the order log (only `status == "filled"` rows count); benchmarks: daily
+    returns, one column per benchmark, on the equity's bars (row 0 is ignored, as for the
+    strategy, whose first return is undefined). `alpha_<name>`, `beta_<name>` and
+    `excess_return_<name>` compare the strategy with each benchmark column.
+    """
+    returns = equity.pct_change().to_numpy()[1:]
+    years = returns.size / periods
+    filled = orders[orders["status"] == "filled"]
+    exposure = (invested / equity).to_numpy()
+    out: dict = {"start": str(equity.index[0].date()), "end": str(equity.index[-1].date()), "years": years}
+    out.update(return_stats(returns, risk_free, periods))
+    out.update({
+        "exposure": float(np.nanmean(exposure)),
+        "time_in_market": float(np.mean(invested.to_numpy() > 0)),
+        "turnover": turnover(float(filled["value"].sum()), equity, years),
+        "fees_paid": float(filled["fees"].sum()),
+        "fees_pct_of_start": float(filled["fees"].sum() / equity.iloc[0]),
+    })
     out.update(trade_stats(trades, years))
+    if benchmarks is not None:
+        for name in benchmarks.columns:
+            rel = relative(returns, benchmarks[name].to_numpy()[1:], risk_free, periods)
+            out.update({f"{k}_{name}": v for k, v in rel.items()})
     return out

@@ -58,25 +58,35 @@ class RunOutput:
     prepared: Prepared
     features: np.ndarray  # (F, T, N), in `prepared.plan.refs` order
     result: Result
-    stats: dict
+    stats: dict  # the strategy's key metrics (backtest.metrics.summary), flat
     seconds: float
+    benchmarks: pd.DataFrame | None = None  # daily returns: "index", "equal_weight" (NaN on row 0)
+    benchmark_stats: dict | None = None  # name -> return_stats of that benchmark
+    event_study: pd.DataFrame | None = None  # backtest.event_study.event_study of the entry rule
+    started: str = ""  # local wall-clock time the run started, ISO 8601
 
 
 def run(cfg: Config, market: MarketData | None = None) -> RunOutput:
+    from backtest.event_study import event_study
     from backtest.features import compute_features
-    from backtest.metrics import summary
+    from backtest.metrics import equal_weight_returns, index_returns, return_stats, summary
     from backtest.simulate import simulate
 
     t0 = time.perf_counter()
     prep = prepare(cfg, market)
     feats = compute_features(prep.panel, prep.plan.refs)
     result = simulate(prep.panel, prep.plan, feats, cfg)
+    from datetime import datetime, timedelta
+
+    started = (datetime.now() - timedelta(seconds=time.perf_counter() - t0)).astimezone().isoformat(timespec="seconds")
+    panel, risk_free = prep.panel, 0.0  # annual rate; see backtest.metrics
     equity = result.total_equity
     invested = (result.equity - result.cash).sum(axis=1)
-    exposure = (invested / equity).rename("exposure")
-    fees = float(result.orders["fees"].sum())
-    stats = summary(equity, result.trades, exposure, fees)
+    bench = pd.DataFrame({"index": index_returns(panel.series["index_close"]),
+                          "equal_weight": equal_weight_returns(panel.fields["close"])}, index=equity.index)
+    stats = summary(equity, invested, result.trades, result.orders, bench, risk_free)
     stats["skipped_entries"] = int((result.orders["status"] != "filled").sum())
-    bench = pd.Series(prep.panel.series["index_close"], index=equity.index)
-    stats["benchmark_total_return"] = float(bench.iloc[-1] / bench.iloc[0] - 1.0) if np.isfinite(bench.iloc[[0, -1]]).all() else np.nan
-    return RunOutput(prep, feats, result, stats, time.perf_counter() - t0)
+    bench_stats = {name: return_stats(bench[name].to_numpy()[1:], risk_free) for name in bench.columns}
+    events = event_study(feats, prep.plan.entry_rule, prep.plan.entry, panel.fields["open"], panel.fields["close"],
+                         panel.symbols, cfg.execution.fill)
+    return RunOutput(prep, feats, result, stats, time.perf_counter() - t0, bench, bench_stats, events, started)

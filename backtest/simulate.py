@@ -19,7 +19,10 @@ FEE_KINDS = ("stamp", "trading", "sfc", "afrc", "settlement", "commission", "fla
 
 @dataclass(frozen=True)
 class Result:
-    """Per-bar cash, shares, equity (dates x symbols), the trade list and the order log."""
+    """Per-bar cash and equity (dates x accounts), shares (dates x symbols), trades and orders.
+
+    Accounts are the symbols in independent mode and one column "portfolio" in portfolio mode.
+    """
 
     cash: pd.DataFrame
     shares: pd.DataFrame
@@ -27,11 +30,37 @@ class Result:
     trades: pd.DataFrame
     orders: pd.DataFrame
     init_cash: float
+    close: pd.DataFrame  # the prices positions are marked at
+
+    def to_vectorbt(self, freq: str = "1D"):
+        """A vectorbt Portfolio replaying our exact fills, sizes and fees (`from_orders`), so
+        vectorbt's analytics apply; its value equals `equity`."""
+        import vectorbt as vbt
+
+        filled = self.orders[self.orders["status"] == "filled"]
+        rows = self.close.index.get_indexer(filled["date"])
+        cols = self.close.columns.get_indexer(filled["symbol"])
+        size = np.full(self.close.shape, np.nan)
+        price = np.full(self.close.shape, np.nan)
+        fixed_fees = np.zeros(self.close.shape)
+        sign = np.where(filled["side"] == "buy", 1.0, -1.0)
+        size[rows, cols] = sign * filled["shares"].to_numpy()
+        price[rows, cols] = filled["price"].to_numpy()
+        fixed_fees[rows, cols] = filled["fees"].to_numpy()
+        like = lambda a: pd.DataFrame(a, index=self.close.index, columns=self.close.columns)  # noqa: E731
+        shared = list(self.equity.columns) == ["portfolio"]
+        return vbt.Portfolio.from_orders(
+            self.close, like(size), price=like(price), fixed_fees=like(fixed_fees), init_cash=self.init_cash,
+            group_by=True if shared else None, cash_sharing=shared, call_seq="auto" if shared else None, freq=freq)
 
     @property
     def total_equity(self) -> pd.Series:
         """All accounts together (independent mode: one account per symbol)."""
         return self.equity.sum(axis=1).rename("equity")
+
+    @property
+    def total_cash(self) -> pd.Series:
+        return self.cash.sum(axis=1).rename("cash")
 
 
 def cost_model(cfg: Config) -> CostModel:
@@ -50,20 +79,25 @@ def simulate(panel: Panel, plan: StrategyPlan, feats: np.ndarray, cfg: Config) -
     f = panel.fields
     ex, xc = cfg.execution, cfg.exits
     costs = cost_table(cost_model(cfg), panel.dates)
-    cash, shares, equity, trades, orders, ofees = nb.simulate_independent(
+    portfolio = ex.mode == "portfolio"
+    cash, shares, equity, trades, orders, ofees = nb.simulate(
         f["open"], f["high"], f["low"], f["close"], f["board_lot"], feats,
         plan.entry.feat, plan.entry.op, plan.entry.thr, plan.entry.k,
-        plan.exit.feat, plan.exit.op, plan.exit.thr, plan.exit.k,
+        plan.exit.feat, plan.exit.op, plan.exit.thr, plan.exit.k, plan.rank_slot, plan.rank_sign,
         FILLS[ex.fill], ex.init_cash, ex.slippage_bps / 1e4,
-        xc.stop_loss, xc.take_profit, xc.trailing_stop, xc.max_hold, costs, ex.board_lots)
+        xc.stop_loss, xc.take_profit, xc.trailing_stop, xc.max_hold, costs, ex.board_lots,
+        ex.max_positions if portfolio else 0)
     idx = pd.DatetimeIndex(panel.dates, name="date")
-    cols = list(panel.symbols)
-    frame = lambda a: pd.DataFrame(a, index=idx, columns=cols)  # noqa: E731
-    return Result(frame(cash), frame(shares), frame(equity), _trades(trades, panel),
-                  _orders(orders, ofees, panel), ex.init_cash)
+    accounts = ["portfolio"] if portfolio else list(panel.symbols)
+    order_log = _orders(orders, ofees, panel)
+    return Result(pd.DataFrame(cash, index=idx, columns=accounts),
+                  pd.DataFrame(shares, index=idx, columns=list(panel.symbols)),
+                  pd.DataFrame(equity, index=idx, columns=accounts),
+                  _trades(trades, ofees, panel), order_log, ex.init_cash,
+                  pd.DataFrame(f["close"], index=idx, columns=list(panel.symbols), copy=False))
 
 
-def _trades(tr: np.ndarray, panel: Panel) -> pd.DataFrame:
+def _trades(tr: np.ndarray, ofees: np.ndarray, panel: Panel) -> pd.DataFrame:
     from backtest.kernels import simulate as nb
 
     dates = pd.DatetimeIndex(panel.dates)
@@ -86,6 +120,10 @@ def _trades(tr: np.ndarray, panel: Panel) -> pd.DataFrame:
         "bars": np.where(closed, exit_bar - tr[:, nb.T_ENTRY_BAR], len(dates) - 1 - tr[:, nb.T_ENTRY_BAR]),
         "reason": np.asarray(nb.REASONS, dtype=object)[tr[:, nb.T_REASON].astype(np.int64)],
     })
+    entry_o = tr[:, nb.T_ENTRY_ORDER].astype(np.int64)
+    exit_o = tr[:, nb.T_EXIT_ORDER].astype(np.int64)
+    for i, kind in enumerate(FEE_KINDS):
+        df[f"fee_{kind}"] = ofees[entry_o, i] + np.where(exit_o >= 0, ofees[np.maximum(exit_o, 0), i], 0.0)
     return df.sort_values(["entry_date", "symbol"], kind="stable").reset_index(drop=True)
 
 
@@ -103,6 +141,7 @@ def _orders(od: np.ndarray, fees: np.ndarray, panel: Panel) -> pd.DataFrame:
         "reason": np.asarray(nb.REASONS, dtype=object)[od[:, nb.O_REASON].astype(np.int64)],
         "status": np.asarray(nb.STATUSES, dtype=object)[od[:, nb.O_STATUS].astype(np.int64)],
     })
+    df.insert(0, "order_id", np.arange(len(df)))
     for i, kind in enumerate(FEE_KINDS):
         df[f"fee_{kind}"] = fees[:, i]
     return df.sort_values(["date", "symbol"], kind="stable").reset_index(drop=True)

@@ -1,7 +1,8 @@
 """Strategy modules: find them by name or import path, check their parameters, compile their rules.
 
 A strategy module defines NAME, HELP, PARAMS (a tuple of `Param`) and `entry(p) -> Rule`;
-optionally `exit(p) -> Rule | None`. `p` holds the parameter values as attributes.
+optionally `exit(p) -> Rule | None` and `rank(p) -> (FeatureRef, "high_first" | "low_first")`, which
+orders same-bar entries in portfolio mode. `p` holds the parameter values as attributes.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ class StrategyPlan:
     exit: CompiledRule
     entry_rule: Rule
     exit_rule: Rule | None
+    rank_slot: int  # feature slot that ranks same-bar entries (portfolio mode)
+    rank_sign: float  # +1: high values first, -1: low values first
 
 
 def plan(module: ModuleType, params: SimpleNamespace, fill: str, where: str = "config") -> StrategyPlan:
@@ -103,6 +106,10 @@ def plan(module: ModuleType, params: SimpleNamespace, fill: str, where: str = "c
         raise ConfigError(f"{where}: strategy {module.NAME!r} must return rules built with all_of/any_of/k_of")
     index: dict[FeatureRef, int] = {}
     entry, exit_ = compile_rule(entry_rule, index), compile_rule(exit_rule, index)
+    rank_ref, order = module.rank(params) if hasattr(module, "rank") else _default_rank(entry_rule)
+    if order not in ("high_first", "low_first"):
+        raise ConfigError(f"{where}: strategy {module.NAME!r}: rank() must return (feature, 'high_first' or 'low_first')")
+    rank_slot = index.setdefault(rank_ref, len(index))
     refs = list(index)
     for ref in refs:
         fd = check_ref(ref)
@@ -111,7 +118,13 @@ def plan(module: ModuleType, params: SimpleNamespace, fill: str, where: str = "c
                 f"{where}: fill = {fill!r} would trade at the close of the bar whose data forms the signal, "
                 f"but feature {ref} is only known before the next HK open (DESIGN §3); "
                 f"use fill = 'next_open' or 'next_close'")
-    return StrategyPlan(refs, entry, exit_, entry_rule, exit_rule)
+    return StrategyPlan(refs, entry, exit_, entry_rule, exit_rule, rank_slot, 1.0 if order == "high_first" else -1.0)
+
+
+def _default_rank(rule: Rule) -> tuple[FeatureRef, str]:
+    """Without a `rank(p)`, the first entry condition ranks: the further past its threshold, the stronger."""
+    first = rule.conds[0]
+    return first.feature, "low_first" if first.op in ("<=", "<") else "high_first"
 
 
 def describe(module: ModuleType) -> str:

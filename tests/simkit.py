@@ -1,0 +1,34 @@
+"""Drive the simulation kernel from plain boolean entry/exit arrays (rules: feature >= 0.5)."""
+
+import numpy as np
+
+from backtest.costs import CostModel, cost_table
+from backtest.kernels import simulate as nb
+
+FILLS = {"next_open": nb.FILL_NEXT_OPEN, "next_close": nb.FILL_NEXT_CLOSE, "same_close": nb.FILL_SAME_CLOSE}
+
+
+def dates(n, start="2024-01-02"):
+    return np.busday_offset(np.datetime64(start, "D"), np.arange(n), roll="forward")
+
+
+def run(o, h, l, c, entries, exits=None, *, lot=None, rank=None, fill="next_open", cash=1e6, slippage=0.0,
+        stop_loss=0.0, take_profit=0.0, trailing_stop=0.0, max_hold=0, costs=None, max_positions=0,
+        start="2024-01-02"):
+    o, h, l, c = (np.ascontiguousarray(np.asarray(a, dtype=np.float64)) for a in (o, h, l, c))
+    if o.ndim == 1:
+        o, h, l, c = (a[:, None].copy() for a in (o, h, l, c))
+    entries = np.asarray(entries, dtype=bool).reshape(c.shape)
+    exits = np.zeros(c.shape, bool) if exits is None else np.asarray(exits, dtype=bool).reshape(c.shape)
+    feats = [entries.astype(float), exits.astype(float)]
+    r_feat = -1
+    if rank is not None:
+        feats.append(np.asarray(rank, dtype=np.float64).reshape(c.shape))
+        r_feat = 2
+    feats = np.ascontiguousarray(np.stack(feats))
+    one = lambda i: (np.array([i], np.int64), np.array([1], np.int64), np.array([0.5]), 1)  # noqa: E731
+    use_lots = lot is not None
+    lot_arr = np.broadcast_to(np.asarray(lot if use_lots else 1.0, dtype=np.float64), c.shape).copy()
+    table = cost_table(costs or CostModel(kind="flat"), dates(c.shape[0], start))
+    return nb.simulate(o, h, l, c, lot_arr, feats, *one(0), *one(1), r_feat, 1.0, FILLS[fill], cash, slippage,
+                       stop_loss, take_profit, trailing_stop, max_hold, table, use_lots, max_positions)
