@@ -19,6 +19,15 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("config", help="TOML config, e.g. configs/dip.toml")
     r.add_argument("--out", help="output directory (default: report.out in the config)")
 
+    w = sub.add_parser("sweep", help="run a parameter sweep from a config's [sweep.grid]")
+    w.add_argument("config", help="TOML config with a [sweep.grid] table, e.g. configs/dip_sweep.toml")
+    w.add_argument("--out", help="output directory (default: report.out in the config)")
+    w.add_argument("--workers", type=int, help="threads (local engine) or Dask worker processes (default: all cores)")
+    w.add_argument("--engine", choices=("local", "dask"), default="local",
+                   help="local: numba threads in this process; dask: a LocalCluster of --workers processes")
+    w.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster (implies --engine dask)")
+    w.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
+
     v = sub.add_parser("validate", help="check a config and its data without running")
     v.add_argument("config")
 
@@ -49,6 +58,30 @@ def _run(args) -> int:
           f"total return {s['total_return']:.2%}, Sharpe {s['sharpe']:.2f}, max drawdown {s['max_drawdown']:.2%}")
     print(f"wrote {out_dir}/tearsheet.html, stats.json, trades.csv, orders.csv, equity.csv "
           f"(backtest {out.seconds:.2f} s, report {time.perf_counter() - t0:.2f} s)")
+    return 0
+
+
+def _sweep(args) -> int:
+    from backtest.config import load_config
+    from backtest.sweep import run_sweep, write_results
+
+    cfg = load_config(args.config)
+    if args.workers is not None and args.workers < 1:
+        from backtest.errors import UserError
+
+        raise UserError(f"--workers must be at least 1, got {args.workers}")
+    res = run_sweep(cfg, args.out or cfg.report.out, workers=args.workers, scheduler=args.scheduler,
+                    engine=args.engine, resume=args.resume)
+    write_results(res)
+    from backtest.sweep_report import write_sweep_report
+
+    write_sweep_report(res, cfg)
+    metric = cfg.sweep.metric
+    best = res.table.sort_values(metric, ascending=False, kind="stable").iloc[0]  # every metric: higher is better
+    print(f"{res.grid.size} combinations ({res.computed} computed now) in {res.seconds:.2f} s; "
+          f"best {metric} {best[metric]:.3f} at " + ", ".join(f"{k}={best[k]}" for k in res.grid.keys))
+    print(f"wrote {res.out_dir}/sweep.html, results.parquet, results.csv" +
+          (", by_symbol.parquet" if res.by_symbol is not None else ""))
     return 0
 
 
@@ -86,7 +119,8 @@ def _synth(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"run": _run, "validate": _validate, "strategies": _strategies, "data": _synth}[args.command]
+    handler = {"run": _run, "sweep": _sweep, "validate": _validate, "strategies": _strategies,
+               "data": _synth}[args.command]
     from backtest.errors import UserError
 
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import tomllib
 import types
@@ -68,6 +69,15 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class SweepConfig:
+    grid: dict = field(default_factory=dict)  # key -> list | {start, stop, num | step, log}; see backtest.grid
+    metric: Literal["sharpe", "sortino", "total_return", "cagr", "max_drawdown", "win_rate"] = "sharpe"
+    blocks: int = field(default=10, metadata=_check(2, 64, "time blocks for PBO and walk-forward"))
+    train_blocks: int = field(default=4, metadata=_check(1, 63, "walk-forward in-sample window, in blocks"))
+    chunk_size: int = field(default=0, metadata=_check(0, None, "combinations per chunk (0: automatic)"))
+
+
+@dataclass(frozen=True)
 class Config:
     strategy: StrategyConfig
     data: DataConfig = field(default_factory=DataConfig)
@@ -75,6 +85,7 @@ class Config:
     exits: ExitConfig = field(default_factory=ExitConfig)
     costs: CostConfig = field(default_factory=CostConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     source: str = field(default="", metadata={"internal": True})
     text: str = field(default="", metadata={"internal": True})
 
@@ -159,5 +170,7 @@ def load_config(path: str | Path) -> Config:
     data = cfg.data
     if data.path is not None and not Path(data.path).is_absolute():
         data = DataConfig(path=str((path.parent / data.path).resolve()), synthetic=data.synthetic)
-    return Config(strategy=cfg.strategy, data=data, execution=cfg.execution, exits=cfg.exits,
-                  costs=cfg.costs, report=cfg.report, source=str(path), text=text)
+    if cfg.sweep.train_blocks >= cfg.sweep.blocks:
+        raise ConfigError(f"{path}: key 'sweep.train_blocks' = {cfg.sweep.train_blocks} must be below "
+                          f"'sweep.blocks' = {cfg.sweep.blocks}")
+    return dataclasses.replace(cfg, data=data, source=str(path), text=text)

@@ -17,20 +17,20 @@ Definitions (docs/tearsheet.md has the longer version):
   dates, signal or not (per symbol: every row of that symbol; pooled: every row of every symbol).
 - Statistics per (signal, horizon), pooled over symbols (`symbol == "*"`) and per symbol: count,
   mean, median, hit rate (fraction > 0), and a 95 % interval of the mean from a circular
-  moving-block bootstrap over dates: blocks of h consecutive rows (all symbols of a row move
-  together), ceil(T / h) blocks per resample, `n_boot` resamples from a fixed seed, the 2.5th and
-  97.5th percentiles of the resampled means (resamples without an observation are dropped).
-  Blocks of h rows keep the overlap of h-day forward windows and the cross-section of one date
-  inside a block, which an independent bootstrap of observations would break and so understate
-  the interval.
+  moving-block bootstrap over dates: blocks of L = max(horizons) consecutive rows with every
+  symbol of a row, ceil(T / L) blocks per resample, `n_boot` resamples drawn once from a fixed
+  seed and shared by every signal, symbol and horizon; the interval is the 2.5th and 97.5th
+  percentiles of the resampled means (resamples without an observation are dropped). Blocks as
+  long as the longest horizon keep overlapping forward windows, the cross-section of a date and
+  runs of consecutive signal days (one dip fires on many days in a row) together; an independent
+  bootstrap of observations would treat those as independent and understate the interval.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from backtest.rules import CompiledRule, Rule
 
@@ -86,33 +86,61 @@ def _block_sums(x: np.ndarray, block: int) -> np.ndarray:
     return cum[block: block + n] - cum[:n]
 
 
+@njit(cache=True, nogil=True)
+def _resample_sums(block_sums, starts):
+    """out[b] = sum over k of block_sums[starts[b, k]]: one resample's total per column."""
+    n_boot, n_blocks = starts.shape
+    out = np.zeros((n_boot, block_sums.shape[1]))
+    for b in range(n_boot):
+        for k in range(n_blocks):
+            row = block_sums[starts[b, k]]
+            for c in range(row.shape[0]):
+                out[b, c] += row[c]
+    return out
+
+
 def bootstrap_means(sums: np.ndarray, counts: np.ndarray, block: int, n_boot: int,
                     rng: np.random.Generator) -> np.ndarray:
     """(n_boot, K) means of circular moving-block resamples of rows; NaN where a resample is empty.
 
-    sums, counts: (T, K) per-row sums and counts of observations of K groups; resampling rows
-    keeps every group's observations of a date together.
+    sums, counts: (T, K) per-row sums and counts of observations of K groups. A resample is
+    ceil(T / block) blocks of `block` consecutive rows (wrapping at the end) with uniformly drawn
+    starts, so every group's observations of a date, and of nearby dates, stay together.
     """
-    n = sums.shape[0]
+    n, k = sums.shape
     block = max(1, min(block, n))
     starts = rng.integers(0, n, size=(n_boot, -(-n // block)))
-    rows = (starts + (np.arange(n_boot) * n)[:, None]).ravel()
-    w = np.bincount(rows, minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
-    s = w @ _block_sums(sums, block)
-    c = w @ _block_sums(counts, block)
+    tot = _resample_sums(np.ascontiguousarray(_block_sums(np.hstack([sums, counts]), block)), starts)
+    s, c = tot[:, :k], tot[:, k:]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(c > 0, s / c, np.nan)
+
+
+def column_quantiles(x: np.ndarray, q: tuple[float, ...]) -> np.ndarray:
+    """(len(q), K) quantiles of each column of x (M, K), NaN skipped, numpy's default 'linear'
+    interpolation (equal to np.nanquantile, without its per-column Python loop)."""
+    s = np.sort(x, axis=0)  # NaN last
+    m = np.count_nonzero(~np.isnan(x), axis=0)
+    out = np.full((len(q), x.shape[1]), np.nan)
+    cols = np.arange(x.shape[1])
+    ok = m > 0
+    for i, qi in enumerate(q):
+        pos = qi * (m - 1)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, np.maximum(m - 1, 0))
+        a, b = s[np.maximum(lo, 0), cols], s[hi, cols]
+        out[i] = np.where(ok, a + (b - a) * (pos - lo), np.nan)
+    return out
 
 
 def _describe(fwd: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
     """n, mean, median, hit rate of fwd where mask: per column, then pooled (last)."""
     x = np.where(mask, fwd, np.nan)
     n = np.append(mask.sum(axis=0), mask.sum())
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # symbols without observations
-        total = np.append(np.nansum(x, axis=0), np.nansum(x))
-        ups = np.append((x > 0).sum(axis=0), (x > 0).sum())
-        med = np.append(np.nanmedian(x, axis=0), np.median(fwd[mask]) if n[-1] else np.nan)
+    total = np.append(np.nansum(x, axis=0), np.nansum(x))
+    ups = np.append((x > 0).sum(axis=0), (x > 0).sum())
+    med = np.append(column_quantiles(x, (0.5,))[0], column_quantiles(x.reshape(-1, 1), (0.5,))[0])
+    with np.errstate(invalid="ignore", divide="ignore"):
         return n, np.where(n > 0, total / n, np.nan), med, np.where(n > 0, ups / n, np.nan)
 
 
@@ -131,30 +159,25 @@ def event_study(feats: np.ndarray, rule: Rule, compiled: CompiledRule, open_: np
     masks = signal_masks(feats, compiled)
     fwd_all = forward_returns(open_, close, fill, horizons)
     n_sig, n_sym, n_h = len(labels), len(symbols), len(horizons)
-    res = np.full((n_sig, n_sym + 1, n_h, len(COLUMNS) - 3), np.nan)
-    for i, h in enumerate(horizons):
+    res = np.full((n_h, n_sig, n_sym + 1, len(COLUMNS) - 3), np.nan)  # symbol slot n_sym = pooled
+    sums, counts = [], []
+    for i in range(n_h):
         fwd = fwd_all[i]
         valid = ~np.isnan(fwd)
-        un, umean, umed, uhit = _describe(fwd, valid)
-        sums, counts = [], []
+        uncond = np.column_stack(_describe(fwd, valid))
         for s in range(n_sig):
             m = masks[s] & valid
-            n, mean, med, hit = _describe(fwd, m)
-            res[s, :, i, :4] = np.column_stack([n, mean, med, hit])
-            res[s, :, i, 6:10] = np.column_stack([un, umean, umed, uhit])
-            res[s, :, i, 10] = mean - umean
+            res[i, s, :, :4] = np.column_stack(_describe(fwd, m))
+            res[i, s, :, 6:10] = uncond
             x = np.where(m, fwd, 0.0)
             sums += [x, x.sum(axis=1, keepdims=True)]
             counts += [m, m.sum(axis=1, keepdims=True)]
-        boot = bootstrap_means(np.hstack(sums), np.hstack(counts).astype(np.float64), h, n_boot,
-                               np.random.default_rng([seed, h]))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # groups without observations
-            lo, hi = np.nanpercentile(boot, [2.5, 97.5], axis=0)
-        res[:, :, i, 4] = lo.reshape(n_sig, n_sym + 1)
-        res[:, :, i, 5] = hi.reshape(n_sig, n_sym + 1)
-    # Pooled first: move the last symbol slot to the front.
-    res = np.concatenate([res[:, -1:], res[:, :-1]], axis=1)
+    boot = bootstrap_means(np.hstack(sums), np.hstack(counts).astype(np.float64), max(horizons), n_boot,
+                           np.random.default_rng(seed))
+    res[..., 4:6] = column_quantiles(boot, (0.025, 0.975)).T.reshape(n_h, n_sig, n_sym + 1, 2)
+    res[..., 10] = res[..., 1] - res[..., 7]
+    # Rows ordered signal, symbol (pooled first), horizon.
+    res = np.concatenate([res[:, :, -1:], res[:, :, :-1]], axis=2).transpose(1, 2, 0, 3)
     sym = [POOLED, *symbols]
     df = pd.DataFrame(res.reshape(-1, res.shape[-1]), columns=COLUMNS[3:])
     df.insert(0, "horizon", np.tile(np.asarray(horizons, dtype=np.int64), n_sig * (n_sym + 1)))

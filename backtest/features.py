@@ -101,8 +101,9 @@ def check_ref(ref: FeatureRef) -> FeatureDef:
 
 
 def compute_features(panel: Panel, refs: list[FeatureRef]) -> np.ndarray:
-    """Stack the features in `refs` order into one (F, T, N) float64 array; each computed once."""
-    out = np.empty((len(refs), *panel.shape), dtype=np.float64)
+    """Stack the features in `refs` order into one symbol-major (F, N, T) array, each computed once."""
+    n_t, n_s = panel.shape
+    out = np.empty((len(refs), n_s, n_t), dtype=np.float64)
     for i, ref in enumerate(refs):
-        out[i] = FEATURES[ref.name].compute(panel, **dict(ref.params))
+        out[i] = FEATURES[ref.name].compute(panel, **dict(ref.params)).T
     return out

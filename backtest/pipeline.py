@@ -56,7 +56,7 @@ def prepare(cfg: Config, market: MarketData | None = None) -> Prepared:
 @dataclass(frozen=True)
 class RunOutput:
     prepared: Prepared
-    features: np.ndarray  # (F, T, N), in `prepared.plan.refs` order
+    features: np.ndarray  # (F, T, N) view of the kernel's (F, N, T) stack, in `prepared.plan.refs` order
     result: Result
     stats: dict  # the strategy's key metrics (backtest.metrics.summary), flat
     seconds: float
@@ -80,6 +80,7 @@ def run(cfg: Config, market: MarketData | None = None) -> RunOutput:
 
     started = (datetime.now() - timedelta(seconds=time.perf_counter() - t0)).astimezone().isoformat(timespec="seconds")
     panel, risk_free = prep.panel, 0.0  # annual rate; see backtest.metrics
+    feats_tn = feats.transpose(0, 2, 1)  # (F, T, N) view of the kernel's (F, N, T) stack
     equity = result.total_equity
     invested = (result.equity - result.cash).sum(axis=1)
     bench = pd.DataFrame({"index": index_returns(panel.series["index_close"]),
@@ -87,6 +88,6 @@ def run(cfg: Config, market: MarketData | None = None) -> RunOutput:
     stats = summary(equity, invested, result.trades, result.orders, bench, risk_free)
     stats["skipped_entries"] = int((result.orders["status"] != "filled").sum())
     bench_stats = {name: return_stats(bench[name].to_numpy()[1:], risk_free) for name in bench.columns}
-    events = event_study(feats, prep.plan.entry_rule, prep.plan.entry, panel.fields["open"], panel.fields["close"],
+    events = event_study(feats_tn, prep.plan.entry_rule, prep.plan.entry, panel.fields["open"], panel.fields["close"],
                          panel.symbols, cfg.execution.fill)
-    return RunOutput(prep, feats, result, stats, time.perf_counter() - t0, bench, bench_stats, events, started)
+    return RunOutput(prep, feats_tn, result, stats, time.perf_counter() - t0, bench, bench_stats, events, started)

@@ -5,7 +5,7 @@ daily returns (docs/robustness.md). The backtest is cut into S contiguous blocks
 p and block s the sweep kernel records
 
     n[p, s]  = number of daily returns r_t in the block
-    s1[p, s] = sum r_t      s2[p, s] = sum r_t**2      s3[p, s] = sum r_t**3      s4[p, s] = sum r_t**4
+    s1[p, s] = sum r_t    s2[p, s] = sum r_t**2    s3[p, s] = sum r_t**3    s4[p, s] = sum r_t**4
 
 with r_t the simple daily return of the combination's equity. Sums add, so the mean, variance,
 skewness and kurtosis of the returns over any union of blocks follow exactly from the column sums
@@ -102,9 +102,11 @@ def _sum_squares(n: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> np.ndarray:
 def _sharpe(n, s1, s2, risk_free: float = 0.0, periods: int = PERIODS) -> np.ndarray:
     ss = _sum_squares(n, s1, s2)
     with np.errstate(invalid="ignore", divide="ignore"):
-        sd = np.sqrt(ss / (n - 1.0))
-        sr = (s1 / n - risk_free / periods) / sd * np.sqrt(periods)
-    return np.where((n >= 2) & (sd > 0), sr, np.nan)
+        excess = s1 / n - risk_free / periods
+        sr = excess * np.sqrt(periods * (n - 1.0) / ss)
+        # constant returns: +-inf, or NaN when the excess return is 0 too (as metrics.sharpe)
+        sr = np.where(ss > 0, sr, np.where(excess == 0, np.nan, np.sign(excess) * np.inf))
+    return np.where(n >= 2, sr, np.nan)
 
 
 def _metric(n, s1, s2, metric: str) -> np.ndarray:
@@ -155,7 +157,8 @@ def sharpe_from_sums(n, s1, s2, blocks=None, risk_free: float = 0.0,
     The same definition as backtest.metrics.sharpe on the concatenated returns (std with ddof=1,
     annual risk-free rate `risk_free`). `periods=252` (default) gives the annualised ratio;
     `periods=1` gives the per-period (daily) ratio the deflated and probabilistic Sharpe ratios
-    expect (then `risk_free` is a per-day rate). NaN where N < 2 or the returns are constant.
+    expect (then `risk_free` is a per-day rate). NaN where N < 2; constant returns give +-inf, or
+    NaN when their excess return is 0 (a combination that never trades), as metrics.sharpe.
     """
     n, s1, s2 = _union(_as_sums(n, s1, s2), blocks)
     return _sharpe(n, s1, s2, risk_free, periods)[()]
@@ -169,7 +172,7 @@ def probabilistic_sharpe_ratio(sr, sr_benchmark, n_obs, skew, kurt):
 
         PSR = Phi( (SR - SR*) sqrt(T - 1) / sqrt(1 - g3 SR + (g4 - 1) / 4 SR^2) )
 
-    Bailey and Lopez de Prado (2012), eq. (11); also eq. (2) of Bailey and Lopez de Prado (2014).
+    Bailey and Lopez de Prado (2012), restated in Bailey and Lopez de Prado (2014).
     SR and SR* are **per-period** Sharpe ratios (daily returns: divide an annualised ratio by
     sqrt(252)); T = `n_obs` is the number of returns; g3 = `skew`; g4 = `kurt`, non-excess
     (3 for normal returns). The denominator is the asymptotic standard deviation of the Sharpe
@@ -191,7 +194,7 @@ def expected_max_sharpe(n_trials, sr_trials_var):
 
         SR0 = sqrt(V) * ((1 - g) Phi^-1(1 - 1/N) + g Phi^-1(1 - 1/(N e)))
 
-    Bailey and Lopez de Prado (2014), eq. (6), from the extreme-value approximation of the
+    Bailey and Lopez de Prado (2014), from the extreme-value approximation of the
     maximum of N independent normals; g = 0.5772... (Euler-Mascheroni), N = `n_trials`,
     V = `sr_trials_var`, the variance of the trials' Sharpe estimates, in the **per-period** units
     of the Sharpe ratio it will be compared with (annualised variance / 252 for daily returns).
@@ -215,7 +218,7 @@ def deflated_sharpe_ratio(sr, n_obs, skew, kurt, n_trials, sr_trials_var):
 
         DSR = Phi( (SR - SR0) sqrt(T - 1) / sqrt(1 - g3 SR + (g4 - 1) / 4 SR^2) )
 
-    Bailey and Lopez de Prado (2014), eqs. (6) and (7). **All Sharpe quantities per period**:
+    Bailey and Lopez de Prado (2014). **All Sharpe quantities per period**:
     `sr` is the selected strategy's daily (non-annualised) Sharpe ratio, `sr_trials_var` the
     variance across all trials of their daily Sharpe ratios (annualised values: divide the ratio
     by sqrt(252) and the variance by 252). `n_obs` is the number of daily returns behind `sr`,
@@ -302,7 +305,7 @@ def pbo_cscv(n, s1, s2, metric: str = "sharpe", n_splits: int | None = None,
              seed: int = 0) -> PBOResult:
     """Probability of backtest overfitting by combinatorially symmetric cross-validation.
 
-    Bailey, Borwein, Lopez de Prado and Zhu (2017), section 2. The S blocks (S even) are split
+    Bailey, Borwein, Lopez de Prado and Zhu (2017). The S blocks (S even) are split
     into an in-sample union J of S/2 blocks and its complement; for every split c:
 
         n*    = argmax_p R_p(J)                  (ties: lowest p; NaN never wins)
@@ -313,7 +316,7 @@ def pbo_cscv(n, s1, s2, metric: str = "sharpe", n_splits: int | None = None,
     with R, Rbar the performance over J and over its complement, computed exactly from the block
     sums: `metric="sharpe"` is the annualised Sharpe ratio of the concatenated daily returns
     (risk-free 0), `metric="mean"` the mean daily return. NaN performance (a combination that is
-    flat over a union) ranks below every number. PBO near 0: the in-sample winner stays above the
+    flat over a union, Sharpe 0 / 0) ranks below every number. PBO near 0: the in-sample winner stays above the
     OOS median; near 0.5 or above: picking the in-sample best is no better than a coin.
 
     The degradation line is the OLS fit oos_perf = intercept + slope * is_perf over the splits
@@ -337,14 +340,15 @@ def pbo_cscv(n, s1, s2, metric: str = "sharpe", n_splits: int | None = None,
     n_pairs = len(halves)
     out = {k: np.empty(2 * n_pairs) for k in ("logits", "is_perf", "oos_perf")}
     out["is_best"] = np.empty(2 * n_pairs, dtype=np.int64)
-    sums_t = [np.ascontiguousarray(x.T) for x in (n, s1, s2)]  # (S, P): splits x combinations
+    sums_t = [np.ascontiguousarray(x.T) for x in (n, s1, s2)]  # (S, P)
+    totals = [x.sum(axis=0) for x in sums_t]
     chunk = max(1, _CHUNK_ELEMENTS // n_comb)
     for lo in range(0, n_pairs, chunk):
         hi = min(lo + chunk, n_pairs)
-        a_mask = halves[lo:hi].astype(np.float64)  # (k, S): the halves holding block 0
-        b_mask = 1.0 - a_mask
-        perf_a = _metric(*(a_mask @ x for x in sums_t), metric)  # (k, P)
-        perf_b = _metric(*(b_mask @ x for x in sums_t), metric)
+        mask = halves[lo:hi].astype(np.float64)  # (k, S): the halves holding block 0
+        sums_a = [mask @ x for x in sums_t]  # (k, P) sums over each half
+        perf_a = _metric(*sums_a, metric)
+        perf_b = _metric(*(tot - a for tot, a in zip(totals, sums_a)), metric)  # complements
         for offset, (ins, oos) in ((0, (perf_a, perf_b)), (n_pairs, (perf_b, perf_a))):
             best, r_is, r_oos, lam = _oos_logit(ins, oos)
             sl = slice(offset + lo, offset + hi)

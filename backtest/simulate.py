@@ -72,8 +72,13 @@ def cost_model(cfg: Config) -> CostModel:
         raise ConfigError(f"{cfg.source}: [costs] {exc}") from None
 
 
+def kernel_inputs(panel: Panel) -> tuple[np.ndarray, ...]:
+    """open, high, low, close, board_lot as symbol-major (N, T) arrays (free views of the panel)."""
+    return tuple(np.ascontiguousarray(panel.fields[k].T) for k in ("open", "high", "low", "close", "board_lot"))
+
+
 def simulate(panel: Panel, plan: StrategyPlan, feats: np.ndarray, cfg: Config) -> Result:
-    """Run the compiled kernel for one parameter set (features already stacked by `plan.refs`)."""
+    """Run the compiled kernel for one parameter set (feats: (F, N, T), stacked by `plan.refs`)."""
     from backtest.kernels import simulate as nb  # compiles or loads the cached kernel
 
     f = panel.fields
@@ -81,7 +86,7 @@ def simulate(panel: Panel, plan: StrategyPlan, feats: np.ndarray, cfg: Config) -
     costs = cost_table(cost_model(cfg), panel.dates)
     portfolio = ex.mode == "portfolio"
     cash, shares, equity, trades, orders, ofees = nb.simulate(
-        f["open"], f["high"], f["low"], f["close"], f["board_lot"], feats,
+        *kernel_inputs(panel), feats,
         plan.entry.feat, plan.entry.op, plan.entry.thr, plan.entry.k,
         plan.exit.feat, plan.exit.op, plan.exit.thr, plan.exit.k, plan.rank_slot, plan.rank_sign,
         FILLS[ex.fill], ex.init_cash, ex.slippage_bps / 1e4,
@@ -90,9 +95,9 @@ def simulate(panel: Panel, plan: StrategyPlan, feats: np.ndarray, cfg: Config) -
     idx = pd.DatetimeIndex(panel.dates, name="date")
     accounts = ["portfolio"] if portfolio else list(panel.symbols)
     order_log = _orders(orders, ofees, panel)
-    return Result(pd.DataFrame(cash, index=idx, columns=accounts),
-                  pd.DataFrame(shares, index=idx, columns=list(panel.symbols)),
-                  pd.DataFrame(equity, index=idx, columns=accounts),
+    return Result(pd.DataFrame(cash.T, index=idx, columns=accounts),
+                  pd.DataFrame(shares.T, index=idx, columns=list(panel.symbols)),
+                  pd.DataFrame(equity.T, index=idx, columns=accounts),
                   _trades(trades, ofees, panel), order_log, ex.init_cash,
                   pd.DataFrame(f["close"], index=idx, columns=list(panel.symbols), copy=False))
 

@@ -1,110 +1,611 @@
-"""A self-contained HTML tear sheet: inline SVG charts, no scripts or network requests."""
+"""A self-contained HTML tear sheet (DESIGN §6): one file, inline SVG charts, no network request.
+
+`render` returns the whole page as a string. Charts are matplotlib figures written as SVG and
+inlined (matplotlib is imported here only, and its pyplot never); the monthly heatmap and every
+table are HTML. The only script is a small table sorter, allowed by its hash in the page's
+Content-Security-Policy; the linear/log toggle of the equity chart is pure CSS. Every text that
+comes from data or config is escaped with `html.escape` (matplotlib escapes chart text itself).
+docs/tearsheet.md describes the page section by section.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import io
+import math
+import re
 
 import numpy as np
 import pandas as pd
 
-from backtest.metrics import drawdown
+from backtest.event_study import POOLED
+from backtest.metrics import ROLLING_WINDOW, drawdown_periods, period_returns, rolling_sharpe
 from backtest.pipeline import RunOutput
 
-PCT = {"total_return", "cagr", "annual_volatility", "max_drawdown", "exposure", "win_rate", "avg_trade",
-       "median_trade", "fees_pct_of_start", "benchmark_total_return"}
+SECTIONS = (
+    ("metrics", "Key metrics"),
+    ("equity", "Equity"),
+    ("underwater", "Underwater"),
+    ("top-drawdowns", "Top drawdowns"),
+    ("monthly", "Monthly returns"),
+    ("yearly", "Yearly returns"),
+    ("rolling-sharpe", "Rolling Sharpe"),
+    ("trade-returns", "Trade returns"),
+    ("exposure", "Exposure"),
+    ("event-study", "Event study"),
+    ("trades", "Trades"),
+    ("config", "Config"),
+)
+"""(id, title) of every section after the header (id "header"), in page order."""
+
+COLORS = {"strategy": "#1d4ed8", "index": "#ea580c", "equal_weight": "#0d9488"}
+UP, DOWN = (22, 163, 74), (220, 38, 38)
+BENCH_LABELS = {"equal_weight": "Equal weight"}
 
 CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1100px;color:#222}
-h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd}
-.meta{color:#555} table{border-collapse:collapse;font-variant-numeric:tabular-nums}
-td,th{padding:3px 10px;border-bottom:1px solid #eee;text-align:right} th{background:#f6f6f6}
-td:first-child,th:first-child{text-align:left} .grid{display:grid;grid-template-columns:repeat(3,1fr);gap:0 24px}
-pre{background:#f6f6f6;padding:10px;overflow:auto} svg{max-width:100%;height:auto}
-.scroll{max-height:420px;overflow:auto}
+:root{--fg:#1f2937;--muted:#6b7280;--line:#e5e7eb;--bg:#f8fafc;--card:#fff;--accent:#1d4ed8}
+*{box-sizing:border-box}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;margin:0;color:var(--fg);background:var(--bg)}
+main{max-width:1180px;margin:0 auto;padding:0 20px 40px}
+header#header{background:#0f172a;color:#e2e8f0;padding:18px 0 14px}
+header#header .in{max-width:1180px;margin:0 auto;padding:0 20px}
+header h1{font-size:22px;margin:0 0 2px;color:#fff} header .help{color:#94a3b8;margin:0 0 12px}
+.meta{display:grid;grid-template-columns:repeat(auto-fill,minmax(270px,1fr));gap:6px 24px;margin:0}
+.meta div{min-width:0} .meta dt{font-size:11px;text-transform:uppercase;letter-spacing:.05em;color:#94a3b8}
+.meta dd{margin:0;overflow-wrap:anywhere} .meta code{color:#f8fafc}
+nav{position:sticky;top:0;z-index:5;background:rgba(255,255,255,.96);border-bottom:1px solid var(--line)}
+nav .in{max-width:1180px;margin:0 auto;padding:6px 20px;display:flex;flex-wrap:wrap;gap:2px 14px;font-size:13px}
+nav a{color:var(--accent);text-decoration:none} nav a:hover{text-decoration:underline}
+section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:14px 18px;margin:16px 0;scroll-margin-top:44px;overflow-x:auto}
+h2{font-size:17px;margin:0 0 10px} h3{font-size:14px;margin:14px 0 6px}
+p.note{color:var(--muted);margin:4px 0 10px;font-size:13px}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(140px,1fr));gap:10px;margin-bottom:14px}
+.card{border:1px solid var(--line);border-radius:8px;padding:8px 12px;background:var(--bg)}
+.card .k{font-size:12px;color:var(--muted)} .card .v{font-size:22px;font-weight:600;font-variant-numeric:tabular-nums}
+.pos{color:#15803d} .neg{color:#b91c1c}
+.two{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:18px;align-items:start}
+@media (max-width:900px){.two{grid-template-columns:1fr}}
+table{border-collapse:collapse;font-variant-numeric:tabular-nums;width:100%;font-size:13px}
+th,td{padding:3px 8px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
+th{background:#f1f5f9;font-weight:600;white-space:normal;vertical-align:bottom}
+.scroll th{position:sticky;top:0;z-index:1}
+td.t,th.t{text-align:left} td.w{white-space:normal;min-width:210px}
+tbody tr:hover{background:#f8fafc}
+table.sortable th{cursor:pointer;user-select:none} table.sortable th:hover{background:#e2e8f0}
+th[aria-sort=ascending]::after{content:" \\25B2";font-size:9px} th[aria-sort=descending]::after{content:" \\25BC";font-size:9px}
+.scroll{max-height:460px;overflow:auto;border:1px solid var(--line);border-radius:6px}
+.heat td{min-width:52px} .heat td.y{font-weight:600;border-left:2px solid var(--line)}
+.chart svg{width:100%;height:auto;display:block}
+.toggle{display:flex;gap:4px;margin:0 0 6px}
+input.scale{position:absolute;opacity:0;pointer-events:none}
+.toggle label{border:1px solid var(--line);border-radius:5px;padding:2px 10px;cursor:pointer;font-size:13px;color:var(--muted)}
+#scale-lin:checked~.toggle label[for=scale-lin],#scale-log:checked~.toggle label[for=scale-log]{background:var(--accent);color:#fff;border-color:var(--accent)}
+#scale-lin:focus-visible~.toggle label[for=scale-lin],#scale-log:focus-visible~.toggle label[for=scale-log]{outline:2px solid var(--accent)}
+#scale-lin:checked~.log,#scale-log:checked~.lin{display:none}
+details summary{cursor:pointer;color:var(--accent);margin:10px 0 6px}
+pre{background:#0f172a;color:#e2e8f0;padding:12px;border-radius:6px;overflow:auto;font-size:12px}
+footer{color:var(--muted);font-size:12px;text-align:center;margin:20px 0}
 """
 
+SORT_JS = """(function(){
+function key(td){var v=td.getAttribute("data-v");if(v===null)return td.textContent;return v===""?-Infinity:parseFloat(v);}
+document.querySelectorAll("table.sortable").forEach(function(t){
+var ths=t.tHead.rows[0].cells;
+Array.prototype.forEach.call(ths,function(th,i){
+th.tabIndex=0;
+function sort(){
+var asc=th.getAttribute("aria-sort")!=="ascending";
+Array.prototype.forEach.call(ths,function(h){h.removeAttribute("aria-sort");});
+th.setAttribute("aria-sort",asc?"ascending":"descending");
+var b=t.tBodies[0],rows=Array.prototype.slice.call(b.rows);
+rows.sort(function(x,y){var a=key(x.cells[i]),c=key(y.cells[i]);return (a<c?-1:a>c?1:0)*(asc?1:-1);});
+rows.forEach(function(r){b.appendChild(r);});
+}
+th.addEventListener("click",sort);
+th.addEventListener("keydown",function(e){if(e.key==="Enter"||e.key===" "){e.preventDefault();sort();}});
+});
+});
+})();"""
 
-def _fmt(key: str, value) -> str:
-    if isinstance(value, float):
-        if not np.isfinite(value):
-            return "–"
-        return f"{value:.2%}" if key in PCT else f"{value:,.3f}"
-    return html.escape(str(value))
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
+       "script-src 'sha256-{}'").format(base64.b64encode(hashlib.sha256(SORT_JS.encode()).digest()).decode())
 
-
-def _svg(fig) -> str:
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    text = buf.getvalue()
-    return text[text.index("<svg"):]
-
-
-def _charts(eq: pd.DataFrame) -> tuple[str, str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams["svg.fonttype"] = "none"
-    fig, ax = plt.subplots(figsize=(10, 3.6))
-    ax.plot(eq.index, eq["equity"] / eq["equity"].iloc[0], label="strategy", lw=1.2)
-    bench = eq["benchmark"]
-    if bench.notna().any():
-        ax.plot(eq.index, bench / bench.dropna().iloc[0], label="benchmark index", lw=1, alpha=0.7)
-    ax.set_yscale("log")
-    ax.set_ylabel("growth of 1 (log)")
-    ax.legend(loc="upper left", frameon=False)
-    ax.grid(alpha=0.3)
-    equity_svg = _svg(fig)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(10, 2.2))
-    dd = drawdown(eq["equity"].pct_change().fillna(0.0).to_numpy())
-    ax.fill_between(eq.index, dd, 0, color="#c0392b", alpha=0.5, lw=0)
-    ax.set_ylabel("drawdown")
-    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    ax.grid(alpha=0.3)
-    dd_svg = _svg(fig)
-    plt.close(fig)
-    return equity_svg, dd_svg
+e = html.escape
 
 
-def _table(df: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+# ---------------------------------------------------------------------------------------------
+# Formatting
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and math.isfinite(x)
+
+
+def pct(x, digits: int = 2) -> str:
+    if isinstance(x, (float, np.floating)) and math.isinf(x):
+        return "∞" if x > 0 else "−∞"
+    return f"{x * 100:.{digits}f}%".replace("-", "−") if _finite(x) else "–"
+
+
+def num(x, digits: int = 2) -> str:
+    if isinstance(x, (float, np.floating)) and math.isinf(x):
+        return "∞" if x > 0 else "−∞"
+    return f"{x:,.{digits}f}".replace("-", "−") if _finite(x) else "–"
+
+
+def _sign(x) -> str:
+    return "pos" if _finite(x) and x > 0 else "neg" if _finite(x) and x < 0 else ""
+
+
+def _td(text: str, value=None, cls: str = "") -> str:
+    """A cell: `text` is already HTML; `value` (a number) sorts it."""
+    v = "" if value is None else f' data-v="{value!r}"' if _finite(value) else ' data-v=""'
+    c = f' class="{cls}"' if cls else ""
+    return f"<td{c}{v}>{text}</td>"
+
+
+def _table(head: list[str], rows: list[str], sortable: bool = False, left: int = 1, cls: str = "") -> str:
+    """head: plain column titles (escaped here); rows: '<tr>...</tr>' HTML; the first `left` columns are text."""
+    ths = "".join(f'<th class="t">{e(h)}</th>' if i < left else f"<th>{e(h)}</th>" for i, h in enumerate(head))
+    classes = " ".join(c for c in (cls, "sortable" if sortable else "") if c)
+    attr = f' class="{classes}"' if classes else ""
+    return f"<table{attr}><thead><tr>{ths}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _date(ts) -> str:
+    return "" if ts is None or pd.isna(ts) else str(pd.Timestamp(ts).date())
+
+
+# ---------------------------------------------------------------------------------------------
+# Charts
+
+
+RC = {
+    "svg.fonttype": "none", "svg.hashsalt": "dipflow", "font.size": 9, "axes.titlesize": 10,
+    "axes.spines.top": False, "axes.spines.right": False, "axes.edgecolor": "#9ca3af",
+    "axes.grid": True, "grid.color": "#e5e7eb", "grid.linewidth": 0.7, "axes.axisbelow": True,
+    "xtick.color": "#4b5563", "ytick.color": "#4b5563", "axes.labelcolor": "#374151",
+    "legend.frameon": False, "legend.fontsize": 9, "lines.linewidth": 1.2,
+}
+_FONT = re.compile(r"font-family: [^;\"]*(;\s?)?")
+_IDS = re.compile(r'(\bid="|url\(#|href="#)')
+
+
+def _label(text: str) -> str:
+    """A data or config text as a matplotlib label: no mathtext."""
+    return str(text).replace("$", r"\$")
+
+
+class _Charts:
+    """matplotlib, imported on first use; one Figure per chart, written as inline SVG."""
+
+    def __init__(self) -> None:
+        import matplotlib
+        import matplotlib.dates as mdates
+        import matplotlib.ticker as mticker
+        from matplotlib.figure import Figure
+
+        self.mpl, self.mdates, self.ticker, self.Figure = matplotlib, mdates, mticker, Figure
+        self.n = 0
+
+    def figure(self, height: float, width: float = 11.0, bottom: float = 0.35, top: float = 0.1):
+        fig = self.Figure(figsize=(width, height))
+        fig.subplots_adjust(left=0.8 / width, right=1 - 0.15 / width, bottom=bottom / height, top=1 - top / height)
+        return fig, fig.add_subplot()
+
+    def svg(self, fig, label: str) -> str:
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+        text = buf.getvalue()
+        text = text[text.index("<svg"):]
+        text = re.sub(r"<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
+        self.n += 1
+        text = _IDS.sub(rf"\g<1>c{self.n}-", _FONT.sub("", text))
+        return text.replace("<svg ", f'<svg role="img" aria-label="{e(label)}" ', 1)
+
+    def dates(self, ax, index: pd.DatetimeIndex) -> None:
+        ax.set_xlim(index[0], index[-1])
+        if (index[-1] - index[0]).days > 3 * 365:
+            ax.xaxis.set_major_locator(self.mdates.YearLocator(base=1 if (index[-1] - index[0]).days < 13 * 365 else 2))
+            ax.xaxis.set_major_formatter(self.mdates.DateFormatter("%Y"))
+        else:
+            loc = self.mdates.AutoDateLocator(minticks=4, maxticks=10)
+            ax.xaxis.set_major_locator(loc)
+            ax.xaxis.set_major_formatter(self.mdates.ConciseDateFormatter(loc, show_offset=False))
+        ax.yaxis.set_major_locator(self.ticker.MaxNLocator(6))
+
+    def percent(self, ax, decimals: int | None = 0, axis: str = "y") -> None:
+        fmt = self.ticker.PercentFormatter(1.0, decimals=decimals)
+        (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+
+    def equity(self, index, lines: dict[str, tuple[np.ndarray, str]]) -> tuple[str, str]:
+        """The same chart twice: linear and log y axis."""
+        fig, ax = self.figure(3.9)
+        for label, (y, color) in lines.items():
+            ax.plot(index, y, color=color, lw=1.5 if color == COLORS["strategy"] else 1.1, label=_label(label))
+        ax.axhline(1.0, color="#9ca3af", lw=0.8, zorder=0)
+        ax.set_ylabel("value of 1 invested")
+        ax.legend(loc="upper left", ncols=len(lines))
+        self.dates(ax, index)
+        linear = self.svg(fig, "equity curve, linear scale")
+        ax.set_yscale("log")
+        lo = min(np.nanmin(y) for y, _ in lines.values())
+        hi = max(np.nanmax(y) for y, _ in lines.values())
+        decades = math.log10(hi / lo) if lo > 0 else 1.0
+        subs = "all" if decades < 1.2 else (1.0, 2.0, 5.0) if decades < 4 else (1.0,)
+        ax.yaxis.set_major_locator(self.ticker.LogLocator(base=10, subs=subs))
+        ax.yaxis.set_minor_locator(self.ticker.NullLocator())
+        ax.yaxis.set_major_formatter(self.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_ylabel("value of 1 invested (log scale)")
+        return linear, self.svg(fig, "equity curve, log scale")
+
+    def underwater(self, index, dd: np.ndarray) -> str:
+        fig, ax = self.figure(2.3)
+        ax.fill_between(index, dd, 0.0, color="#dc2626", alpha=0.35, lw=0)
+        ax.plot(index, dd, color="#b91c1c", lw=0.8)
+        ax.set_ylim(min(float(dd.min()) * 1.08, -0.01), 0.0)
+        ax.set_ylabel("drawdown")
+        self.percent(ax)
+        self.dates(ax, index)
+        return self.svg(fig, "underwater drawdown curve")
+
+    def rolling_sharpe(self, index, lines: dict[str, tuple[np.ndarray, str]]) -> str:
+        fig, ax = self.figure(2.6)
+        for label, (y, color) in lines.items():
+            ax.plot(index, y, color=color, lw=1.4 if color == COLORS["strategy"] else 0.9,
+                    alpha=1.0 if color == COLORS["strategy"] else 0.75, label=_label(label))
+        ax.axhline(0.0, color="#6b7280", lw=0.8)
+        ax.set_ylabel(f"Sharpe, trailing {ROLLING_WINDOW} days")
+        ax.legend(loc="upper left", ncols=len(lines))
+        self.dates(ax, index)
+        return self.svg(fig, "rolling six-month Sharpe ratio")
+
+    def exposure(self, index, exposure: np.ndarray) -> str:
+        fig, ax = self.figure(2.3)
+        ax.fill_between(index, exposure, 0.0, color=COLORS["strategy"], alpha=0.25, lw=0, step="post")
+        smooth = pd.Series(exposure).rolling(60, min_periods=1).mean().to_numpy()
+        ax.plot(index, smooth, color=COLORS["strategy"], lw=1.2, label="60-day average")
+        ax.set_ylim(0.0, max(float(np.nanmax(exposure)) * 1.1, 0.01))
+        ax.set_ylabel("equity invested")
+        ax.legend(loc="upper left")
+        self.percent(ax)
+        self.dates(ax, index)
+        return self.svg(fig, "exposure over time")
+
+    def yearly(self, table: pd.DataFrame, colors: list[str]) -> str:
+        fig, ax = self.figure(3.0, width=7.0)
+        k = len(table.columns)
+        width = 0.8 / k
+        x = np.arange(len(table))
+        for i, (col, color) in enumerate(zip(table.columns, colors)):
+            ax.bar(x + (i - (k - 1) / 2) * width, table[col].to_numpy(), width, color=color, label=_label(col))
+        ax.axhline(0.0, color="#6b7280", lw=0.8)
+        ax.set_xticks(x, [str(y) for y in table.index])
+        ax.grid(axis="x", visible=False)
+        ax.legend(loc="upper left", ncols=k)
+        self.percent(ax)
+        return self.svg(fig, "yearly returns")
+
+    def trade_hist(self, returns: np.ndarray) -> str:
+        fig, ax = self.figure(2.8, width=7.0)
+        if returns.size:
+            lo, hi = float(returns.min()), float(returns.max())
+            w = max((hi - lo) / 40, 1e-4)
+            edges = np.arange(math.floor(lo / w) * w, math.ceil(hi / w) * w + w * 1.001, w)
+            counts, edges = np.histogram(returns, bins=edges)
+            neg = np.where(edges[:-1] + w / 2 < 0, counts, 0)
+            ax.stairs(neg, edges, fill=True, color="#dc2626", alpha=0.75, lw=0)
+            ax.stairs(counts - neg, edges, fill=True, color="#16a34a", alpha=0.75, lw=0)
+            ax.axvline(float(np.mean(returns)), color="#111827", lw=1.1, ls="--", label=f"mean {pct(np.mean(returns))}")
+            med = float(np.median(returns))
+            ax.axvline(med, color="#6b7280", lw=1.1, ls=":", label=f"median {pct(med)}")
+            ax.legend(loc="upper right")
+        ax.set_xlabel("trade return (net of fees)")
+        ax.set_ylabel("trades")
+        self.percent(ax, axis="x")
+        fig.subplots_adjust(bottom=0.5 / 2.8)
+        return self.svg(fig, "distribution of trade returns")
+
+    def event_study(self, pooled: pd.DataFrame, labels: dict[str, str]) -> str:
+        fig, ax = self.figure(3.0, bottom=0.7)
+        horizons = sorted(pooled["horizon"].unique())
+        signals = list(labels)
+        k = len(signals) + 1
+        step = 0.7 / max(k - 1, 1)
+        x = np.arange(len(horizons))
+        palette = ["#7c3aed", "#db2777", "#d97706", "#059669", "#0891b2", "#65a30d"]
+        for i, sig in enumerate(signals):
+            rows = pooled[pooled["signal"] == sig].set_index("horizon").reindex(horizons)
+            mean, lo, hi = rows["mean"].to_numpy(), rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy()
+            rule = i == len(signals) - 1
+            color = COLORS["strategy"] if rule else palette[i % len(palette)]
+            err = np.vstack([np.nan_to_num(mean - lo), np.nan_to_num(hi - mean)])
+            ax.errorbar(x - 0.35 + i * step, mean, yerr=err, fmt="o", ms=6 if rule else 5, color=color, elinewidth=1.6,
+                        capsize=3, label=_label(labels[sig]))
+        base = pooled[pooled["signal"] == signals[-1]].set_index("horizon").reindex(horizons)["uncond_mean"]
+        ax.scatter(x + 0.35, base.to_numpy(), marker="D", s=30, color="#6b7280", zorder=3,
+                   label="unconditional (every day)")
+        ax.axhline(0.0, color="#6b7280", lw=0.8)
+        ax.set_xticks(x, [f"{h} day{'s' if h > 1 else ''} after" for h in horizons])
+        ax.set_xlim(-0.6, len(horizons) - 0.4)
+        for b in x[:-1]:
+            ax.axvline(b + 0.5, color="#e5e7eb", lw=0.8)
+        ax.grid(axis="x", visible=False)
+        ax.set_ylabel("mean forward return")
+        self.percent(ax, decimals=1)
+        handles, names = ax.get_legend_handles_labels()
+        order = sorted(range(len(names)), key=lambda i: names[i] == "unconditional (every day)")
+        ax.legend([handles[i] for i in order], [names[i] for i in order], loc="upper center",
+                  bbox_to_anchor=(0.5, -0.12), ncols=min(k, 4), fontsize=8.5)
+        return self.svg(fig, "event study: mean forward return after each signal with 95% bootstrap intervals")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+
+
+def _section(sid: str, body: str, note: str = "", note_html: str = "") -> str:
+    """A section: `body` and `note_html` are HTML, `note` is plain text (escaped here)."""
+    note_html = note_html or e(note)
+    para = f'<p class="note">{note_html}</p>' if note_html else ""
+    return f'<section id="{sid}"><h2>{e(dict(SECTIONS)[sid])}</h2>{para}{body}</section>'
+
+
+def _header(out: RunOutput, record: dict) -> str:
+    prep, cfg, s = out.prepared, out.prepared.cfg, out.stats
+    data = record["data"]
+    params = " ".join(f"<code>{e(k)}={e(str(v))}</code>" for k, v in record["params"].items())
+    ex, xc, c = cfg.execution, cfg.exits, cfg.costs
+    exits = ", ".join(f"{e(n)} {e(v)}" for n, v in (
+        ("stop loss", pct(xc.stop_loss, 1) if xc.stop_loss else "off"),
+        ("take profit", pct(xc.take_profit, 1) if xc.take_profit else "off"),
+        ("trailing stop", pct(xc.trailing_stop, 1) if xc.trailing_stop else "off"),
+        ("max hold", f"{xc.max_hold} bars" if xc.max_hold else "off")))
+    costs = (f"HK schedule (dated), commission {num(c.commission_bps, 1)} bps, min HK${num(c.commission_min, 0)}"
+             if c.model == "hk" else f"flat {num(c.flat_pct, 3)}%")
+    items = [
+        ("Parameters", params or "–"),
+        ("Entry rule", f"<code>{e(record['entry_rule'])}</code>"),
+        ("Exit rule", f"<code>{e(str(record['exit_rule'] or 'none'))}</code>"),
+        ("Execution", e(f"{ex.mode}, fill {ex.fill}, slippage {ex.slippage_bps:g} bps, "
+                        f"HK${ex.init_cash:,.0f} per account" + ("" if ex.board_lots else ", fractional shares"))),
+        ("Exits", exits),
+        ("Costs", e(costs)),
+        ("Data", e(f"{data['source']} · {data['symbols']} symbols × {data['bars']} bars")),
+        ("Fingerprint", f"<code>{e(data['fingerprint'])}</code>"),
+        ("Period", e(f"{s['start']} to {s['end']} ({s['years']:.1f} years)")),
+        ("Run", e(f"{out.started or 'unknown'} · backtest {out.seconds:.2f} s")),
+        ("Config", e(str(record["config"] or "(in memory)"))),
+    ]
+    meta = "".join(f"<div><dt>{k}</dt><dd>{v}</dd></div>" for k, v in items)
+    return (f'<header id="header"><div class="in"><h1>{e(record["strategy"])}</h1>'
+            f'<p class="help">{e(str(getattr(prep.module, "HELP", "")))}</p><dl class="meta">{meta}</dl></div></header>')
+
+
+def _bench_names(out: RunOutput) -> dict[str, str]:
+    return {"index": out.prepared.panel.index_name or "Index", **BENCH_LABELS}
+
+
+def _metrics(out: RunOutput) -> str:
+    s, b = out.stats, out.benchmark_stats or {}
+    names = _bench_names(out)
+    cards = [("Total return", pct(s["total_return"]), s["total_return"]), ("CAGR", pct(s["cagr"]), s["cagr"]),
+             ("Sharpe", num(s["sharpe"]), s["sharpe"]), ("Max drawdown", pct(s["max_drawdown"]), None),
+             ("Trades", f"{s['trades']:,}", None), ("Win rate", pct(s["win_rate"], 1), None)]
+    card_html = "".join(f'<div class="card"><div class="k">{k}</div><div class="v {_sign(v)}">{t}</div></div>'
+                        for k, t, v in cards)
+    risk = [("Total return", "total_return", pct), ("CAGR", "cagr", pct), ("Annual volatility", "annual_volatility", pct),
+            ("Sharpe", "sharpe", num), ("Sortino", "sortino", num), ("Max drawdown", "max_drawdown", pct),
+            ("Max drawdown duration (trading days)", "max_drawdown_days", lambda v: f"{v:,}"),
+            ("Longest drawdown (trading days)", "longest_drawdown_days", lambda v: f"{v:,}"),
+            ("Calmar", "calmar", num)]
     rows = []
-    for row in df.itertuples(index=False):
-        cells = []
-        for v in row:
-            if isinstance(v, float):
-                cells.append(f"<td>{v:,.4g}</td>" if np.isfinite(v) else "<td>–</td>")
-            elif isinstance(v, pd.Timestamp):
-                cells.append(f"<td>{v.date()}</td>")
-            else:
-                cells.append(f"<td>{html.escape(str(v))}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    for label, key, f in risk:
+        cells = [_td(f(s[key]))] + [_td(f(b[n][key])) if n in b else _td("–") for n in names]
+        rows.append(f'<tr><td class="t">{e(label)}</td>{"".join(cells)}</tr>')
+    for label, key, f in (("Alpha vs benchmark (annualised)", "alpha", pct), ("Beta vs benchmark", "beta", num),
+                          ("Excess total return vs benchmark", "excess_return", pct)):
+        cells = [_td("")] + [_td(f(s.get(f"{key}_{n}", np.nan))) for n in names]
+        rows.append(f'<tr><td class="t">{e(label)}</td>{"".join(cells)}</tr>')
+    t1 = _table(["Returns and risk", "Strategy", *names.values()], rows)
+    money = lambda v: "HK$" + num(v, 0)  # noqa: E731
+    trading = [("Closed trades", f"{s['trades']:,}"), ("Open at the end", f"{s['open_trades']:,}"),
+               ("Win rate", pct(s["win_rate"], 1)), ("Profit factor", num(s["profit_factor"])),
+               ("Average trade", pct(s["avg_trade"])), ("Median trade", pct(s["median_trade"])),
+               ("Trades per year", num(s["trades_per_year"], 1)),
+               ("Exposure (average share of equity invested)", pct(s["exposure"])),
+               ("Time in market (bars with a position)", pct(s["time_in_market"], 1)),
+               ("Turnover (equity traded per year)", num(s["turnover"]) + "×"),
+               ("Fees paid", money(s["fees_paid"])), ("Fees / starting equity", pct(s["fees_pct_of_start"])),
+               ("Skipped entries", f"{s.get('skipped_entries', 0):,}")]
+    t2 = _table(["Trading", "Strategy"], [f'<tr><td class="t">{e(k)}</td>{_td(v)}</tr>' for k, v in trading])
+    note = ("Daily returns of total equity; annualisation 252; risk-free rate 0. Alpha and beta: daily CAPM regression "
+            "on each benchmark, alpha compounded to a year (empyrical). Equal weight: all names of the universe, "
+            "rebalanced daily. Definitions: docs/tearsheet.md.")
+    body = f'<div class="cards">{card_html}</div><div class="two"><div>{t1}</div><div>{t2}</div></div>'
+    return _section("metrics", body, note)
+
+
+def _heat(v: float, scale: float) -> str:
+    if not _finite(v) or scale <= 0:
+        return ""
+    a = min(abs(v) / scale, 1.0) * 0.75
+    r, g, b = UP if v > 0 else DOWN
+    return f' style="background:rgba({r},{g},{b},{a:.2f})"'
+
+
+def _monthly(returns: pd.Series) -> str:
+    m = period_returns(returns, "M").unstack("month").reindex(columns=range(1, 13))
+    y = period_returns(returns, "Y")
+    vals = m.to_numpy()
+    scale = float(np.nanpercentile(np.abs(vals), 95)) if np.isfinite(vals).any() else 0.0
+    yscale = float(np.nanmax(np.abs(y.to_numpy()))) if len(y) else 0.0
+    months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    rows = []
+    for year, row in m.iterrows():
+        cells = "".join(f"<td{_heat(v, scale)}>{pct(v, 1) if _finite(v) else ''}</td>" for v in row.to_numpy())
+        yv = y.loc[year]
+        rows.append(f'<tr><td class="t">{year}</td>{cells}<td class="y"{_heat(yv, yscale)}>{pct(yv, 1)}</td></tr>')
+    return _section("monthly", _table(["Year", *months, "Year"], rows, cls="heat"),
+                    "Compounded strategy return per calendar month; colour saturates at the 95th percentile of |monthly return|.")
+
+
+def _drawdown_table(returns: np.ndarray, index: pd.DatetimeIndex, top: int = 5) -> str:
+    p = drawdown_periods(returns).head(top)
+    rows = []
+    for i, r in enumerate(p.itertuples(index=False), 1):
+        rec = _date(index[r.recovery + 1]) if r.recovery >= 0 else "not recovered"
+        rows.append(f'<tr><td class="t">{i}</td><td class="t">{_date(index[r.peak + 1])}</td>'
+                    f'<td class="t">{_date(index[r.trough + 1])}</td><td class="t">{rec}</td>'
+                    f"{_td(pct(r.depth))}{_td(f'{r.bars:,}')}{_td(f'{r.trough - r.peak:,}')}</tr>")
+    head = ["#", "Start (peak)", "Trough", "Recovery", "Depth", "Length (trading days)", "Peak to trough (trading days)"]
+    body = _table(head, rows, left=4) if rows else "<p>No drawdown.</p>"
+    return _section("top-drawdowns", body, "Length runs from the peak to the first close back at the peak (or to the last bar).")
+
+
+def _trade_section(trades: pd.DataFrame, charts: _Charts) -> str:
+    closed = trades[trades["reason"] != "open"]
+    ret = closed["return"].to_numpy(dtype=np.float64)
+    rows = []
+    for reason, g in closed.groupby("reason", sort=False):
+        r = g["return"].to_numpy()
+        rows.append(f'<tr><td class="t">{e(str(reason))}</td>{_td(f"{len(g):,}")}{_td(pct(np.mean(r > 0), 1))}'
+                    f'{_td(pct(np.mean(r)))}{_td(pct(np.median(r)))}{_td(num(g["pnl"].sum(), 0))}</tr>')
+    table = _table(["Exit reason", "Trades", "Win rate", "Mean", "Median", "P&L (HK$)"], rows)
+    body = f'<div class="two"><div class="chart">{charts.trade_hist(ret)}</div><div>{table}</div></div>'
+    return _section("trade-returns", body, "Closed trades; return = sale proceeds net of fees / purchase cost including fees − 1.")
+
+
+def _trades(trades: pd.DataFrame, names: pd.Series) -> str:
+    cols = [trades[c].to_numpy() for c in ("symbol", "entry_date", "exit_date", "bars", "shares", "entry_price",
+                                           "exit_price", "entry_fees", "exit_fees", "pnl", "return", "reason")]
+    rows = []
+    for sym, d0, d1, bars, sh, p0, p1, f0, f1, pnl, ret, reason in zip(*cols):
+        fees = f0 + f1
+        rows.append(
+            f'<tr><td class="t">{e(str(sym))}</td><td class="t">{e(str(names.get(sym, "")))}</td>'
+            f'<td class="t">{_date(d0)}</td><td class="t">{_date(d1)}</td>'
+            f"{_td(f'{int(bars):,}', int(bars))}{_td(num(sh, 0), float(sh))}{_td(num(p0, 3), float(p0))}"
+            f"{_td(num(p1, 3), float(p1))}{_td(num(fees, 0), float(fees))}"
+            f"{_td(num(pnl, 0), float(pnl), _sign(pnl))}{_td(pct(ret), float(ret), _sign(ret))}"
+            f'<td class="t">{e(str(reason))}</td></tr>')
+    table = _table(["Symbol", "Name", "Entry", "Exit", "Bars", "Shares", "Entry price", "Exit price", "Fees (HK$)",
+                    "P&L (HK$)", "Return", "Exit reason"], rows, sortable=True, left=4)
+    return _section("trades", f'<div class="scroll">{table}</div>',
+                    f"{len(trades):,} trades; click a column header to sort. Prices include slippage; "
+                    "a trade still open at the end is valued at the last close.")
+
+
+def _event_rows(df: pd.DataFrame, labels: dict[str, str], with_symbol: bool) -> list[str]:
+    rows = []
+    for r in df.itertuples(index=False):
+        ci = f"{pct(r.ci_low)} … {pct(r.ci_high)}" if _finite(r.ci_low) else "–"
+        sym = f'<td class="t">{e(str(r.symbol))}</td>' if with_symbol else ""
+        rows.append(f'<tr><td class="t w">{e(labels[r.signal])}</td>{sym}{_td(str(r.horizon), r.horizon)}'
+                    f"{_td(f'{r.n:,}', r.n)}{_td(pct(r.mean), r.mean, _sign(r.mean))}{_td(pct(r.median), r.median)}"
+                    f"{_td(pct(r.hit_rate, 1), r.hit_rate)}{_td(ci, r.ci_low)}{_td(pct(r.uncond_mean), r.uncond_mean)}"
+                    f"{_td(pct(r.uncond_hit_rate, 1), r.uncond_hit_rate)}{_td(pct(r.excess_mean), r.excess_mean, _sign(r.excess_mean))}</tr>")
+    return rows
+
+
+def _event_study(out: RunOutput, charts: _Charts) -> str:
+    ev = out.event_study
+    if ev is None or ev.empty:
+        return _section("event-study", "<p>No event study.</p>")
+    signals = list(dict.fromkeys(ev["signal"]))
+    labels = {s: s for s in signals[:-1]}
+    labels[signals[-1]] = "entry rule"
+    pooled = ev[ev["symbol"] == POOLED]
+    head = ["Signal", "Days", "Signals", "Mean", "Median", "Hit rate", "95% interval of mean",
+            "Unconditional mean", "Unconditional hit rate", "Excess mean"]
+    per = ev[(ev["symbol"] != POOLED) & (ev["n"] > 0)]
+    fill = out.prepared.cfg.execution.fill
+    start = {"next_open": "the open of t+1", "next_close": "the close of t+1", "same_close": "the close of t"}[fill]
+    end = "t+1+h" if fill == "next_close" else "t+h"
+    note = (f"Forward return after a signal on day t: close of day {end} / fill price − 1, filled at {start} "
+            f"(fill = {e(fill)}; no slippage or fees). Unconditional: the same forward return from every day of every "
+            "symbol. Interval: 2.5th–97.5th percentiles of 1,000 circular block-bootstrap means (blocks of 20 days, "
+            f"seeded). Entry rule: <code>{e(signals[-1])}</code>.")
+    body = (f'<div class="chart">{charts.event_study(pooled, labels)}</div><h3>Pooled over symbols</h3>'
+            f"{_table(head, _event_rows(pooled, labels, False))}"
+            f"<details><summary>Per symbol ({len(per):,} rows; sortable)</summary><div class=\"scroll\">"
+            f"{_table(head[:1] + ['Symbol'] + head[1:], _event_rows(per, labels, True), sortable=True, left=2)}"
+            "</div></details>")
+    return _section("event-study", body, note_html=note)
 
 
 def render(out: RunOutput, record: dict, eq: pd.DataFrame) -> str:
     """The whole page as one string; every text from data or config is escaped."""
-    equity_svg, dd_svg = _charts(eq)
-    metrics = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(k, v)}</td></tr>" for k, v in out.stats.items())
-    params = ", ".join(f"{html.escape(k)}={html.escape(str(v))}" for k, v in record["params"].items())
-    data = record["data"]
-    trades = out.result.trades.copy()
-    trades["return"] = trades["return"].map(lambda r: f"{r:.2%}")
+    charts = _Charts()
+    index = pd.DatetimeIndex(eq.index)
+    equity = eq["equity"]
+    returns = equity.pct_change().iloc[1:]
+    names = _bench_names(out)
+    lines = {"Strategy": (equity.to_numpy() / equity.iloc[0], COLORS["strategy"])}
+    for key, label in names.items():
+        col = f"bench_{key}"
+        if col in eq and eq[col].notna().any():
+            lines[label] = (eq[col].to_numpy() / eq[col].iloc[0], COLORS[key])
+    with charts.mpl.rc_context(RC):
+        eq_lin, eq_log = charts.equity(index, lines)
+        dd_svg = charts.underwater(index, eq["drawdown"].to_numpy())
+        bench = out.benchmarks if out.benchmarks is not None else pd.DataFrame(index=index)
+        roll = {"Strategy": (np.concatenate([[np.nan], rolling_sharpe(returns)]), COLORS["strategy"])}
+        for key, label in names.items():
+            if key in bench:
+                roll[label] = (np.concatenate([[np.nan], rolling_sharpe(bench[key].iloc[1:])]), COLORS[key])
+        roll_svg = charts.rolling_sharpe(index, roll)
+        exp_svg = charts.exposure(index, eq["exposure"].to_numpy())
+        yearly = pd.DataFrame({"Strategy": period_returns(returns, "Y")})
+        for key, label in names.items():
+            if key in bench:
+                yearly[label] = period_returns(bench[key].iloc[1:], "Y")
+        yearly_svg = charts.yearly(yearly, [COLORS["strategy"], *(COLORS[k] for k in names if k in bench)])
+        trade_html = _trade_section(out.result.trades, charts)
+        event_html = _event_study(out, charts)
+    yrows = [f'<tr><td class="t">{y}</td>' + "".join(_td(pct(v, 1), v, _sign(v)) for v in row) + "</tr>"
+             for y, row in zip(yearly.index, yearly.to_numpy())]
+    meta_names = out.prepared.panel.meta["name"] if "name" in out.prepared.panel.meta else pd.Series(dtype=object)
+    toggle = ('<input class="scale" type="radio" name="scale" id="scale-lin" checked>'
+              '<input class="scale" type="radio" name="scale" id="scale-log">'
+              '<div class="toggle" role="group" aria-label="y-axis scale"><label for="scale-lin">linear</label>'
+              '<label for="scale-log">log</label></div>'
+              f'<div class="chart lin">{eq_lin}</div><div class="chart log">{eq_log}</div>')
+    sections = [
+        _metrics(out),
+        _section("equity", toggle, "Value of 1 invested in the strategy (total equity), the benchmark index and an "
+                 "equal-weight portfolio of the universe rebalanced daily."),
+        _section("underwater", f'<div class="chart">{dd_svg}</div>', "Strategy equity below its running peak."),
+        _drawdown_table(returns.to_numpy(), index),
+        _monthly(returns),
+        _section("yearly", f'<div class="two"><div class="chart">{yearly_svg}</div><div>'
+                 f'{_table(["Year", *yearly.columns], yrows)}</div></div>'),
+        _section("rolling-sharpe", f'<div class="chart">{roll_svg}</div>',
+                 f"Annualised Sharpe ratio of the trailing {ROLLING_WINDOW} trading days (about six months), risk-free 0."),
+        trade_html,
+        _section("exposure", f'<div class="chart">{exp_svg}</div>',
+                 "Value of open positions / total equity, per bar (in independent mode, all accounts together)."),
+        event_html,
+        _trades(out.result.trades, meta_names),
+        _section("config", f"<pre>{e(out.prepared.cfg.text or '(no config text)')}</pre>",
+                 f"Source: {record['config'] or '(in memory)'}"),
+    ]
+    nav = "".join(f'<a href="#{sid}">{e(title)}</a>' for sid, title in SECTIONS)
+    title = e(f"{record['strategy']} · tear sheet")
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(record['strategy'])} tear sheet</title>
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{CSP}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title><link rel="icon" href="data:,">
 <style>{CSS}</style></head><body>
-<h1>{html.escape(record['strategy'])}</h1>
-<div class="meta">{params}<br>entry: {html.escape(record['entry_rule'])}; exit: {html.escape(str(record['exit_rule']))}<br>
-data: {html.escape(data['source'])} · fingerprint {html.escape(data['fingerprint'])} · {data['bars']} bars × {data['symbols']} symbols ·
-{html.escape(out.stats['start'])} to {html.escape(out.stats['end'])} · run {out.seconds:.2f} s</div>
-<h2>Key metrics</h2><table class="grid-table">{metrics}</table>
-<h2>Equity vs benchmark</h2>{equity_svg}
-<h2>Underwater</h2>{dd_svg}
-<h2>Trades ({len(trades)})</h2><div class="scroll">{_table(trades)}</div>
-<h2>Config</h2><pre>{html.escape(out.prepared.cfg.text)}</pre>
+{_header(out, record)}
+<nav aria-label="sections"><div class="in">{nav}</div></nav>
+<main>
+{chr(10).join(sections)}
+<footer>dipflow tear sheet · data fingerprint {e(record['data']['fingerprint'])} · machine-readable twins: stats.json, equity.csv, trades.csv, event_study.csv</footer>
+</main>
+<script>{SORT_JS}</script>
 </body></html>
 """

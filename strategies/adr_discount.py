@@ -30,3 +30,8 @@ def entry(p):
 
 def exit(p):
     return feature("adr_z", window=p.adr_window) >= p.exit_z
+
+
+def rank(p):
+    """Portfolio mode, several entries on one bar: the deepest discount (lowest z-score) first."""
+    return feature("adr_z", window=p.adr_window), "low_first"

@@ -43,3 +43,9 @@ def exit(p):
         feature("sb_z", window=p.flow_window) <= p.fade_z,
         feature("adr_z", window=p.adr_window) >= p.exit_z,
     )
+
+
+def rank(p):
+    """Portfolio mode, several entries on one bar: the deepest dip first (the flow z-score is
+    market-wide and the ADR z-score is NaN for names without an ADR, so neither can rank)."""
+    return feature("drawdown", window=p.dip_window), "low_first"

@@ -1,4 +1,6 @@
-"""Drive the simulation kernel from plain boolean entry/exit arrays (rules: feature >= 0.5)."""
+"""Drive the simulation kernel from plain boolean entry/exit arrays (rules: feature >= 0.5).
+
+Takes and returns (T, N) arrays; transposes to and from the kernel's symbol-major layout."""
 
 import numpy as np
 
@@ -30,5 +32,9 @@ def run(o, h, l, c, entries, exits=None, *, lot=None, rank=None, fill="next_open
     use_lots = lot is not None
     lot_arr = np.broadcast_to(np.asarray(lot if use_lots else 1.0, dtype=np.float64), c.shape).copy()
     table = cost_table(costs or CostModel(kind="flat"), dates(c.shape[0], start))
-    return nb.simulate(o, h, l, c, lot_arr, feats, *one(0), *one(1), r_feat, 1.0, FILLS[fill], cash, slippage,
-                       stop_loss, take_profit, trailing_stop, max_hold, table, use_lots, max_positions)
+    sym = lambda a: np.ascontiguousarray(a.T)  # noqa: E731  kernels are symbol-major
+    out = nb.simulate(sym(o), sym(h), sym(l), sym(c), sym(lot_arr), np.ascontiguousarray(feats.transpose(0, 2, 1)),
+                      *one(0), *one(1), r_feat, 1.0, FILLS[fill], cash, slippage, stop_loss, take_profit,
+                      trailing_stop, max_hold, table, use_lots, max_positions)
+    cash_, shares, equity, trades, orders, ofees = out
+    return cash_.T, shares.T, equity.T, trades, orders, ofees

@@ -112,7 +112,8 @@ def test_each_strategy_config_runs_its_strategy_with_real_trading(path, name):
 
 def _entries(name, params, panel):
     """Boolean (T, N) of bars on which the compiled entry rule holds, evaluated by the kernel's own
-    `rule_holds` (the function the simulation loop calls)."""
+    `rule_holds(feats, ..., t, j)` (the function the simulation loop calls) on the features stacked
+    by `compute_features`, whatever their layout."""
     from backtest.kernels.simulate import rule_holds
 
     module = load_strategy(name)
@@ -127,6 +128,13 @@ def _entries(name, params, panel):
     return out, feats, sp
 
 
+def _panel_feature(panel, ref):
+    """One feature as a (T, N) array, computed by its registry entry."""
+    x = FEATURES[ref.name].compute(panel, **dict(ref.params))
+    assert x.shape == panel.shape
+    return x
+
+
 def test_k_of_n_entries_are_nested():
     # Thresholds loose enough that every k has signals on a 3-year market.
     panel = align(generate(seed=3, symbols=8, years=3))
@@ -137,11 +145,12 @@ def test_k_of_n_entries_are_nested():
     assert not (by_k[3] & ~by_k[2]).any(), "k=3 entries must be a subset of k=2 entries"
     assert by_k[1].sum() > by_k[2].sum() > by_k[3].sum()
 
-    # And k counts conditions as documented, with NaN never holding.
-    _, feats, sp = _entries("flow_discount", {**loose, "k": 1}, panel)
+    # And k counts conditions as documented, with NaN never holding (features straight from the
+    # registry, as (T, N) panels, independent of the kernel's stacked layout).
+    _, _, sp = _entries("flow_discount", {**loose, "k": 1}, panel)
     held = np.zeros(panel.shape, dtype=np.int64)
     for c in sp.entry_rule.conds:
-        x = feats[sp.refs.index(c.feature)]
+        x = _panel_feature(panel, c.feature)
         with np.errstate(invalid="ignore"):
             held += (x <= c.threshold) if c.op == "<=" else (x >= c.threshold)
     for k in (1, 2, 3):
@@ -150,8 +159,8 @@ def test_k_of_n_entries_are_nested():
 
 def test_adr_discount_only_trades_dual_listed_names():
     panel = align(generate(seed=3, symbols=8, years=3))
-    entries, feats, sp = _entries("adr_discount", {"discount_z": -1.5}, panel)
-    premium = feats[sp.refs.index(feature("adr_premium"))]
+    entries, _, _ = _entries("adr_discount", {"discount_z": -1.5}, panel)
+    premium = _panel_feature(panel, feature("adr_premium"))
     dual = np.isfinite(premium).any(axis=0)
     assert dual.any() and not dual.all()
     assert entries[:, dual].any()

@@ -45,7 +45,7 @@ def align(md: MarketData) -> Panel:
 
     def hk_field(name: str) -> np.ndarray:
         df = md.hk[name].reindex(index=close_df.index, columns=close_df.columns)
-        return np.ascontiguousarray(df.to_numpy(dtype=np.float64))
+        return df.to_numpy(dtype=np.float64)
 
     fields = {name: hk_field(name) for name in HK_REQUIRED}
     meta = md.symbols.reindex(list(symbols))
@@ -83,7 +83,7 @@ def align(md: MarketData) -> Panel:
     return Panel(
         dates=dates,
         symbols=symbols,
-        fields={k: np.ascontiguousarray(v) for k, v in fields.items()},
+        fields={k: np.asfortranarray(v) for k, v in fields.items()},
         series=series,
         meta=meta,
         index_name=md.index_name,

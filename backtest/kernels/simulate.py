@@ -1,6 +1,8 @@
 """The simulation kernel: declarative rules evaluated inside one compiled loop (DESIGN §4-§5).
 
-Arrays in, arrays out; no pandas. Timing within a bar, in the order things happen in the market:
+Arrays in, arrays out; no pandas. Arrays are symbol-major, x[j, t] with shape (N, T), so the
+per-symbol loops read memory in order (a (T, N) panel stored in Fortran order is such an array
+transposed, for free). Timing within a bar, in the order things happen in the market:
   1. open:      orders placed at the previous close for the open fill (exits before entries);
   2. open/intra: stops of positions entered on an earlier bar: stop loss or trailing stop (the
                 higher level), then take profit; a bar that opens through a level fills at the open,
@@ -43,28 +45,34 @@ FILL_NEXT_OPEN, FILL_NEXT_CLOSE, FILL_SAME_CLOSE = range(3)
 P_SHARES, P_ENTRY_BAR, P_ENTRY_PX, P_ENTRY_FEES, P_PEAK, P_ENTRY_ORDER = range(6)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def rule_holds(feats, feat, op, thr, k, t, j):
-    """At least k conditions hold on row t of column j; NaN never holds; k = 0 is 'no rule'."""
+    """At least k conditions hold on row t of column j; NaN never holds; k = 0 is 'no rule'.
+    Stops as soon as the answer is known (an all-of rule usually after its first condition)."""
     if k == 0:
         return False
+    n_c = feat.shape[0]
     n = 0
-    for c in range(feat.shape[0]):
-        x = feats[feat[c], t, j]
-        if x != x:
-            continue
+    for c in range(n_c):
+        x = feats[feat[c], j, t]
         o = op[c]
         if (o == 0 and x <= thr[c]) or (o == 1 and x >= thr[c]) or (o == 2 and x < thr[c]) or (o == 3 and x > thr[c]):
             n += 1
-    return n >= k
+            if n >= k:
+                return True
+        elif n + n_c - c - 1 < k:
+            return False
+    return False
 
 
 @njit(cache=True, nogil=True)
-def _grow(a, n):
-    if n < a.shape[0]:
+def _reserve(a, n, extra):
+    """`a` with room for rows n .. n + extra (grown outside hot loops: reassigning arrays inside
+    them costs numba a reference-count update per iteration)."""
+    if n + extra <= a.shape[0]:
         return a
-    b = np.empty((a.shape[0] * 2, a.shape[1]), dtype=a.dtype)
-    b[: a.shape[0]] = a
+    b = np.empty((max(2 * a.shape[0], n + extra), a.shape[1]), dtype=a.dtype)
+    b[:n] = a[:n]
     return b
 
 
@@ -90,10 +98,8 @@ def affordable_shares(cash, price, lot, cost_row, fee_buf):
     return 0.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _log_order(orders, ofees, n, t, j, side, shares, price, fees, reason, status, fee_buf):
-    orders = _grow(orders, n)
-    ofees = _grow(ofees, n)
     orders[n, O_BAR] = t
     orders[n, O_COL] = j
     orders[n, O_SIDE] = side
@@ -103,31 +109,27 @@ def _log_order(orders, ofees, n, t, j, side, shares, price, fees, reason, status
     orders[n, O_FEES] = fees
     orders[n, O_REASON] = reason
     orders[n, O_STATUS] = status
-    if status == S_FILLED:
-        ofees[n] = fee_buf
-    else:
-        ofees[n] = 0.0
-    return orders, ofees, n + 1
+    for i in range(NFEE):
+        ofees[n, i] = fee_buf[i] if status == S_FILLED else 0.0
 
 
-@njit(cache=True, nogil=True)
-def _log_trade(trades, n, j, pos, exit_bar, exit_px, exit_fees, reason, exit_order):
-    trades = _grow(trades, n)
+@njit(cache=True, nogil=True, inline="always")
+def _log_trade(trades, n, j, entry_bar, exit_bar, shares, entry_px, exit_px, entry_fees, exit_fees, reason,
+               entry_order, exit_order):
     trades[n, T_COL] = j
-    trades[n, T_ENTRY_BAR] = pos[j, P_ENTRY_BAR]
+    trades[n, T_ENTRY_BAR] = entry_bar
     trades[n, T_EXIT_BAR] = exit_bar
-    trades[n, T_SHARES] = pos[j, P_SHARES]
-    trades[n, T_ENTRY_PRICE] = pos[j, P_ENTRY_PX]
+    trades[n, T_SHARES] = shares
+    trades[n, T_ENTRY_PRICE] = entry_px
     trades[n, T_EXIT_PRICE] = exit_px
-    trades[n, T_ENTRY_FEES] = pos[j, P_ENTRY_FEES]
+    trades[n, T_ENTRY_FEES] = entry_fees
     trades[n, T_EXIT_FEES] = exit_fees
     trades[n, T_REASON] = reason
-    trades[n, T_ENTRY_ORDER] = pos[j, P_ENTRY_ORDER]
+    trades[n, T_ENTRY_ORDER] = entry_order
     trades[n, T_EXIT_ORDER] = exit_order
-    return trades, n + 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def stop_fill(o, h, lo, entry_px, peak, stop_loss, trailing_stop, take_profit):
     """(price, reason) of the stop that fills on this bar, or (nan, -1). Levels of 0 are off."""
     level = -np.inf
@@ -151,30 +153,200 @@ def stop_fill(o, h, lo, entry_px, peak, stop_loss, trailing_stop, take_profit):
 
 
 @njit(cache=True, nogil=True)
+def new_logs(rows):
+    """Empty trade and order logs with `rows` rows each."""
+    rows = max(rows, 16)
+    return np.empty((rows, NTRD)), np.empty((rows, NORD)), np.empty((rows, NFEE))
+
+
+@njit(cache=True, nogil=True)
+def column(j, open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k,
+           fill, init_cash, slippage, stop_loss, take_profit, trailing_stop, max_hold, costs, use_lots,
+           cash_buf, shares_buf, eq_buf, trades, orders, ofees, fee_buf):
+    """Symbol j trading its own account (independent mode). Writes per-bar cash, shares and equity
+    into the (T,) buffers and its trades and orders into logs of at least T rows (one order per
+    bar at most); returns how many trades and orders it wrote."""
+    n_t = close.shape[1]
+    offset = 0 if fill == FILL_SAME_CLOSE else 1
+    n_tr = 0
+    n_or = 0
+    cash = init_cash
+    shares = 0.0
+    entry_bar = -1
+    entry_px = 0.0
+    entry_fees = 0.0
+    entry_order = -1
+    peak = 0.0
+    pend_entry = -1  # bar on which the entry fills
+    pend_exit = -1  # first bar the exit may fill (it waits through bars without a price)
+    pend_reason = 0
+    last_close = np.nan
+    for t in range(n_t):
+        px_ok = close[j, t] == close[j, t]
+        acted = False
+        for phase in range(3):
+            # 0: fills at the open; 1: stops; 2: fills at the close (same_close: after the rules).
+            if phase == 1:
+                if shares > 0.0 and not acted and entry_bar < t and px_ok:
+                    stop_px, reason = stop_fill(open_[j, t], high[j, t], low[j, t], entry_px, peak,
+                                                stop_loss, trailing_stop, take_profit)
+                    if reason >= 0:
+                        exit_px = stop_px * (1.0 - slippage)
+                        fees = order_fees(shares * exit_px, costs[t], fee_buf)
+                        cash += shares * exit_px - fees
+                        _log_order(orders, ofees, n_or, t, j, -1.0, shares, exit_px, fees, reason, S_FILLED, fee_buf)
+                        _log_trade(trades, n_tr, j, entry_bar, t, shares, entry_px, exit_px, entry_fees, fees, reason,
+                                   entry_order, n_or)
+                        n_or += 1
+                        n_tr += 1
+                        shares = 0.0
+                        pend_exit = -1
+                        acted = True
+                    elif high[j, t] > peak:
+                        peak = high[j, t]
+                continue
+            if (phase == 0) == (fill != FILL_NEXT_OPEN):
+                continue
+            if fill == FILL_SAME_CLOSE:
+                if shares > 0.0:
+                    if pend_exit < 0:
+                        pend_reason = _exit_reason(feats, x_feat, x_op, x_thr, x_k, t, j, t - entry_bar,
+                                                   max_hold, offset)
+                        if pend_reason >= 0:
+                            pend_exit = t
+                elif pend_entry < 0 and not acted and rule_holds(feats, e_feat, e_op, e_thr, e_k, t, j):
+                    pend_entry = t
+            px = open_[j, t] if phase == 0 else close[j, t]
+            if shares > 0.0 and 0 <= pend_exit <= t and not acted and px_ok:
+                exit_px = px * (1.0 - slippage)
+                fees = order_fees(shares * exit_px, costs[t], fee_buf)
+                cash += shares * exit_px - fees
+                _log_order(orders, ofees, n_or, t, j, -1.0, shares, exit_px, fees, pend_reason, S_FILLED, fee_buf)
+                _log_trade(trades, n_tr, j, entry_bar, t, shares, entry_px, exit_px, entry_fees, fees, pend_reason,
+                           entry_order, n_or)
+                n_or += 1
+                n_tr += 1
+                shares = 0.0
+                pend_exit = -1
+                acted = True
+            elif pend_entry == t:
+                pend_entry = -1
+                buy_px = px * (1.0 + slippage)
+                qty = 0.0
+                fees = 0.0
+                status = S_FILLED
+                if not px_ok or not buy_px > 0.0:
+                    status = S_NO_PRICE
+                else:
+                    qty = affordable_shares(cash, buy_px, lot[j, t] if use_lots else 0.0, costs[t], fee_buf)
+                    if qty <= 0.0:
+                        status = S_NO_CASH
+                if status == S_FILLED:
+                    fees = order_fees(qty * buy_px, costs[t], fee_buf)
+                    cash -= qty * buy_px + fees
+                    shares = qty
+                    entry_bar = t
+                    entry_px = buy_px
+                    entry_fees = fees
+                    entry_order = n_or
+                    peak = buy_px
+                    acted = True
+                _log_order(orders, ofees, n_or, t, j, 1.0, qty, buy_px, fees, R_ENTRY, status, fee_buf)
+                n_or += 1
+        if fill != FILL_SAME_CLOSE:
+            if shares > 0.0:
+                if pend_exit < 0:
+                    pend_reason = _exit_reason(feats, x_feat, x_op, x_thr, x_k, t, j, t - entry_bar, max_hold, offset)
+                    if pend_reason >= 0:
+                        pend_exit = t + 1
+            elif pend_entry < 0 and t + 1 < n_t and rule_holds(feats, e_feat, e_op, e_thr, e_k, t, j):
+                pend_entry = t + 1
+        if px_ok:
+            last_close = close[j, t]
+        cash_buf[t] = cash
+        shares_buf[t] = shares
+        eq_buf[t] = cash + shares * last_close if shares > 0.0 else cash
+    if shares > 0.0:
+        _log_trade(trades, n_tr, j, entry_bar, -1, shares, entry_px, last_close, entry_fees, 0.0, R_OPEN,
+                   entry_order, -1)
+        n_tr += 1
+    return n_tr, n_or
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _exit_reason(feats, x_feat, x_op, x_thr, x_k, t, j, held, max_hold, offset):
+    """Why a held position exits after row t (time stop before the exit rule), or -1."""
+    if max_hold > 0 and held >= max_hold - offset:
+        return R_TIME
+    if rule_holds(feats, x_feat, x_op, x_thr, x_k, t, j):
+        return R_SIGNAL
+    return -1
+
+
+@njit(cache=True, nogil=True)
 def simulate(open_, high, low, close, lot, feats,
              e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k, r_feat, r_sign,
              fill, init_cash, slippage, stop_loss, take_profit, trailing_stop, max_hold,
              costs, use_lots, max_positions):
-    """Long-only simulation of one parameter set over a (T, N) panel.
+    """Long-only simulation of one parameter set over an (N, T) panel; feats is (F, N, T).
 
-    Entries are ranked by r_sign * feats[r_feat] (r_feat < 0: no ranking), then by symbol.
-    Returns cash and equity (T, A) with A = N accounts (independent) or 1 (portfolio), shares
-    (T, N), trades (M, NTRD), orders (K, NORD) and their fees by kind (K, NFEE).
+    Returns cash and equity (A, T) with A = N accounts (independent, max_positions == 0) or 1
+    (portfolio), shares (N, T), trades (M, NTRD), orders (K, NORD) and their fees by kind (K, NFEE).
     """
-    n_t, n_s = close.shape
-    portfolio = max_positions > 0
-    n_acct = 1 if portfolio else n_s
-    cash_out = np.empty((n_t, n_acct))
-    equity_out = np.empty((n_t, n_acct))
-    shares_out = np.empty((n_t, n_s))
-    trades = np.empty((max(16, n_s * 4), NTRD))
-    orders = np.empty((max(16, n_s * 8), NORD))
-    ofees = np.empty((orders.shape[0], NFEE))
+    if max_positions > 0:
+        return _portfolio(open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k,
+                          r_feat, r_sign, fill, init_cash, slippage, stop_loss, take_profit, trailing_stop,
+                          max_hold, costs, use_lots, max_positions)
+    n_s, n_t = close.shape
+    cash_out = np.empty((n_s, n_t))
+    shares_out = np.empty((n_s, n_t))
+    equity_out = np.empty((n_s, n_t))
+    cash_buf = np.empty(n_t)
+    shares_buf = np.empty(n_t)
+    eq_buf = np.empty(n_t)
+    col_trades, col_orders, col_ofees = new_logs(n_t)
+    trades, orders, ofees = new_logs(n_s)
     fee_buf = np.zeros(NFEE)
-    cash = np.full(n_acct, init_cash)
+    n_tr = 0
+    n_or = 0
+    for j in range(n_s):
+        c_tr, c_or = column(
+            j, open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k,
+            fill, init_cash, slippage, stop_loss, take_profit, trailing_stop, max_hold, costs, use_lots,
+            cash_buf, shares_buf, eq_buf, col_trades, col_orders, col_ofees, fee_buf)
+        trades = _reserve(trades, n_tr, c_tr)
+        orders = _reserve(orders, n_or, c_or)
+        ofees = _reserve(ofees, n_or, c_or)
+        trades[n_tr:n_tr + c_tr] = col_trades[:c_tr]
+        trades[n_tr:n_tr + c_tr, T_ENTRY_ORDER] += n_or  # column-local order numbers -> global
+        for i in range(n_tr, n_tr + c_tr):
+            if trades[i, T_EXIT_ORDER] >= 0:
+                trades[i, T_EXIT_ORDER] += n_or
+        orders[n_or:n_or + c_or] = col_orders[:c_or]
+        ofees[n_or:n_or + c_or] = col_ofees[:c_or]
+        n_tr += c_tr
+        n_or += c_or
+        cash_out[j] = cash_buf
+        shares_out[j] = shares_buf
+        equity_out[j] = eq_buf
+    return cash_out, shares_out, equity_out, trades[:n_tr], orders[:n_or], ofees[:n_or]
+
+
+@njit(cache=True, nogil=True)
+def _portfolio(open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k,
+               r_feat, r_sign, fill, init_cash, slippage, stop_loss, take_profit, trailing_stop, max_hold,
+               costs, use_lots, max_positions):
+    """One account holding at most `max_positions` names; bars outer, symbols inner."""
+    n_s, n_t = close.shape
+    cash_out = np.empty((1, n_t))
+    equity_out = np.empty((1, n_t))
+    shares_out = np.empty((n_s, n_t))
+    trades, orders, ofees = new_logs(n_s)
+    fee_buf = np.zeros(NFEE)
+    cash = init_cash
     pos = np.zeros((n_s, 6))
-    pend_entry = np.full(n_s, -1, dtype=np.int64)  # bar on which the entry fills
-    pend_exit = np.full(n_s, -1, dtype=np.int64)  # first bar the exit may fill (waits through NaN bars)
+    pend_entry = np.full(n_s, -1, dtype=np.int64)
+    pend_exit = np.full(n_s, -1, dtype=np.int64)
     pend_reason = np.zeros(n_s, dtype=np.int64)
     strength = np.zeros(n_s)
     acted = np.zeros(n_s, dtype=np.bool_)
@@ -182,54 +354,51 @@ def simulate(open_, high, low, close, lot, feats,
     n_tr = 0
     n_or = 0
     offset = 0 if fill == FILL_SAME_CLOSE else 1
-    fill_close = fill != FILL_NEXT_OPEN
-
     for t in range(n_t):
         acted[:] = False
+        # At most one fill and one logged skip per symbol per bar, plus the open trades at the end.
+        trades = _reserve(trades, n_tr, 2 * n_s)
+        orders = _reserve(orders, n_or, 2 * n_s)
+        ofees = _reserve(ofees, n_or, 2 * n_s)
         for phase in range(3):
-            # phase 0: open fills; 1: stops; 2: close fills (next_close, or same_close after the rules).
             if phase == 1:
                 for j in range(n_s):
-                    if pos[j, P_SHARES] == 0.0 or acted[j] or pos[j, P_ENTRY_BAR] >= t or close[t, j] != close[t, j]:
+                    if pos[j, P_SHARES] == 0.0 or acted[j] or pos[j, P_ENTRY_BAR] >= t or close[j, t] != close[j, t]:
                         continue
-                    stop_px, reason = stop_fill(open_[t, j], high[t, j], low[t, j], pos[j, P_ENTRY_PX],
+                    stop_px, reason = stop_fill(open_[j, t], high[j, t], low[j, t], pos[j, P_ENTRY_PX],
                                                 pos[j, P_PEAK], stop_loss, trailing_stop, take_profit)
                     if reason >= 0:
-                        a = 0 if portfolio else j
-                        exit_px = stop_px * (1.0 - slippage)
-                        fees = order_fees(pos[j, P_SHARES] * exit_px, costs[t], fee_buf)
-                        cash[a] += pos[j, P_SHARES] * exit_px - fees
-                        orders, ofees, n_or = _log_order(orders, ofees, n_or, t, j, -1.0, pos[j, P_SHARES], exit_px,
-                                                         fees, reason, S_FILLED, fee_buf)
-                        trades, n_tr = _log_trade(trades, n_tr, j, pos, t, exit_px, fees, reason, n_or - 1)
-                        pos[j, P_SHARES] = 0.0
+                        cash = _sell(j, t, stop_px * (1.0 - slippage), reason, cash, pos, costs, fee_buf, trades, n_tr,
+                                     orders, ofees, n_or)
+                        n_tr += 1
+                        n_or += 1
                         pend_exit[j] = -1
                         acted[j] = True
-                    elif high[t, j] > pos[j, P_PEAK]:
-                        pos[j, P_PEAK] = high[t, j]
+                    elif high[j, t] > pos[j, P_PEAK]:
+                        pos[j, P_PEAK] = high[j, t]
                 continue
-            if (phase == 0) == fill_close:
+            if (phase == 0) == (fill != FILL_NEXT_OPEN):
                 continue
             if fill == FILL_SAME_CLOSE:
-                # Rules read row t and same_close orders fill right after, at this close.
-                n_or, orders, ofees = _queue(t, n_t, offset, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr,
+                n_or = _queue(t, n_t, offset, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr,
                                              x_k, r_feat, r_sign, max_hold, max_positions, pos, pend_entry, pend_exit,
                                              pend_reason, strength, acted, orders, ofees, n_or, fee_buf)
-            px = close[t] if phase == 2 else open_[t]
+            px = close[:, t] if phase == 2 else open_[:, t]
+            held = 0
             for j in range(n_s):
-                if pos[j, P_SHARES] > 0.0 and 0 <= pend_exit[j] <= t and not acted[j] and close[t, j] == close[t, j]:
-                    a = 0 if portfolio else j
-                    exit_px = px[j] * (1.0 - slippage)
-                    fees = order_fees(pos[j, P_SHARES] * exit_px, costs[t], fee_buf)
-                    cash[a] += pos[j, P_SHARES] * exit_px - fees
-                    orders, ofees, n_or = _log_order(orders, ofees, n_or, t, j, -1.0, pos[j, P_SHARES], exit_px,
-                                                     fees, pend_reason[j], S_FILLED, fee_buf)
-                    trades, n_tr = _log_trade(trades, n_tr, j, pos, t, exit_px, fees, pend_reason[j], n_or - 1)
-                    pos[j, P_SHARES] = 0.0
+                if pos[j, P_SHARES] > 0.0 and 0 <= pend_exit[j] <= t and not acted[j] and close[j, t] == close[j, t]:
+                    cash = _sell(j, t, px[j] * (1.0 - slippage), pend_reason[j], cash, pos, costs, fee_buf, trades,
+                                 n_tr, orders, ofees, n_or)
+                    n_tr += 1
+                    n_or += 1
                     pend_exit[j] = -1
                     acted[j] = True
+            equity_ref = cash
             n_due = 0
             for j in range(n_s):
+                if pos[j, P_SHARES] > 0.0:
+                    held += 1
+                    equity_ref += pos[j, P_SHARES] * (px[j] if px[j] == px[j] else last_close[j])
                 if pend_entry[j] == t:
                     n_due += 1
             if n_due == 0:
@@ -242,34 +411,24 @@ def simulate(open_, high, low, close, lot, feats,
                     due[k] = j
                     key[k] = -strength[j]
                     k += 1
-            due = due[np.argsort(key, kind="mergesort")]  # stable: ties keep symbol order
-            held = 0
-            equity_ref = cash[0]
-            if portfolio:
-                for j in range(n_s):
-                    if pos[j, P_SHARES] > 0.0:
-                        held += 1
-                        mark = px[j] if px[j] == px[j] else last_close[j]
-                        equity_ref += pos[j, P_SHARES] * mark
-            for j in due:
+            for j in due[np.argsort(key, kind="mergesort")]:  # stable: ties keep symbol order
                 pend_entry[j] = -1
-                a = 0 if portfolio else j
                 buy_px = px[j] * (1.0 + slippage)
                 qty = 0.0
                 fees = 0.0
                 status = S_FILLED
-                if close[t, j] != close[t, j] or not buy_px > 0.0:
+                if close[j, t] != close[j, t] or not buy_px > 0.0:
                     status = S_NO_PRICE
-                elif portfolio and held >= max_positions:
+                elif held >= max_positions:
                     status = S_NO_SLOT
                 else:
-                    budget = min(cash[a], equity_ref / max_positions) if portfolio else cash[a]
-                    qty = affordable_shares(budget, buy_px, lot[t, j] if use_lots else 0.0, costs[t], fee_buf)
+                    budget = min(cash, equity_ref / max_positions)
+                    qty = affordable_shares(budget, buy_px, lot[j, t] if use_lots else 0.0, costs[t], fee_buf)
                     if qty <= 0.0:
                         status = S_NO_CASH
                 if status == S_FILLED:
                     fees = order_fees(qty * buy_px, costs[t], fee_buf)
-                    cash[a] -= qty * buy_px + fees
+                    cash -= qty * buy_px + fees
                     pos[j, P_SHARES] = qty
                     pos[j, P_ENTRY_BAR] = t
                     pos[j, P_ENTRY_PX] = buy_px
@@ -278,34 +437,48 @@ def simulate(open_, high, low, close, lot, feats,
                     pos[j, P_ENTRY_ORDER] = n_or
                     acted[j] = True
                     held += 1
-                orders, ofees, n_or = _log_order(orders, ofees, n_or, t, j, 1.0, qty, buy_px, fees, R_ENTRY, status,
-                                                 fee_buf)
+                _log_order(orders, ofees, n_or, t, j, 1.0, qty, buy_px, fees, R_ENTRY, status, fee_buf)
+                n_or += 1
         if fill != FILL_SAME_CLOSE:
-            n_or, orders, ofees = _queue(t, n_t, offset, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k,
+            n_or = _queue(t, n_t, offset, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k,
                                          r_feat, r_sign, max_hold, max_positions, pos, pend_entry, pend_exit,
                                          pend_reason, strength, acted, orders, ofees, n_or, fee_buf)
+        equity = cash
         for j in range(n_s):
-            if close[t, j] == close[t, j]:
-                last_close[j] = close[t, j]
-            shares_out[t, j] = pos[j, P_SHARES]
-        for a in range(n_acct):
-            cash_out[t, a] = cash[a]
-            equity_out[t, a] = cash[a]
-        for j in range(n_s):
+            if close[j, t] == close[j, t]:
+                last_close[j] = close[j, t]
+            shares_out[j, t] = pos[j, P_SHARES]
             if pos[j, P_SHARES] > 0.0:
-                equity_out[t, 0 if portfolio else j] += pos[j, P_SHARES] * last_close[j]
+                equity += pos[j, P_SHARES] * last_close[j]
+        cash_out[0, t] = cash
+        equity_out[0, t] = equity
+    trades = _reserve(trades, n_tr, n_s)
     for j in range(n_s):
         if pos[j, P_SHARES] > 0.0:
-            trades, n_tr = _log_trade(trades, n_tr, j, pos, -1, last_close[j], 0.0, R_OPEN, -1)
+            _log_trade(trades, n_tr, j, pos[j, P_ENTRY_BAR], -1, pos[j, P_SHARES], pos[j, P_ENTRY_PX], last_close[j],
+                       pos[j, P_ENTRY_FEES], 0.0, R_OPEN, pos[j, P_ENTRY_ORDER], -1)
+            n_tr += 1
     return cash_out, shares_out, equity_out, trades[:n_tr], orders[:n_or], ofees[:n_or]
+
+
+@njit(cache=True, nogil=True)
+def _sell(j, t, exit_px, reason, cash, pos, costs, fee_buf, trades, n_tr, orders, ofees, n_or):
+    """Close position j at `exit_px` (slippage applied); log the order and the trade; new cash."""
+    shares = pos[j, P_SHARES]
+    fees = order_fees(shares * exit_px, costs[t], fee_buf)
+    _log_order(orders, ofees, n_or, t, j, -1.0, shares, exit_px, fees, reason, S_FILLED, fee_buf)
+    _log_trade(trades, n_tr, j, pos[j, P_ENTRY_BAR], t, shares, pos[j, P_ENTRY_PX], exit_px, pos[j, P_ENTRY_FEES],
+               fees, reason, pos[j, P_ENTRY_ORDER], n_or)
+    pos[j, P_SHARES] = 0.0
+    return cash + shares * exit_px - fees
 
 
 @njit(cache=True, nogil=True)
 def _queue(t, n_t, offset, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k, r_feat, r_sign,
            max_hold, max_positions, pos, pend_entry, pend_exit, pend_reason, strength, acted,
            orders, ofees, n_or, fee_buf):
-    """Read the rules on row t and queue orders for bar t + offset; portfolio mode queues entries
-    only into free slots (best ranked first) and logs the rest as skipped."""
+    """Portfolio mode: read the rules on row t and queue orders for bar t + offset; entries go
+    into free slots best-ranked first, the rest are logged as skipped. Returns the order count."""
     n_s = pos.shape[0]
     held = 0
     leaving = 0
@@ -315,27 +488,23 @@ def _queue(t, n_t, offset, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr,
         if pos[j, P_SHARES] > 0.0:
             held += 1
             if pend_exit[j] < 0:
-                if max_hold > 0 and t - pos[j, P_ENTRY_BAR] >= max_hold - offset:
+                reason = _exit_reason(feats, x_feat, x_op, x_thr, x_k, t, j, t - pos[j, P_ENTRY_BAR], max_hold, offset)
+                if reason >= 0:
                     pend_exit[j] = t + offset
-                    pend_reason[j] = R_TIME
-                elif rule_holds(feats, x_feat, x_op, x_thr, x_k, t, j):
-                    pend_exit[j] = t + offset
-                    pend_reason[j] = R_SIGNAL
+                    pend_reason[j] = reason
             if pend_exit[j] >= 0:
                 leaving += 1
         elif pend_entry[j] >= 0:
             queued += 1
         elif t + offset < n_t and not (acted[j] and offset == 0):
             if rule_holds(feats, e_feat, e_op, e_thr, e_k, t, j):
-                s = r_sign * feats[r_feat, t, j] if r_feat >= 0 else 0.0
+                s = r_sign * feats[r_feat, j, t] if r_feat >= 0 else 0.0
                 strength[j] = s if s == s else -np.inf
                 pend_entry[j] = t + offset
                 n_cand += 1
-    if max_positions <= 0 or n_cand == 0:
-        return n_or, orders, ofees
     free = max_positions - (held - leaving) - queued
     if n_cand <= free:
-        return n_or, orders, ofees
+        return n_or
     cand = np.empty(n_cand, dtype=np.int64)
     key = np.empty(n_cand)
     k = 0
@@ -348,6 +517,6 @@ def _queue(t, n_t, offset, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr,
     for i in range(max(free, 0), k):
         j = cand[i]
         pend_entry[j] = -1
-        orders, ofees, n_or = _log_order(orders, ofees, n_or, t + offset, j, 1.0, 0.0, np.nan, 0.0, R_ENTRY,
-                                         S_NO_SLOT, fee_buf)
-    return n_or, orders, ofees
+        _log_order(orders, ofees, n_or, t + offset, j, 1.0, 0.0, np.nan, 0.0, R_ENTRY, S_NO_SLOT, fee_buf)
+        n_or += 1
+    return n_or

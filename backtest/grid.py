@@ -1,0 +1,112 @@
+"""Parameter grids from a config's [sweep.grid]: lists, linear ranges and log ranges.
+
+    dip = [0.05, 0.1, 0.15]                               # a list
+    flow_z = { start = 1.0, stop = 3.0, num = 5 }         # linear, both ends included
+    flow_window = { start = 20, stop = 250, num = 4, log = true }   # log-spaced
+    "exits.max_hold" = { start = 5, stop = 30, step = 5 }  # by step, both ends included
+
+Keys are strategy parameters or `exits.<name>` (stop_loss, take_profit, trailing_stop, max_hold).
+Integer parameters take integer values; a range that rounds two points onto one is an error.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, fields
+from types import ModuleType
+
+import numpy as np
+
+from backtest.config import Config, ExitConfig
+from backtest.errors import ConfigError
+from backtest.strategy import Param
+
+EXIT_KEYS = tuple(f"exits.{f.name}" for f in fields(ExitConfig))
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The cartesian product of `values`, in key order; combination p is `combo(p)`."""
+
+    keys: tuple[str, ...]
+    values: tuple[np.ndarray, ...]
+
+    @property
+    def size(self) -> int:
+        return int(np.prod([len(v) for v in self.values])) if self.values else 1
+
+    def indices(self, start: int, stop: int) -> np.ndarray:
+        """(stop - start, K) indices into `values` of combinations start..stop-1 (last key fastest)."""
+        shape = [len(v) for v in self.values]
+        return np.stack(np.unravel_index(np.arange(start, stop), shape), axis=1) if shape else np.zeros((stop - start, 0), int)
+
+    def combo(self, p: int) -> dict[str, int | float]:
+        idx = self.indices(p, p + 1)[0]
+        return {k: _scalar(v[i]) for k, v, i in zip(self.keys, self.values, idx)}
+
+
+def _scalar(x):
+    return int(x) if isinstance(x, np.integer) else float(x)
+
+
+def _exit_spec(key: str) -> Param:
+    f = {f.name: f for f in fields(ExitConfig)}[key.split(".", 1)[1]]
+    kind = int if f.type in ("int", int) else float
+    return Param(key, kind, f.default, f.metadata["lo"], f.metadata["hi"] if f.metadata["hi"] is not None else np.inf,
+                 f.metadata["help"])
+
+
+def _expand(key: str, spec, param: Param, where: str) -> np.ndarray:
+    if isinstance(spec, list):
+        if not spec:
+            raise ConfigError(f"{where}: [sweep.grid] {key!r} is an empty list")
+        vals = [param.check(v, where) for v in spec]
+    elif isinstance(spec, dict):
+        allowed = {"start", "stop", "num", "step", "log"}
+        for k in spec:
+            if k not in allowed:
+                close = difflib.get_close_matches(k, sorted(allowed), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"{where}: [sweep.grid] {key!r}: unknown range key {k!r}{hint}")
+        if "start" not in spec or "stop" not in spec or ("num" in spec) == ("step" in spec):
+            raise ConfigError(f"{where}: [sweep.grid] {key!r}: a range needs start, stop and one of num or step")
+        start, stop = float(spec["start"]), float(spec["stop"])
+        if spec.get("log"):
+            if "num" not in spec or start <= 0 or stop <= 0:
+                raise ConfigError(f"{where}: [sweep.grid] {key!r}: a log range needs num and positive start and stop")
+            raw = np.geomspace(start, stop, int(spec["num"]))
+        elif "num" in spec:
+            if int(spec["num"]) < 1:
+                raise ConfigError(f"{where}: [sweep.grid] {key!r}: num must be at least 1")
+            raw = np.linspace(start, stop, int(spec["num"]))
+        else:
+            step = float(spec["step"])
+            if step <= 0:
+                raise ConfigError(f"{where}: [sweep.grid] {key!r}: step must be positive")
+            raw = start + step * np.arange(int(np.floor((stop - start) / step + 1e-9)) + 1)
+        vals = [param.check(int(round(x)) if param.type is int else float(f"{x:.12g}"), where) for x in raw]
+    else:
+        vals = [param.check(spec, where)]
+    if len(set(vals)) != len(vals):
+        raise ConfigError(f"{where}: [sweep.grid] {key!r} has repeated values {vals} (integer rounding?)")
+    return np.array(vals, dtype=np.int64 if param.type is int else np.float64)
+
+
+def build_grid(cfg: Config, module: ModuleType) -> Grid:
+    """Validate [sweep.grid] against the strategy's parameters and the exit settings."""
+    where = cfg.source or "config"
+    params = {p.name: p for p in module.PARAMS}
+    keys, values = [], []
+    for key, spec in cfg.sweep.grid.items():
+        if key in params:
+            param = params[key]
+        elif key in EXIT_KEYS:
+            param = _exit_spec(key)
+        else:
+            valid = list(params) + list(EXIT_KEYS)
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (valid: {', '.join(valid)})"
+            raise ConfigError(f"{where}: [sweep.grid] unknown parameter {key!r} for strategy {module.NAME!r}{hint}")
+        keys.append(key)
+        values.append(_expand(key, spec, param, where))
+    return Grid(tuple(keys), tuple(values))

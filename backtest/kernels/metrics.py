@@ -1,0 +1,100 @@
+"""Metrics of an equity curve inside compiled code, for sweeps (definitions of backtest.metrics).
+
+`equity_metrics` must agree with `backtest.metrics` on the same curve; tests/test_sweep.py checks it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from backtest.kernels.simulate import T_ENTRY_FEES, T_ENTRY_PRICE, T_EXIT_BAR, T_EXIT_FEES, T_EXIT_PRICE, T_SHARES
+
+PERIODS = 252
+M_TOTAL_RETURN, M_CAGR, M_SHARPE, M_SORTINO, M_MAX_DRAWDOWN, M_EXPOSURE, M_TRADES, M_WIN_RATE = range(8)
+NMET = 8
+METRIC_NAMES = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "exposure", "trades", "win_rate")
+NSUM = 5  # per block: count, sum r, sum r^2, sum r^3, sum r^4 (backtest.robustness)
+
+
+@njit(cache=True, nogil=True)
+def _ratio(num, den):
+    """num / den with IEEE semantics (numba would raise on a zero denominator)."""
+    if den != 0.0:
+        return num / den
+    if num == 0.0 or num != num:
+        return np.nan
+    return np.inf if num > 0.0 else -np.inf
+
+
+@njit(cache=True, nogil=True)
+def equity_metrics(eq, cash, out):
+    """Return metrics of a (T,) equity curve into out[M_TOTAL_RETURN..M_EXPOSURE]; trade
+    metrics are filled by the caller. Returns r_t = eq_t / eq_{t-1} - 1 for t >= 1."""
+    n_t = eq.shape[0]
+    n = n_t - 1
+    out[M_TOTAL_RETURN] = eq[n_t - 1] / eq[0] - 1.0
+    out[M_CAGR] = (eq[n_t - 1] / eq[0]) ** (PERIODS / n) - 1.0 if n > 0 else np.nan
+    total = 0.0
+    down = 0.0
+    lo = np.inf
+    hi = -np.inf
+    for t in range(1, n_t):
+        r = eq[t] / eq[t - 1] - 1.0
+        total += r
+        down += min(r, 0.0) ** 2
+        lo = min(lo, r)
+        hi = max(hi, r)
+    if n >= 2:
+        mean = total / n
+        ss = 0.0
+        for t in range(1, n_t):
+            d = eq[t] / eq[t - 1] - 1.0 - mean
+            ss += d * d
+        sd = 0.0 if lo == hi else np.sqrt(ss / (n - 1))
+        out[M_SHARPE] = _ratio(mean, sd) * np.sqrt(PERIODS)
+        out[M_SORTINO] = _ratio(mean * PERIODS, np.sqrt(down / n) * np.sqrt(PERIODS))
+    else:
+        out[M_SHARPE] = np.nan
+        out[M_SORTINO] = np.nan
+    peak = eq[0]
+    mdd = 0.0
+    invested = 0.0
+    for t in range(n_t):
+        peak = max(peak, eq[t])
+        mdd = min(mdd, eq[t] / peak - 1.0)
+        invested += (eq[t] - cash[t]) / eq[t]
+    out[M_MAX_DRAWDOWN] = mdd
+    out[M_EXPOSURE] = invested / n_t
+
+
+@njit(cache=True, nogil=True)
+def trade_counts(trades, n_tr):
+    """(closed trades, winning closed trades: proceeds after fees above cost) of the first n_tr rows."""
+    closed = 0
+    wins = 0
+    for i in range(n_tr):
+        if trades[i, T_EXIT_BAR] < 0:
+            continue
+        closed += 1
+        cost = trades[i, T_SHARES] * trades[i, T_ENTRY_PRICE] + trades[i, T_ENTRY_FEES]
+        proceeds = trades[i, T_SHARES] * trades[i, T_EXIT_PRICE] - trades[i, T_EXIT_FEES]
+        if proceeds > cost:
+            wins += 1
+    return closed, wins
+
+
+@njit(cache=True, nogil=True)
+def block_sums(eq, edges, out):
+    """Power sums of the daily returns in each time block [edges[b], edges[b+1]) (bar indices of
+    the return's end bar) into out (S, NSUM)."""
+    out[:] = 0.0
+    for b in range(edges.shape[0] - 1):
+        for t in range(max(edges[b], 1), edges[b + 1]):
+            r = eq[t] / eq[t - 1] - 1.0
+            r2 = r * r
+            out[b, 0] += 1.0
+            out[b, 1] += r
+            out[b, 2] += r2
+            out[b, 3] += r2 * r
+            out[b, 4] += r2 * r2

@@ -1,0 +1,74 @@
+"""The fused sweep kernel: many parameter sets per pass, parallel over them (DESIGN §7-§8).
+
+Each combination runs the same `column` / `_portfolio` code as a single backtest and keeps only
+its metrics, so memory is O(N x T x F + P x metrics), never O(N x T x P). Results per
+combination do not depend on the thread that ran them: serial and parallel runs are identical.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from backtest.costs import NFEE
+from backtest.kernels.metrics import M_TRADES, M_WIN_RATE, NMET, NSUM, block_sums, equity_metrics, trade_counts
+from backtest.kernels.simulate import _portfolio, column, new_logs
+
+X_STOP_LOSS, X_TAKE_PROFIT, X_TRAILING_STOP, X_MAX_HOLD = range(4)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def sweep(open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k, r_feat, r_sign,
+          fill, init_cash, slippage, exits, costs, use_lots, max_positions, edges):
+    """P parameter sets over one (N, T) panel: rows p of e_feat/e_thr/e_k, x_feat/x_thr/x_k, r_feat
+    and exits (stop loss, take profit, trailing stop, max hold) give set p; ops are shared.
+
+    Returns per-symbol metrics (P, N, NMET) (NaN in portfolio mode), per-combination metrics of
+    total equity (P, NMET), and power sums of its daily returns per time block (P, S, NSUM).
+    """
+    n_p = e_thr.shape[0]
+    n_s, n_t = close.shape
+    per_symbol = np.full((n_p, n_s, NMET), np.nan)
+    combo = np.empty((n_p, NMET))
+    sums = np.empty((n_p, edges.shape[0] - 1, NSUM))
+    for p in prange(n_p):
+        sl = exits[p, X_STOP_LOSS]
+        tp = exits[p, X_TAKE_PROFIT]
+        tsl = exits[p, X_TRAILING_STOP]
+        hold = int(exits[p, X_MAX_HOLD])
+        if max_positions > 0:
+            cash, _, eq, trades, _, _ = _portfolio(
+                open_, high, low, close, lot, feats, e_feat[p], e_op, e_thr[p], e_k[p], x_feat[p], x_op, x_thr[p],
+                x_k[p], r_feat[p], r_sign[p], fill, init_cash, slippage, sl, tp, tsl, hold, costs, use_lots,
+                max_positions)
+            equity_metrics(eq[0], cash[0], combo[p])
+            closed, wins = trade_counts(trades, trades.shape[0])
+            block_sums(eq[0], edges, sums[p])
+        else:
+            total_eq = np.zeros(n_t)
+            total_cash = np.zeros(n_t)
+            cash_buf = np.empty(n_t)
+            shares_buf = np.empty(n_t)
+            eq_buf = np.empty(n_t)
+            trades, orders, ofees = new_logs(n_t)
+            fee_buf = np.zeros(NFEE)
+            closed = 0
+            wins = 0
+            for j in range(n_s):
+                n_tr, _ = column(j, open_, high, low, close, lot, feats, e_feat[p], e_op, e_thr[p], e_k[p], x_feat[p],
+                                 x_op, x_thr[p], x_k[p], fill, init_cash, slippage, sl, tp, tsl, hold, costs, use_lots,
+                                 cash_buf, shares_buf, eq_buf, trades, orders, ofees, fee_buf)
+                row = per_symbol[p, j]
+                equity_metrics(eq_buf, cash_buf, row)
+                c, w = trade_counts(trades, n_tr)
+                row[M_TRADES] = c
+                row[M_WIN_RATE] = w / c if c > 0 else np.nan
+                closed += c
+                wins += w
+                total_eq += eq_buf
+                total_cash += cash_buf
+            equity_metrics(total_eq, total_cash, combo[p])
+            block_sums(total_eq, edges, sums[p])
+        combo[p, M_TRADES] = closed
+        combo[p, M_WIN_RATE] = wins / closed if closed > 0 else np.nan
+    return per_symbol, combo, sums

@@ -1,0 +1,170 @@
+"""Sweeps (DESIGN §7): kernel metrics equal the single-run engine's, resume after a kill loses
+and repeats nothing, serial / parallel / Dask runs are identical, grid errors are named."""
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backtest import metrics
+from backtest.config import load_config
+from backtest.errors import ConfigError, UserError
+from backtest.pipeline import run
+from backtest.sweep import combo_config, run_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BASE = """
+[data]
+synthetic = {{ seed = {seed}, symbols = 6, years = 3 }}
+[strategy]
+name = "southbound_dip"
+[strategy.params]
+dip_window = 20
+[execution]
+mode = "{mode}"
+max_positions = 3
+slippage_bps = 5.0
+[exits]
+stop_loss = 0.08
+take_profit = 0.15
+[costs]
+model = "hk"
+commission_bps = 3.0
+commission_min = 20.0
+[sweep]
+blocks = 6
+train_blocks = 2
+chunk_size = {chunk}
+[sweep.grid]
+{grid}
+"""
+
+
+def _config(tmp_path, grid, mode="independent", seed=3, chunk=4, name="s.toml"):
+    p = tmp_path / name
+    p.write_text(BASE.format(grid=grid, mode=mode, seed=seed, chunk=chunk))
+    return load_config(p)
+
+
+def _single_metrics(eq: pd.Series, cash: pd.Series, trades: pd.DataFrame) -> dict:
+    r = eq.pct_change().iloc[1:]
+    closed = trades[trades["reason"] != "open"]
+    return {
+        "total_return": metrics.total_return(r), "cagr": metrics.cagr(r), "sharpe": metrics.sharpe(r),
+        "sortino": metrics.sortino(r), "max_drawdown": metrics.max_drawdown(r),
+        "exposure": float(((eq - cash) / eq).mean()), "trades": len(closed),
+        "win_rate": float((closed["return"] > 0).mean()) if len(closed) else np.nan,
+    }
+
+
+@pytest.mark.parametrize("mode, seed", [("independent", 3), ("independent", 11), ("portfolio", 5)])
+def test_sweep_metrics_equal_the_single_run_engine(tmp_path, mode, seed):
+    rng = np.random.default_rng(seed)
+    grid = (f"dip = {sorted(rng.choice([0.03, 0.06, 0.09, 0.12], 2, replace=False).tolist())}\n"
+            f"flow_z = {{ start = {rng.uniform(0.2, 1.0):.2f}, stop = 2.5, num = 3 }}\n"
+            f"flow_window = {sorted(rng.choice([20, 40, 60], 2, replace=False).tolist())}\n"
+            f'"exits.max_hold" = [0, {int(rng.integers(3, 15))}]\n'
+            f'"exits.trailing_stop" = [0.0, 0.06]\n')
+    cfg = _config(tmp_path, grid, mode=mode, seed=seed)
+    res = run_sweep(cfg, tmp_path / "out", progress=False)
+    assert res.table["trades"].sum() > 0
+    for p in rng.choice(res.grid.size, 4, replace=False):
+        combo = res.grid.combo(int(p))
+        single = run(combo_config(cfg, combo)).result
+        row = res.table.iloc[p]
+        for k, v in combo.items():
+            assert row[k] == v
+        want = _single_metrics(single.total_equity, single.total_cash, single.trades)
+        for name, value in want.items():
+            np.testing.assert_allclose(row[name], value, rtol=1e-9, atol=1e-12, err_msg=f"combo {p} {name}")
+        if mode == "independent":
+            sym = res.by_symbol[res.by_symbol["combo"] == p].set_index("symbol")
+            for s in single.equity.columns:
+                want = _single_metrics(single.equity[s], single.cash[s], single.trades[single.trades["symbol"] == s])
+                for name, value in want.items():
+                    np.testing.assert_allclose(sym.loc[s, name], value, rtol=1e-9, atol=1e-12,
+                                               err_msg=f"combo {p} {s} {name}")
+
+
+def test_block_sums_are_the_daily_returns_of_total_equity(tmp_path):
+    cfg = _config(tmp_path, "dip = [0.05, 0.1]\nflow_z = [1.0]\n")
+    res = run_sweep(cfg, tmp_path / "out", progress=False)
+    eq = run(combo_config(cfg, res.grid.combo(1))).result.total_equity
+    r = eq.pct_change().to_numpy()[1:]
+    s = res.sums[1]
+    assert s[:, 0].sum() == len(r)
+    np.testing.assert_allclose(s[:, 1].sum(), r.sum(), rtol=1e-9)
+    np.testing.assert_allclose(s[:, 2].sum(), (r ** 2).sum(), rtol=1e-9)
+
+
+def test_serial_parallel_and_dask_runs_are_identical(tmp_path):
+    grid = 'dip = [0.04, 0.08, 0.12]\nflow_z = [0.5, 1.5, 2.5]\n"exits.max_hold" = [5, 10]\n'
+    cfg = _config(tmp_path, grid, chunk=5)
+    one = run_sweep(cfg, tmp_path / "one", workers=1, progress=False)
+    two = run_sweep(cfg, tmp_path / "two", workers=2, progress=False)
+    pd.testing.assert_frame_equal(one.table, two.table, check_exact=True)
+    pd.testing.assert_frame_equal(one.by_symbol, two.by_symbol, check_exact=True)
+    pytest.importorskip("dask.distributed")
+    dask = run_sweep(cfg, tmp_path / "dask", workers=2, engine="dask", progress=False)
+    pd.testing.assert_frame_equal(one.table, dask.table, check_exact=True)
+    assert np.array_equal(one.sums, dask.sums)
+
+
+def test_resume_after_a_kill_redoes_nothing_and_loses_nothing(tmp_path):
+    grid = ('dip = { start = 0.02, stop = 0.2, num = 10 }\nflow_z = { start = 0.2, stop = 3.0, num = 8 }\n'
+            '"exits.max_hold" = [5, 10, 20]\n')
+    cfg_path = tmp_path / "s.toml"
+    cfg_path.write_text(BASE.format(grid=grid, mode="independent", seed=3, chunk=2))
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "backtest", "sweep", str(cfg_path), "--out", str(out),
+                             "--workers", "1"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    chunks = out / "chunks"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(chunks.glob("chunk_*.npz"))) < 3 and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = sorted(p.name for p in chunks.glob("chunk_*.npz"))
+    assert 3 <= len(done_before) < 120, "the kill should land mid-sweep"
+    stamps = {p.name: p.stat().st_mtime_ns for p in chunks.glob("chunk_*.npz")}
+    cfg = load_config(cfg_path)
+    with pytest.raises(UserError, match="pass --resume"):
+        run_sweep(cfg, out, progress=False)
+    resumed = run_sweep(cfg, out, resume=True, progress=False)
+    assert resumed.computed == resumed.grid.size - 2 * len(done_before)
+    assert all((chunks / n).stat().st_mtime_ns == t for n, t in stamps.items()), "a finished chunk was redone"
+    fresh = run_sweep(cfg, tmp_path / "fresh", progress=False)
+    pd.testing.assert_frame_equal(resumed.table, fresh.table, check_exact=True)
+    assert not list(chunks.glob(".*.tmp"))
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    cfg = _config(tmp_path, "dip = [0.05, 0.1]\n")
+    run_sweep(cfg, tmp_path / "out", progress=False)
+    other = _config(tmp_path, "dip = [0.05, 0.2]\n", name="other.toml")
+    with pytest.raises(UserError, match="different config"):
+        run_sweep(other, tmp_path / "out", resume=True, progress=False)
+
+
+@pytest.mark.parametrize("grid, message", [
+    ("dipp = [0.1]\n", "unknown parameter 'dipp' for strategy 'southbound_dip' (did you mean 'dip'?)"),
+    ("dip = { start = 0.1, stop = 0.2 }\n", "a range needs start, stop and one of num or step"),
+    ("dip = [1.5]\n", "parameter 'dip' = 1.5 is out of range"),
+    ("flow_window = { start = 20, stop = 21, num = 5 }\n", "repeated values"),
+    ('"exits.max_hold" = [2.5]\n', "expects int"),
+    ("dip = { start = 0.1, stop = 0.2, num = 2, logg = true }\n", "unknown range key 'logg' (did you mean 'log'?)"),
+])
+def test_grid_errors_are_named(tmp_path, grid, message):
+    cfg = _config(tmp_path, grid)
+    with pytest.raises(ConfigError) as err:
+        run_sweep(cfg, tmp_path / "out", progress=False)
+    assert message in str(err.value) and str(tmp_path / "s.toml") in str(err.value)
