@@ -67,6 +67,8 @@ class RunOutput:
 
 
 def run(cfg: Config, market: MarketData | None = None) -> RunOutput:
+    from datetime import datetime, timedelta
+
     from backtest.event_study import event_study
     from backtest.features import compute_features
     from backtest.metrics import equal_weight_returns, index_returns, return_stats, summary
@@ -76,8 +78,6 @@ def run(cfg: Config, market: MarketData | None = None) -> RunOutput:
     prep = prepare(cfg, market)
     feats = compute_features(prep.panel, prep.plan.refs)
     result = simulate(prep.panel, prep.plan, feats, cfg)
-    from datetime import datetime, timedelta
-
     started = (datetime.now() - timedelta(seconds=time.perf_counter() - t0)).astimezone().isoformat(timespec="seconds")
     panel, risk_free = prep.panel, 0.0  # annual rate; see backtest.metrics
     feats_tn = feats.transpose(0, 2, 1)  # (F, T, N) view of the kernel's (F, N, T) stack

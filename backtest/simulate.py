@@ -146,7 +146,8 @@ def _orders(od: np.ndarray, fees: np.ndarray, panel: Panel) -> pd.DataFrame:
         "reason": np.asarray(nb.REASONS, dtype=object)[od[:, nb.O_REASON].astype(np.int64)],
         "status": np.asarray(nb.STATUSES, dtype=object)[od[:, nb.O_STATUS].astype(np.int64)],
     })
-    df.insert(0, "order_id", np.arange(len(df)))
     for i, kind in enumerate(FEE_KINDS):
         df[f"fee_{kind}"] = fees[:, i]
-    return df.sort_values(["date", "symbol"], kind="stable").reset_index(drop=True)
+    df = df.sort_values(["date", "symbol"], kind="stable").reset_index(drop=True)
+    df.insert(0, "order_id", np.arange(len(df)))  # chronological: an order's id never depends on later ones
+    return df

@@ -20,6 +20,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from backtest import event_study as es
 from backtest.event_study import POOLED
 from backtest.metrics import ROLLING_WINDOW, drawdown_periods, period_returns, rolling_sharpe
 from backtest.pipeline import RunOutput
@@ -66,7 +67,8 @@ p.note{color:var(--muted);margin:4px 0 10px;font-size:13px}
 .card .k{font-size:12px;color:var(--muted)} .card .v{font-size:22px;font-weight:600;font-variant-numeric:tabular-nums}
 .pos{color:#15803d} .neg{color:#b91c1c}
 .two{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:18px;align-items:start}
-@media (max-width:900px){.two{grid-template-columns:1fr}}
+.two.even{grid-template-columns:minmax(0,1fr) minmax(0,1fr)}
+@media (max-width:900px){.two,.two.even{grid-template-columns:1fr}}
 table{border-collapse:collapse;font-variant-numeric:tabular-nums;width:100%;font-size:13px}
 th,td{padding:3px 8px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
 th{background:#f1f5f9;font-weight:600;white-space:normal;vertical-align:bottom}
@@ -126,13 +128,19 @@ def _finite(x) -> bool:
 def pct(x, digits: int = 2) -> str:
     if isinstance(x, (float, np.floating)) and math.isinf(x):
         return "∞" if x > 0 else "−∞"
-    return f"{x * 100:.{digits}f}%".replace("-", "−") if _finite(x) else "–"
+    if not _finite(x):
+        return "–"
+    text = f"{x * 100:.{digits}f}"
+    return (text.lstrip("-") if float(text) == 0 else text.replace("-", "−")) + "%"  # no "−0.0%"
 
 
 def num(x, digits: int = 2) -> str:
     if isinstance(x, (float, np.floating)) and math.isinf(x):
         return "∞" if x > 0 else "−∞"
-    return f"{x:,.{digits}f}".replace("-", "−") if _finite(x) else "–"
+    if not _finite(x):
+        return "–"
+    text = f"{x:,.{digits}f}"
+    return text.lstrip("-") if float(text.replace(",", "")) == 0 else text.replace("-", "−")
 
 
 def _sign(x) -> str:
@@ -195,6 +203,11 @@ class _Charts:
         fig.subplots_adjust(left=0.8 / width, right=1 - 0.15 / width, bottom=bottom / height, top=1 - top / height)
         return fig, fig.add_subplot()
 
+    @staticmethod
+    def legend_above(ax, n: int) -> None:
+        """The legend in one row above the axes (needs `top` of about 0.35 in the figure)."""
+        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=n, borderaxespad=0.2)
+
     def svg(self, fig, label: str) -> str:
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
@@ -222,12 +235,12 @@ class _Charts:
 
     def equity(self, index, lines: dict[str, tuple[np.ndarray, str]]) -> tuple[str, str]:
         """The same chart twice: linear and log y axis."""
-        fig, ax = self.figure(3.9)
+        fig, ax = self.figure(3.9, top=0.35)
         for label, (y, color) in lines.items():
             ax.plot(index, y, color=color, lw=1.5 if color == COLORS["strategy"] else 1.1, label=_label(label))
         ax.axhline(1.0, color="#9ca3af", lw=0.8, zorder=0)
         ax.set_ylabel("value of 1 invested")
-        ax.legend(loc="upper left", ncols=len(lines))
+        self.legend_above(ax, len(lines))
         self.dates(ax, index)
         linear = self.svg(fig, "equity curve, linear scale")
         ax.set_yscale("log")
@@ -247,35 +260,35 @@ class _Charts:
         ax.plot(index, dd, color="#b91c1c", lw=0.8)
         ax.set_ylim(min(float(dd.min()) * 1.08, -0.01), 0.0)
         ax.set_ylabel("drawdown")
-        self.percent(ax)
+        self.percent(ax, decimals=None)
         self.dates(ax, index)
         return self.svg(fig, "underwater drawdown curve")
 
     def rolling_sharpe(self, index, lines: dict[str, tuple[np.ndarray, str]]) -> str:
-        fig, ax = self.figure(2.6)
+        fig, ax = self.figure(2.8, top=0.35)
         for label, (y, color) in lines.items():
             ax.plot(index, y, color=color, lw=1.4 if color == COLORS["strategy"] else 0.9,
                     alpha=1.0 if color == COLORS["strategy"] else 0.75, label=_label(label))
         ax.axhline(0.0, color="#6b7280", lw=0.8)
         ax.set_ylabel(f"Sharpe, trailing {ROLLING_WINDOW} days")
-        ax.legend(loc="upper left", ncols=len(lines))
+        self.legend_above(ax, len(lines))
         self.dates(ax, index)
         return self.svg(fig, "rolling six-month Sharpe ratio")
 
     def exposure(self, index, exposure: np.ndarray) -> str:
-        fig, ax = self.figure(2.3)
+        fig, ax = self.figure(2.5, top=0.35)
         ax.fill_between(index, exposure, 0.0, color=COLORS["strategy"], alpha=0.25, lw=0, step="post")
         smooth = pd.Series(exposure).rolling(60, min_periods=1).mean().to_numpy()
         ax.plot(index, smooth, color=COLORS["strategy"], lw=1.2, label="60-day average")
         ax.set_ylim(0.0, max(float(np.nanmax(exposure)) * 1.1, 0.01))
         ax.set_ylabel("equity invested")
-        ax.legend(loc="upper left")
+        self.legend_above(ax, 1)
         self.percent(ax)
         self.dates(ax, index)
         return self.svg(fig, "exposure over time")
 
     def yearly(self, table: pd.DataFrame, colors: list[str]) -> str:
-        fig, ax = self.figure(3.0, width=7.0)
+        fig, ax = self.figure(3.2, width=7.0, top=0.35)
         k = len(table.columns)
         width = 0.8 / k
         x = np.arange(len(table))
@@ -284,12 +297,12 @@ class _Charts:
         ax.axhline(0.0, color="#6b7280", lw=0.8)
         ax.set_xticks(x, [str(y) for y in table.index])
         ax.grid(axis="x", visible=False)
-        ax.legend(loc="upper left", ncols=k)
+        self.legend_above(ax, k)
         self.percent(ax)
         return self.svg(fig, "yearly returns")
 
     def trade_hist(self, returns: np.ndarray) -> str:
-        fig, ax = self.figure(2.8, width=7.0)
+        fig, ax = self.figure(2.9, width=6.0)
         if returns.size:
             lo, hi = float(returns.min()), float(returns.max())
             w = max((hi - lo) / 40, 1e-4)
@@ -305,7 +318,7 @@ class _Charts:
         ax.set_xlabel("trade return (net of fees)")
         ax.set_ylabel("trades")
         self.percent(ax, axis="x")
-        fig.subplots_adjust(bottom=0.5 / 2.8)
+        fig.subplots_adjust(bottom=0.5 / 2.9)
         return self.svg(fig, "distribution of trade returns")
 
     def event_study(self, pooled: pd.DataFrame, labels: dict[str, str]) -> str:
@@ -474,7 +487,7 @@ def _trade_section(trades: pd.DataFrame, charts: _Charts) -> str:
         rows.append(f'<tr><td class="t">{e(str(reason))}</td>{_td(f"{len(g):,}")}{_td(pct(np.mean(r > 0), 1))}'
                     f'{_td(pct(np.mean(r)))}{_td(pct(np.median(r)))}{_td(num(g["pnl"].sum(), 0))}</tr>')
     table = _table(["Exit reason", "Trades", "Win rate", "Mean", "Median", "P&L (HK$)"], rows)
-    body = f'<div class="two"><div class="chart">{charts.trade_hist(ret)}</div><div>{table}</div></div>'
+    body = f'<div class="two even"><div class="chart">{charts.trade_hist(ret)}</div><div>{table}</div></div>'
     return _section("trade-returns", body, "Closed trades; return = sale proceeds net of fees / purchase cost including fees − 1.")
 
 
@@ -526,8 +539,8 @@ def _event_study(out: RunOutput, charts: _Charts) -> str:
     end = "t+1+h" if fill == "next_close" else "t+h"
     note = (f"Forward return after a signal on day t: close of day {end} / fill price − 1, filled at {start} "
             f"(fill = {e(fill)}; no slippage or fees). Unconditional: the same forward return from every day of every "
-            "symbol. Interval: 2.5th–97.5th percentiles of 1,000 circular block-bootstrap means (blocks of 20 days, "
-            f"seeded). Entry rule: <code>{e(signals[-1])}</code>.")
+            f"symbol. Interval: 2.5th–97.5th percentiles of {es.N_BOOT:,} circular block-bootstrap means (blocks of "
+            f"{max(es.HORIZONS)} days, seeded). Entry rule: <code>{e(signals[-1])}</code>.")
     body = (f'<div class="chart">{charts.event_study(pooled, labels)}</div><h3>Pooled over symbols</h3>'
             f"{_table(head, _event_rows(pooled, labels, False))}"
             f"<details><summary>Per symbol ({len(per):,} rows; sortable)</summary><div class=\"scroll\">"

@@ -165,12 +165,16 @@ def test_a_symbol_without_signals_has_nan_statistics():
     assert (d.uncond_n > 0).all()
 
 
-def test_entries_of_the_simulation_are_signals_of_the_rule():
+@pytest.mark.parametrize("fill", ["next_open", "next_close"])
+def test_entries_of_the_simulation_are_signals_of_the_rule(fill):
+    import dataclasses
+
     from backtest.config import load_config
     from backtest.data.synth import generate
     from backtest.pipeline import run
 
     cfg = load_config("configs/dip.toml")
+    cfg = dataclasses.replace(cfg, execution=dataclasses.replace(cfg.execution, fill=fill))
     out = run(cfg, generate(seed=3, symbols=6, years=3))
     plan, panel = out.prepared.plan, out.prepared.panel
     masks = es.signal_masks(out.features, plan.entry)
@@ -183,3 +187,12 @@ def test_entries_of_the_simulation_are_signals_of_the_rule():
     ev = out.event_study
     pooled = ev[(ev.symbol == es.POOLED) & (ev.signal == str(plan.entry_rule))]
     assert (pooled.n > 0).all() and len(pooled) == len(es.HORIZONS)
+    # The study measured from the same fill the simulation used (before slippage).
+    fwd = es.forward_returns(panel.fields["open"], panel.fields["close"], fill, es.HORIZONS)
+    x = fwd[0][masks[-1] & ~np.isnan(fwd[0])]
+    assert pooled["n"].iloc[0] == x.size and pooled["mean"].iloc[0] == pytest.approx(x.mean(), rel=1e-12)
+    px = panel.fields["open" if fill == "next_open" else "close"]
+    first = trades.iloc[0]
+    t, j = dates.get_loc(first["entry_date"]), panel.symbols.index(first["symbol"])
+    slip = cfg.execution.slippage_bps / 1e4
+    assert first["entry_price"] == pytest.approx(px[t, j] * (1 + slip), rel=1e-12)

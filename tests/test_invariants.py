@@ -61,3 +61,26 @@ def test_invariants(seed, n_t, n_s, nan_frac, k, fill, stops, cash, slip):
     again = run(o, h, lo, c, en, ex, **kw)
     for a, b in zip(out, again):
         assert a.tobytes() == b.tobytes()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), n_t=st.integers(2, 150), nan_frac=st.sampled_from([0.0, 0.2]),
+       fill=st.sampled_from(["next_open", "next_close", "same_close"]),
+       stops=st.sampled_from([(0, 0, 0, 0), (0.08, 0.15, 0, 5), (0.05, 0.05, 0.05, 2)]))
+def test_one_symbol_portfolio_equals_its_independent_account(seed, n_t, nan_frac, fill, stops):
+    """The portfolio loop and the per-symbol loop implement one set of semantics."""
+    rng = np.random.default_rng(seed)
+    c = 50 * np.exp(np.cumsum(rng.standard_t(3, (n_t, 1)) * 0.03, 0))
+    o = c * np.exp(rng.normal(0, 0.02, c.shape))
+    h, lo = np.maximum(o, c) * 1.01, np.minimum(o, c) * 0.99
+    gaps = rng.random(c.shape) < nan_frac
+    for a in (o, h, lo, c):
+        a[gaps] = np.nan
+    sl, tp, tsl, hold = stops
+    kw = dict(lot=100.0, fill=fill, cash=1e5, slippage=0.001, stop_loss=sl, take_profit=tp, trailing_stop=tsl,
+              max_hold=hold, costs=CostModel(kind="hk", commission_bps=3, commission_min=50))
+    en, ex = rng.random(c.shape) < 0.3, rng.random(c.shape) < 0.15
+    alone = run(o, h, lo, c, en, ex, max_positions=0, **kw)
+    shared = run(o, h, lo, c, en, ex, max_positions=1, **kw)
+    for a, b in zip(alone, shared):
+        np.testing.assert_array_equal(a, b)

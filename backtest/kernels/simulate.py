@@ -48,21 +48,18 @@ P_SHARES, P_ENTRY_BAR, P_ENTRY_PX, P_ENTRY_FEES, P_PEAK, P_ENTRY_ORDER = range(6
 @njit(cache=True, nogil=True, inline="always")
 def rule_holds(feats, feat, op, thr, k, t, j):
     """At least k conditions hold on row t of column j; NaN never holds; k = 0 is 'no rule'.
-    Stops as soon as the answer is known (an all-of rule usually after its first condition)."""
+    (Checking every condition measured faster than stopping early: fewer mispredicted branches.)"""
     if k == 0:
         return False
-    n_c = feat.shape[0]
     n = 0
-    for c in range(n_c):
+    for c in range(feat.shape[0]):
         x = feats[feat[c], j, t]
+        if x != x:
+            continue
         o = op[c]
         if (o == 0 and x <= thr[c]) or (o == 1 and x >= thr[c]) or (o == 2 and x < thr[c]) or (o == 3 and x > thr[c]):
             n += 1
-            if n >= k:
-                return True
-        elif n + n_c - c - 1 < k:
-            return False
-    return False
+    return n >= k
 
 
 @njit(cache=True, nogil=True)
@@ -470,7 +467,7 @@ def _sell(j, t, exit_px, reason, cash, pos, costs, fee_buf, trades, n_tr, orders
     _log_trade(trades, n_tr, j, pos[j, P_ENTRY_BAR], t, shares, pos[j, P_ENTRY_PX], exit_px, pos[j, P_ENTRY_FEES],
                fees, reason, pos[j, P_ENTRY_ORDER], n_or)
     pos[j, P_SHARES] = 0.0
-    return cash + shares * exit_px - fees
+    return cash + (shares * exit_px - fees)  # the same rounding as `column`
 
 
 @njit(cache=True, nogil=True)

@@ -1,0 +1,722 @@
+"""The sweep report (DESIGN §7): `sweep.html` and `walk_forward.csv` from a finished sweep.
+
+`write_sweep_report(res, cfg)` reads a `SweepResult` (the table of metrics and the block power
+sums) and writes into `res.out_dir`:
+
+sweep.html        one self-contained page: heatmaps of the chosen metric for every pair of grid
+                  parameters, its distribution, the top 10 combinations, neighbourhood stability
+                  of the top 5, the deflated Sharpe ratio, PBO by CSCV and walk-forward selection
+walk_forward.csv  the stitched out-of-sample daily returns of the walk-forward picks, re-run with
+                  the single-run engine (date, oos_return, oos_equity, combo, step, parameters)
+
+The statistics come from `backtest.robustness` on the block sums; this module only arranges them.
+The numbers are computed by small pure functions (`ranking`, `neighbourhood`, `deflated`,
+`walk_forward_oos`) and the page by `render`, so tests can check each on its own. Charts and page
+furniture are the tear sheet's (`backtest.tearsheet`): inline SVG, every data or config text
+escaped, a Content-Security-Policy that allows no network request. docs/sweeps.md describes the
+page section by section.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from backtest import metrics
+from backtest.config import Config
+from backtest.grid import Grid
+from backtest.robustness import (PBOResult, WalkForwardResult, deflated_sharpe_ratio, expected_max_sharpe, moments,
+                                 pbo_cscv, probabilistic_sharpe_ratio, sharpe_from_sums, walk_forward)
+from backtest.sweep import SweepResult, block_edges, combo_config
+from backtest.tearsheet import CSP, CSS, RC, SORT_JS, _Charts, _finite, _label, _sign, _table, _td, num, pct
+
+SECTIONS = (
+    ("summary", "Summary"),
+    ("heatmaps", "Heatmaps"),
+    ("distribution", "Distribution"),
+    ("top", "Top 10"),
+    ("stability", "Neighbourhood stability"),
+    ("dsr", "Deflated Sharpe ratio"),
+    ("pbo", "Overfitting (PBO)"),
+    ("walk-forward", "Walk-forward"),
+    ("config", "Config"),
+)
+"""(id, title) of every section after the header (id "header"), in page order."""
+
+TOP = 10  # rows of the top table
+PICKS = 5  # top combinations whose neighbourhood is shown
+ANNOTATE_CELLS = 150  # heatmaps with at most this many cells, and at most ANNOTATE_AXIS per axis, print values
+ANNOTATE_AXIS = 15
+WF_METRIC = "sharpe"  # walk-forward and PBO rank by Sharpe (robustness computes Sharpe or mean from sums)
+METRIC_LABELS = {"total_return": "Total return", "cagr": "CAGR", "sharpe": "Sharpe", "sortino": "Sortino",
+                 "max_drawdown": "Max drawdown", "exposure": "Exposure", "trades": "Trades", "win_rate": "Win rate"}
+PERCENT = {"total_return", "cagr", "max_drawdown", "exposure", "win_rate"}
+
+EXTRA_CSS = """
+.grid2{display:grid;grid-template-columns:repeat(auto-fill,minmax(440px,1fr));gap:10px 18px}
+.card .s{font-size:12px;color:var(--muted)}
+.two.even{grid-template-columns:minmax(0,1fr) minmax(0,1fr)}
+tr.pick td{font-weight:600}
+.narrow{max-width:560px;margin:8px 0}
+"""
+
+e = html.escape
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers
+
+
+def ranking(table: pd.DataFrame, metric: str) -> np.ndarray:
+    """Combination ids, best first: higher is better for every metric; ties keep grid order; NaN last."""
+    return table.sort_values(metric, ascending=False, kind="stable", na_position="last")["combo"].to_numpy()
+
+
+def _cube(grid: Grid, values: np.ndarray) -> np.ndarray:
+    """Per-combination values as an array over the grid (one axis per key; combination p is row p)."""
+    return np.asarray(values, dtype=np.float64).reshape([len(v) for v in grid.values])
+
+
+@dataclass(frozen=True)
+class Neighbourhood:
+    """Per combination, over its grid neighbours (every offset in {-1, 0, +1}^K but the all-zero
+    one, inside the grid, value not NaN): their count, mean and minimum. (P,) arrays."""
+
+    count: np.ndarray
+    mean: np.ndarray
+    min: np.ndarray
+    region: np.ndarray  # mean over the combination and its neighbours (NaN if its own value is NaN)
+
+
+def neighbourhood(grid: Grid, values: np.ndarray) -> Neighbourhood:
+    """Mean / min of `values` over each combination's grid neighbours, for all combinations at once."""
+    cube = _cube(grid, values)
+    shape = cube.shape
+    padded = np.pad(cube, 1, constant_values=np.nan)
+    total, count = np.zeros(shape), np.zeros(shape, dtype=np.int64)
+    low = np.full(shape, np.nan)
+    for off in itertools.product((-1, 0, 1), repeat=cube.ndim):
+        if not any(off):
+            continue
+        v = padded[tuple(slice(1 + o, 1 + o + n) for o, n in zip(off, shape))]
+        ok = ~np.isnan(v)
+        total += np.where(ok, v, 0.0)
+        count += ok
+        low = np.fmin(low, v)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / count, np.nan)
+        region = np.where(np.isnan(cube), np.nan, (total + np.nan_to_num(cube)) / (count + 1))
+    return Neighbourhood(count.ravel(), mean.ravel(), low.ravel(), region.ravel())
+
+
+@dataclass(frozen=True)
+class Deflated:
+    """Inputs and result of the deflated Sharpe ratio for every combination (all Sharpe values per day)."""
+
+    sr: np.ndarray  # (P,) daily Sharpe ratio from the block sums
+    n_obs: np.ndarray  # (P,) daily returns
+    skew: np.ndarray
+    kurt: np.ndarray  # non-excess
+    n_trials: int
+    var: float  # variance of the finite daily Sharpe ratios over all combinations (ddof=1)
+    sr0: float  # expected maximum daily Sharpe of n_trials skill-less trials
+    psr0: np.ndarray  # (P,) PSR against 0
+    dsr: np.ndarray  # (P,) DSR: PSR against sr0
+
+
+def deflated(sums: np.ndarray) -> Deflated:
+    """Deflated Sharpe ratio of every combination with n_trials = P (docs/robustness.md, recipe)."""
+    n, s1, s2, s3, s4 = (sums[..., i] for i in range(5))
+    sr = sharpe_from_sums(n, s1, s2, periods=1)
+    m = moments(n, s1, s2, s3, s4)
+    fin = sr[np.isfinite(sr)]
+    var = float(np.var(fin, ddof=1)) if fin.size >= 2 else 0.0
+    n_trials = int(n.shape[0])
+    n_obs = n.sum(axis=1)
+    return Deflated(sr, n_obs, m.skew, m.kurt, n_trials, var, float(expected_max_sharpe(n_trials, var)),
+                    np.atleast_1d(probabilistic_sharpe_ratio(sr, 0.0, n_obs, m.skew, m.kurt)),
+                    np.atleast_1d(deflated_sharpe_ratio(sr, n_obs, m.skew, m.kurt, n_trials, var)))
+
+
+@dataclass(frozen=True)
+class WalkForwardOOS:
+    """Walk-forward selection re-run with the single-run engine and stitched out of sample."""
+
+    wf: WalkForwardResult
+    frame: pd.DataFrame  # walk_forward.csv: date, oos_return, oos_equity, combo, step, parameters
+    reference: np.ndarray  # daily returns of wf.reference (look-ahead) on the same dates
+    dates: pd.DatetimeIndex  # every bar of the backtest
+    edges: np.ndarray  # block_edges(T, S)
+    stats: dict  # "stitched" / "reference" -> total_return, cagr, sharpe, max_drawdown
+    sums_gap: float  # largest |re-run block sum - sweep block sum| of the re-run combinations' returns
+    runs: int  # distinct combinations re-run
+    seconds: float
+
+
+def _run_stats(r: np.ndarray) -> dict:
+    return {"total_return": metrics.total_return(r), "cagr": metrics.cagr(r), "sharpe": metrics.sharpe(r),
+            "max_drawdown": metrics.max_drawdown(r)}
+
+
+def walk_forward_oos(res: SweepResult, cfg: Config, market=None):
+    """Walk-forward picks (robustness.walk_forward on the block sums), each re-run with
+    `backtest.pipeline.run` (once per distinct combination) and its daily returns taken over its
+    test blocks. Block b holds the returns ending at bars edges[b] .. edges[b + 1] - 1.
+
+    Returns (WalkForwardOOS, the Prepared of the first re-run: data fingerprint, strategy module).
+    """
+    from backtest.pipeline import load_market, run
+
+    t0 = time.perf_counter()
+    n, s1, s2 = (res.sums[..., i] for i in range(3))
+    wf = walk_forward(n, s1, s2, train_blocks=cfg.sweep.train_blocks, metric=WF_METRIC)
+    market = market if market is not None else load_market(cfg)
+    cache: dict[int, np.ndarray] = {}
+    first = []
+
+    def returns(p: int) -> np.ndarray:
+        if p not in cache:
+            out = run(combo_config(cfg, res.grid.combo(p)), market)
+            if not first:
+                first.append(out)
+            eq = out.result.total_equity.to_numpy(dtype=np.float64)
+            cache[p] = np.concatenate([[np.nan], eq[1:] / eq[:-1] - 1.0])  # r[t] ends at bar t
+        return cache[p]
+
+    returns(int(wf.steps[0][1]))
+    prep = first[0].prepared
+    dates = pd.DatetimeIndex(prep.panel.dates)
+    edges = block_edges(len(dates), res.sums.shape[1])
+    if not np.array_equal(np.diff(edges), res.sums[0, :, 0]):
+        raise ValueError("the re-run's bars do not match the sweep's blocks: was the data changed after the sweep?")
+    parts = []
+    for k, (test, p) in enumerate(wf.steps):
+        a, b = edges[test[0]], edges[test[-1] + 1]
+        parts.append(pd.DataFrame({"date": dates[a:b], "oos_return": returns(p)[a:b], "combo": p, "step": k}))
+    frame = pd.concat(parts, ignore_index=True)
+    frame.insert(2, "oos_equity", np.cumprod(1.0 + frame["oos_return"].to_numpy()))
+    idx = res.grid.indices(0, res.grid.size)[frame["combo"].to_numpy()]
+    for i, (key, vals) in enumerate(zip(res.grid.keys, res.grid.values)):
+        frame[key] = vals[idx[:, i]]
+    a0, b1 = edges[wf.steps[0][0][0]], edges[-1]
+    reference = returns(int(wf.reference))[a0:b1]
+    gap = 0.0
+    for p, r in cache.items():
+        block = np.array([r[edges[b]:edges[b + 1]].sum() for b in range(len(edges) - 1)])
+        gap = max(gap, float(np.max(np.abs(block - res.sums[p, :, 1]))))
+    stats = {"stitched": _run_stats(frame["oos_return"].to_numpy()), "reference": _run_stats(reference)}
+    return (WalkForwardOOS(wf, frame, reference, dates, edges, stats, gap, len(cache), time.perf_counter() - t0),
+            prep)
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting
+
+
+def _ratio(a, b) -> float:
+    """a / b when both are finite and b is not 0, else NaN (neighbour mean / pick)."""
+    return float(a / b) if _finite(a) and _finite(b) and b != 0 else np.nan
+
+
+def fmt_value(v) -> str:
+    """A grid value as text: integers plainly, floats in %g."""
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    return f"{float(v):g}"
+
+
+def fmt_metric(metric: str, v) -> str:
+    if metric == "trades":
+        return f"{int(v):,}" if _finite(v) else "–"
+    return pct(v) if metric in PERCENT else num(v)
+
+
+def _section(sid: str, body: str, note: str = "") -> str:
+    """`body` and `note` are HTML; the title comes from SECTIONS."""
+    title = dict(SECTIONS)[sid]
+    note_html = f'<p class="note">{note}</p>' if note else ""
+    return f'<section id="{sid}"><h2>{e(title)}</h2>{note_html}{body}</section>'
+
+
+def _card(title: str, value: str, sign=None, sub: str = "") -> str:
+    """`title` and `sub` plain text (escaped here); `value` already formatted text."""
+    cls = _sign(sign) if sign is not None else ""
+    return (f'<div class="card"><div class="k">{e(title)}</div><div class="v {cls}">{e(value)}</div>'
+            f'{f"<div class={chr(34)}s{chr(34)}>{e(sub)}</div>" if sub else ""}</div>')
+
+
+def _params(grid: Grid, p: int) -> str:
+    return ", ".join(f"{k}={fmt_value(v)}" for k, v in grid.combo(int(p)).items())
+
+
+def _param_cells(grid: Grid, p: int) -> str:
+    return "".join(_td(e(fmt_value(v)), float(v)) for v in grid.combo(int(p)).values())
+
+
+def _date(ts) -> str:
+    return str(pd.Timestamp(ts).date())
+
+
+def _period(dates: pd.DatetimeIndex, edges: np.ndarray, blocks) -> str:
+    """Dates of the returns of blocks [first, last] (the bars they end at)."""
+    return f"{_date(dates[edges[blocks[0]]])} – {_date(dates[edges[blocks[-1] + 1] - 1])}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Charts
+
+
+def _norm(lo: float, hi: float):
+    from matplotlib import colors
+
+    if lo < 0 < hi:
+        return colors.TwoSlopeNorm(0.0, lo, hi)
+    if lo == hi:
+        return colors.Normalize(lo - 1e-12, hi + 1e-12)
+    return colors.Normalize(lo, hi)
+
+
+def _ticks(ax, axis: str, values: np.ndarray) -> None:
+    step = max(1, int(np.ceil(len(values) / 12)))
+    pos = np.arange(0, len(values), step)
+    labels = [fmt_value(values[i]) for i in pos]
+    (ax.set_xticks if axis == "x" else ax.set_yticks)(pos, labels)
+
+
+def heatmap(charts: _Charts, mean: np.ndarray, keys: tuple[str, str], values: tuple[np.ndarray, np.ndarray],
+            metric: str, lo: float, hi: float, best: tuple[int, int]) -> str:
+    """`mean` (len(values[0]), len(values[1])): rows are keys[0] (y), columns keys[1] (x)."""
+    fig = charts.Figure(figsize=(5.6, 4.3))
+    fig.subplots_adjust(left=0.14, right=0.86, bottom=0.13, top=0.95)
+    ax = fig.add_subplot()
+    cmap = charts.mpl.colormaps["RdYlGn"].with_extremes(bad="#e5e7eb")
+    norm = _norm(lo, hi)
+    im = ax.imshow(np.ma.masked_invalid(mean), cmap=cmap, norm=norm, origin="lower", aspect="auto",
+                   interpolation="nearest")
+    ax.grid(False)
+    _ticks(ax, "x", values[1])
+    _ticks(ax, "y", values[0])
+    ax.set_xlabel(_label(keys[1]))
+    ax.set_ylabel(_label(keys[0]))
+    if mean.size <= ANNOTATE_CELLS and max(mean.shape) <= ANNOTATE_AXIS:
+        for (i, j), v in np.ndenumerate(mean):
+            if np.isnan(v):
+                continue
+            text = "∞" if np.isinf(v) else f"{v * 100:.1f}" if metric in PERCENT else f"{v:.2f}"
+            dark = abs(float(norm(v)) - 0.5) > 0.35 if np.isfinite(v) else True
+            ax.text(j, i, text, ha="center", va="center", fontsize=7 if mean.size > 60 else 8,
+                    color="#fff" if dark else "#111827")
+    from matplotlib.patches import Rectangle
+
+    ax.add_patch(Rectangle((best[1] - 0.5, best[0] - 0.5), 1, 1, fill=False, ec="#1d4ed8", lw=2))
+    bar = fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02)
+    bar.set_label(f"mean {METRIC_LABELS.get(metric, metric)}" + (" (%)" if metric in PERCENT else ""))
+    if metric in PERCENT:
+        bar.formatter = charts.ticker.FuncFormatter(lambda v, _: f"{v * 100:g}")
+        bar.update_ticks()
+    return charts.svg(fig, f"heatmap of mean {metric} over {keys[0]} and {keys[1]}")
+
+
+def line_chart(charts: _Charts, mean: np.ndarray, key: str, values: np.ndarray, metric: str) -> str:
+    fig, ax = charts.figure(3.0, width=7.0)
+    ax.plot(np.arange(len(values)), mean, marker="o", color="#1d4ed8")
+    _ticks(ax, "x", values)
+    ax.set_xlabel(_label(key))
+    ax.set_ylabel(f"mean {metric}")
+    if metric in PERCENT:
+        charts.percent(ax, decimals=1)
+    fig.subplots_adjust(bottom=0.55 / 3.0)
+    return charts.svg(fig, f"mean {metric} over {key}")
+
+
+def histogram(charts: _Charts, values: np.ndarray, metric: str, best: float, picks: np.ndarray) -> str:
+    fig, ax = charts.figure(3.0, width=7.0, bottom=0.5)
+    v = values[np.isfinite(values)]
+    if v.size:
+        bins = int(np.clip(np.sqrt(v.size) * 2, 10, 60))
+        ax.hist(v, bins=bins, color="#93c5fd", edgecolor="#fff", lw=0.4)
+        med = float(np.median(v))
+        f = (lambda x: pct(x)) if metric in PERCENT else (lambda x: num(x))
+        ax.axvline(med, color="#6b7280", ls="--", lw=1.2, label=f"median {f(med)}")
+        if _finite(best):
+            ax.axvline(best, color="#1d4ed8", lw=1.6, label=f"best {f(best)}")
+        fin = picks[np.isfinite(picks)]
+        if fin.size:
+            ax.plot(fin, np.zeros_like(fin), "|", ms=14, mew=1.5, color="#ea580c", label=f"top {fin.size}",
+                    clip_on=False)
+        ax.legend(loc="upper left")
+    if metric in PERCENT:
+        charts.percent(ax, decimals=1, axis="x")
+    ax.set_xlabel(METRIC_LABELS.get(metric, metric))
+    ax.set_ylabel("combinations")
+    return charts.svg(fig, f"distribution of {metric} over all combinations")
+
+
+def logit_hist(charts: _Charts, pbo: PBOResult) -> str:
+    fig, ax = charts.figure(3.0, width=5.6, bottom=0.5)
+    lg = pbo.logits[np.isfinite(pbo.logits)]
+    lo, hi = (float(lg.min()), float(lg.max())) if lg.size else (-1.0, 1.0)
+    edges = np.linspace(min(lo, -0.5), max(hi, 0.5), 31)
+    counts, edges = np.histogram(lg, bins=edges)
+    mid = (edges[:-1] + edges[1:]) / 2
+    ax.bar(mid, counts, width=np.diff(edges), color=np.where(mid <= 0, "#f87171", "#4ade80"), edgecolor="#fff", lw=0.4)
+    ax.axvline(0.0, color="#111827", lw=1.0)
+    ax.set_xlabel("logit of the in-sample best's out-of-sample rank (≤ 0: below the OOS median)")
+    ax.set_ylabel("splits")
+    return charts.svg(fig, "histogram of the CSCV logits")
+
+
+def degradation(charts: _Charts, pbo: PBOResult) -> str:
+    fig, ax = charts.figure(3.0, width=5.6, bottom=0.5, top=0.3)
+    x, y = pbo.is_perf, pbo.oos_perf
+    ok = np.isfinite(x) & np.isfinite(y)
+    ax.scatter(x[ok], y[ok], s=9, alpha=0.45, color="#1d4ed8", lw=0, rasterized=bool(ok.sum() > 2000))
+    if ok.any() and _finite(pbo.slope):
+        xs = np.array([x[ok].min(), x[ok].max()])
+        ax.plot(xs, pbo.intercept + pbo.slope * xs, color="#dc2626", lw=1.4)
+        ax.set_title(f"fit: OOS = {pbo.intercept:.2f} {'+' if pbo.slope >= 0 else '−'} {abs(pbo.slope):.2f} × IS",
+                     color="#dc2626", loc="left")
+    ax.axhline(0.0, color="#6b7280", lw=0.8)
+    ax.set_xlabel("in-sample Sharpe of the in-sample best")
+    ax.set_ylabel("its out-of-sample Sharpe")
+    return charts.svg(fig, "out-of-sample versus in-sample Sharpe of each split's winner")
+
+
+def wf_chart(charts: _Charts, wfo: WalkForwardOOS) -> str:
+    fig, ax = charts.figure(3.6, top=0.3)
+    f = wfo.frame
+    a0 = wfo.edges[wfo.wf.steps[0][0][0]]
+    index = wfo.dates[a0 - 1:]
+    stitched = np.concatenate([[1.0], f["oos_equity"].to_numpy()])
+    ref = np.concatenate([[1.0], np.cumprod(1.0 + wfo.reference)])
+    ax.plot(index, stitched, color="#1d4ed8", lw=1.5, label="walk-forward (stitched out of sample)")
+    ax.plot(index, ref, color="#ea580c", lw=1.1, ls="--",
+            label=f"full-sample best #{int(wfo.wf.reference)} (look-ahead)")
+    ax.axhline(1.0, color="#9ca3af", lw=0.8, zorder=0)
+    for k, (test, p) in enumerate(wfo.wf.steps):
+        d = wfo.dates[wfo.edges[test[0]]]
+        if k:
+            ax.axvline(d, color="#cbd5e1", lw=0.8, zorder=0)
+        ax.text(d, 1.0, f" #{p}", fontsize=8, color="#475569", va="bottom", transform=ax.get_xaxis_transform())
+    ax.set_ylabel("value of 1 invested")
+    ax.legend(loc="lower left", ncols=2)
+    charts.dates(ax, index)
+    return charts.svg(fig, "walk-forward stitched out-of-sample equity versus the full-sample best")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+
+
+def _header(res: SweepResult, cfg: Config, about: dict) -> str:
+    grid = res.grid
+    values = "<br>".join(f"<code>{e(k)}</code> ({len(v)}): {e(', '.join(fmt_value(x) for x in v))}"
+                         for k, v in zip(grid.keys, grid.values))
+    ex = cfg.execution
+    data = e(about.get("source") or "")
+    if about.get("fingerprint"):
+        data += f" · fingerprint <code>{e(about['fingerprint'])}</code>"
+    items = [
+        ("Config", e(cfg.source or "(in memory)")),
+        ("Data", data or "–"),
+        ("Period", e(about.get("period", "–"))),
+        ("Combinations", e(f"{grid.size:,} (" + ("all computed in this call" if res.computed == grid.size else
+                                                 f"{res.computed:,} computed in this call, the rest read from saved "
+                                                 "chunks") + ")")),
+        ("Grid", values or "–"),
+        ("Ranked by", e(f"{cfg.sweep.metric} (higher is better); {cfg.sweep.blocks} time blocks, walk-forward "
+                        f"trains on {cfg.sweep.train_blocks}")),
+        ("Execution", e(f"{ex.mode}, fill {ex.fill}, slippage {ex.slippage_bps:g} bps")),
+        ("Run", e(f"sweep {res.seconds:.2f} s · walk-forward re-runs {about.get('wf_seconds', 0.0):.2f} s")),
+    ]
+    meta = "".join(f"<div><dt>{k}</dt><dd>{v}</dd></div>" for k, v in items)
+    return (f'<header id="header"><div class="in"><h1>{e(about.get("strategy") or cfg.strategy.name)} · sweep</h1>'
+            f'<p class="help">{e(str(about.get("help") or ""))}</p><dl class="meta">{meta}</dl></div></header>')
+
+
+def _summary(res, metric, order, nb, dfl, pbo, wfo) -> str:
+    best = int(order[0])
+    v = res.table[metric].to_numpy()
+    s = wfo.stats
+    cards = [
+        _card(f"Best {METRIC_LABELS.get(metric, metric)}", fmt_metric(metric, v[best]), v[best],
+              f"combination #{best}"),
+        _card("Neighbour mean / best", num(_ratio(nb.mean[best], v[best])),
+              None, f"neighbour mean {fmt_metric(metric, nb.mean[best])}"),
+        _card("Deflated Sharpe (best)", num(dfl.dsr[best], 3), None, f"over {dfl.n_trials:,} trials; ≥ 0.95 = skill"),
+        _card("PBO", num(pbo.pbo, 3) if pbo is not None else "–", None,
+              "≈ 0 good · 0.5 = coin toss" if pbo is not None else "needs an even number of blocks"),
+        _card("Walk-forward Sharpe", num(s["stitched"]["sharpe"]), s["stitched"]["sharpe"],
+              f"look-ahead best: {num(s['reference']['sharpe'])}"),
+        _card("Walk-forward return", pct(s["stitched"]["total_return"]), s["stitched"]["total_return"],
+              f"look-ahead best: {pct(s['reference']['total_return'])}"),
+    ]
+    note = ("Read left to right: how good the best looks, whether its neighbours agree, whether it beats the best of "
+            f"{dfl.n_trials:,} skill-less trials, whether in-sample winners stay winners, and what picking on the past "
+            "would have earned. Details below; docs/sweeps.md explains each.")
+    return _section("summary", f'<div class="cards">{"".join(cards)}</div>', e(note))
+
+
+def _heatmaps(res: SweepResult, metric: str, charts: _Charts, best: int) -> str:
+    grid = res.grid
+    cube = _cube(grid, res.table[metric].to_numpy())
+    axes = [i for i, v in enumerate(grid.values) if len(v) >= 2]
+    best_idx = grid.indices(best, best + 1)[0]
+    label = METRIC_LABELS.get(metric, metric)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: no combination traded
+        if len(axes) == 0:
+            return _section("heatmaps", "<p>Every grid parameter has a single value: nothing to map.</p>")
+        if len(axes) == 1:
+            i = axes[0]
+            mean = np.nanmean(cube, axis=tuple(a for a in range(cube.ndim) if a != i))
+            svg = line_chart(charts, mean, grid.keys[i], grid.values[i], metric)
+            return _section("heatmaps", f'<div class="chart">{svg}</div>',
+                            e(f"Mean {label} for each value of the only parameter with more than one value."))
+        pairs = list(itertools.combinations(axes, 2))
+        means = [np.nanmean(cube, axis=tuple(a for a in range(cube.ndim) if a not in (i, j))) for i, j in pairs]
+    fin = np.concatenate([m[np.isfinite(m)] for m in means])
+    lo, hi = (float(fin.min()), float(fin.max())) if fin.size else (0.0, 1.0)
+    svgs = [heatmap(charts, m, (grid.keys[i], grid.keys[j]), (grid.values[i], grid.values[j]), metric, lo, hi,
+                    (best_idx[i], best_idx[j])) for (i, j), m in zip(pairs, means)]
+    unit = " (cells in %)" if metric in PERCENT else ""
+    note = (f"Mean {label}{unit} over the other parameters, for every pair of grid parameters; one colour scale for "
+            "all maps. The blue square is the best combination. A broad bright plateau is a robust region; a lone "
+            "bright cell among dull ones is luck.")
+    cells = "".join(f'<div class="chart">{s}</div>' for s in svgs)
+    return _section("heatmaps", f'<div class="grid2">{cells}</div>', e(note))
+
+
+def _distribution(res: SweepResult, metric: str, charts: _Charts, order: np.ndarray) -> str:
+    v = res.table[metric].to_numpy(dtype=np.float64)
+    svg = histogram(charts, v, metric, v[order[0]], v[order[:PICKS]])
+    fin = v[np.isfinite(v)]
+    rows = []
+    if fin.size:
+        for name, q in (("min", 0), ("5 %", 5), ("25 %", 25), ("median", 50), ("75 %", 75), ("95 %", 95), ("max", 100)):
+            x = float(np.percentile(fin, q))
+            rows.append(f'<tr><td class="t">{e(name)}</td>{_td(fmt_metric(metric, x), x, _sign(x))}</tr>')
+        rows.append(f'<tr><td class="t">above 0</td>{_td(pct(float(np.mean(fin > 0)), 1))}</tr>')
+    table = _table(["Quantile", METRIC_LABELS.get(metric, metric)], rows)
+    note = (f"{metric} of all {len(v):,} combinations"
+            + (f"; {len(v) - fin.size:,} not finite (never traded, or no losing day) are left out"
+               if fin.size < len(v) else "")
+            + f". The blue line is the best, the orange ticks the top {PICKS}. A best far out in the right tail "
+            "of a distribution centred near 0 is what selection from noise looks like.")
+    return _section("distribution", f'<div class="two"><div class="chart">{svg}</div><div>{table}</div></div>', e(note))
+
+
+def _top(res: SweepResult, metric: str, order: np.ndarray, nb: Neighbourhood, dfl: Deflated) -> str:
+    grid, t = res.grid, res.table
+    names = list(METRIC_LABELS)
+    cols = {m: t[m].to_numpy() for m in names}
+    rows = []
+    v = cols[metric]
+    for rank, p in enumerate(order[:TOP], 1):
+        ratio = _ratio(nb.mean[p], v[p])
+        cells = "".join(_td(fmt_metric(m, cols[m][p]), float(cols[m][p]), _sign(cols[m][p]) if m == metric else "")
+                        for m in names)
+        rows.append(f'<tr><td class="t" data-v="{rank}">{rank}</td>{_td(f"#{p}", int(p))}{_param_cells(grid, p)}'
+                    f"{cells}{_td(num(dfl.dsr[p], 3), float(dfl.dsr[p]))}{_td(num(ratio), ratio)}</tr>")
+    head = ["#", "Combo", *grid.keys, *(METRIC_LABELS[m] + (" ▸" if m == metric else "") for m in names),
+            "DSR", "Neighbour mean / value"]
+    note = (f"Ranked by {metric} (▸). DSR: deflated Sharpe ratio of that combination against the best of all "
+            f"{dfl.n_trials:,} combinations (see below). Neighbour mean / value: the {metric} of the combination's grid "
+            "neighbours relative to its own; near 1 (or above) = a plateau. Click a header to sort.")
+    return _section("top", f'<div class="scroll">{_table(head, rows, sortable=True)}</div>', e(note))
+
+
+def _stability(res: SweepResult, metric: str, order: np.ndarray, nb: Neighbourhood) -> str:
+    grid = res.grid
+    v = res.table[metric].to_numpy(dtype=np.float64)
+    region = np.where(np.isfinite(nb.region), nb.region, -np.inf)
+    centre = int(np.argmax(region)) if np.isfinite(nb.region).any() else None
+
+    def row(label: str, p: int, cls: str = "") -> str:
+        ratio = _ratio(nb.mean[p], v[p])
+        c = f' class="{cls}"' if cls else ""
+        return (f'<tr{c}><td class="t">{e(label)}</td>{_td(f"#{p}")}{_param_cells(grid, p)}'
+                f"{_td(fmt_metric(metric, v[p]), v[p], _sign(v[p]))}{_td(str(int(nb.count[p])))}"
+                f"{_td(fmt_metric(metric, nb.mean[p]), nb.mean[p], _sign(nb.mean[p]))}"
+                f"{_td(fmt_metric(metric, nb.min[p]), nb.min[p], _sign(nb.min[p]))}{_td(num(ratio), ratio)}"
+                f"{_td(fmt_metric(metric, nb.region[p]), nb.region[p])}</tr>")
+
+    rows = [row(str(rank), int(p)) for rank, p in enumerate(order[:PICKS], 1)]
+    if centre is not None:
+        rows.append(row("best region", centre, "pick"))
+    label = METRIC_LABELS.get(metric, metric)
+    head = ["#", "Combo", *grid.keys, label, "Neighbours", "Neighbour mean", "Neighbour min", "Mean / pick",
+            "Region mean (with pick)"]
+    note = (f"Neighbours of a combination: every combination one grid step away or less along each parameter "
+            f"(all offsets in {{−1, 0, +1}} per axis except all 0; up to 3^{len(grid.keys)} − 1), ignoring those whose "
+            f"{metric} is undefined. Mean / pick near 1 means the result does not hinge on the exact parameters; "
+            "a ratio far below 1 or a negative neighbour min means the pick is a lucky point. 'best region' is the "
+            "combination whose neighbourhood (itself included) has the highest mean: the centre of the most robust "
+            "region, a better candidate than the luckiest point.")
+    return _section("stability", _table(head, rows, left=1), e(note))
+
+
+def _dsr(res: SweepResult, order: np.ndarray, dfl: Deflated) -> str:
+    b = int(order[0])
+    root = np.sqrt(metrics.PERIODS)
+    rows = [
+        ("Combination", f"#{b} ({_params(res.grid, b)})"),
+        ("Sharpe ratio, annualised", num(dfl.sr[b] * root, 3)),
+        ("Sharpe ratio per day (SR)", num(dfl.sr[b], 4)),
+        ("Daily returns (T)", f"{int(dfl.n_obs[b]):,}"),
+        ("Skewness", num(dfl.skew[b], 3)),
+        ("Kurtosis (non-excess, normal = 3)", num(dfl.kurt[b], 3)),
+        ("Trials (N = combinations)", f"{dfl.n_trials:,}"),
+        ("Variance of the trials' daily Sharpe ratios (V)", f"{dfl.var:.3g}" if _finite(dfl.var) else "–"),
+        ("Expected best of N skill-less trials (SR0), per day", num(dfl.sr0, 4)),
+        ("SR0 annualised", num(dfl.sr0 * root, 3)),
+        ("PSR(0): probability the true Sharpe is above 0", num(dfl.psr0[b], 3)),
+        ("DSR = PSR(SR0)", num(dfl.dsr[b], 3)),
+    ]
+    table = _table(["Best combination", "Value"], [f'<tr><td class="t">{e(k)}</td>{_td(e(v))}</tr>' for k, v in rows])
+    cards = (f'<div class="cards">{_card("DSR of the best", num(dfl.dsr[b], 3), None, "≥ 0.95: skill at 5 %")}'
+             f'{_card("Its Sharpe", num(dfl.sr[b] * root), dfl.sr[b], "annualised")}'
+             f'{_card("Bar to beat (SR0)", num(dfl.sr0 * root), None, "annualised best of N null trials")}</div>')
+    note = ("Bailey and López de Prado (2014): the probability that the best combination's true Sharpe ratio is above "
+            "the Sharpe ratio the best of N skill-less trials would show by luck, given its skewness and kurtosis. "
+            "All Sharpe values in the formula are per day (docs/robustness.md). N is the number of combinations; "
+            "neighbouring combinations are correlated, so the effective number of trials is smaller and this DSR is "
+            "strict. Count every sweep you ran on this data, not only this one. Read it like 1 − p-value.")
+    return _section("dsr", cards + table, e(note))
+
+
+def _pbo(pbo: PBOResult | None, why: str, charts: _Charts) -> str:
+    if pbo is None:
+        return _section("pbo", f"<p>{e(why)}</p>")
+    cards = (f'<div class="cards">{_card("PBO", num(pbo.pbo, 3), None, "share of splits with logit ≤ 0")}'
+             f'{_card("P(OOS loss)", num(pbo.prob_oos_loss, 3), None, "winner loses out of sample")}'
+             f'{_card("Degradation slope", num(pbo.slope), pbo.slope, "OOS on IS Sharpe")}'
+             f'{_card("Splits", f"{len(pbo.logits):,}", None, f"{pbo.splits.shape[1]} blocks, half in sample")}</div>')
+    body = (cards + f'<div class="two even"><div class="chart">{logit_hist(charts, pbo)}</div>'
+            f'<div class="chart">{degradation(charts, pbo)}</div></div>')
+    note = ("Combinatorially symmetric cross-validation (Bailey, Borwein, López de Prado and Zhu 2017): the time blocks "
+            "are split every way into two halves; the best combination on one half (by Sharpe) is ranked on the other. "
+            "PBO is the share of splits where it lands at or below the out-of-sample median: near 0, selection by "
+            "backtest carries information; near 0.5, it is a coin toss (pure noise gives 0.5); above, the optimiser "
+            "fits noise that reverses. A negative degradation slope: the better in sample, the worse out of sample.")
+    return _section("pbo", body, e(note))
+
+
+def _walk_forward(res: SweepResult, wfo: WalkForwardOOS, charts: _Charts) -> str:
+    wf, grid, f = wfo.wf, res.grid, wfo.frame
+    rows = []
+    for k, ((test, p), train) in enumerate(zip(wf.steps, wf.train)):
+        r = f.loc[f["step"] == k, "oos_return"].to_numpy()
+        tr = metrics.total_return(r)
+        rows.append(f'<tr><td class="t">{k + 1}</td><td class="t">{e(_period(wfo.dates, wfo.edges, train))}</td>'
+                    f'<td class="t">{e(_period(wfo.dates, wfo.edges, test))}</td>{_td(f"#{p}")}{_param_cells(grid, p)}'
+                    f"{_td(num(wf.is_perf[k]), wf.is_perf[k], _sign(wf.is_perf[k]))}"
+                    f"{_td(num(wf.oos_perf[k]), wf.oos_perf[k], _sign(wf.oos_perf[k]))}{_td(pct(tr), tr, _sign(tr))}</tr>")
+    steps = _table(["Step", "Train (in sample)", "Test (out of sample)", "Chosen", *grid.keys, "IS Sharpe",
+                    "OOS Sharpe", "OOS return"], rows, left=3)
+    s = wfo.stats
+    krows = []
+    for label, key, fmt in (("Total return", "total_return", pct), ("CAGR", "cagr", pct), ("Sharpe", "sharpe", num),
+                            ("Max drawdown", "max_drawdown", pct)):
+        a, b = s["stitched"][key], s["reference"][key]
+        krows.append(f'<tr><td class="t">{e(label)}</td>{_td(fmt(a), a, _sign(a))}{_td(fmt(b), b, _sign(b))}</tr>')
+    krows.append(f'<tr><td class="t">Sharpe from the sweep\'s block sums</td>{_td(num(wf.stitched))}'
+                 f"{_td(num(wf.reference_oos))}</tr>")
+    key_table = _table(["Out of sample", "Walk-forward", f"Best #{int(wf.reference)} (look-ahead)"], krows)
+    distinct = len(set(int(c) for c in wf.chosen))
+    check = (f"the re-runs reproduce the sweep's block sums (largest gap {wfo.sums_gap:.1e})" if wfo.sums_gap < 1e-8
+             else f"WARNING: the re-runs differ from the sweep's block sums by up to {wfo.sums_gap:.2e}")
+    note = (f"Rolling walk-forward: at each step, pick the combination with the best Sharpe over the previous "
+            f"{len(wf.train[0])} blocks and trade it over the next block; {len(wf.steps)} steps, {distinct} distinct "
+            f"picks. Each pick is re-run with the single-run engine ({wfo.runs} runs, {wfo.seconds:.1f} s) and its daily "
+            "returns over its test block are chained into one out-of-sample curve (walk_forward.csv); a switch at a "
+            "block boundary inherits the new pick's positions at no cost. The dashed line is the full-sample best over "
+            "the same dates: it is chosen with hindsight and is a yardstick, never a tradable result. "
+            f"Check: {check}.")
+    body = (f'<div class="chart">{wf_chart(charts, wfo)}</div><div class="narrow">{key_table}</div>'
+            f"<h3>Picks per step</h3>{steps}")
+    return _section("walk-forward", body, e(note))
+
+
+def render(res: SweepResult, cfg: Config, wfo: WalkForwardOOS, about: dict) -> str:
+    """The whole page as one string. `about`: strategy, help, source, fingerprint, period, wf_seconds
+    (plain texts, escaped here). Every text from data or config is escaped."""
+    metric = cfg.sweep.metric
+    if not np.array_equal(res.table["combo"].to_numpy(), np.arange(res.grid.size)):
+        raise ValueError("the sweep table must hold one row per combination, in grid order")
+    order = ranking(res.table, metric)
+    nb = neighbourhood(res.grid, res.table[metric].to_numpy())
+    dfl = deflated(res.sums)
+    pbo, why = None, ""
+    try:
+        pbo = pbo_cscv(res.sums[..., 0], res.sums[..., 1], res.sums[..., 2], metric=WF_METRIC)
+    except ValueError as exc:
+        why = f"PBO by CSCV is not available for this sweep: {exc}. Use an even sweep.blocks (8 to 16)."
+    charts = _Charts()
+    with charts.mpl.rc_context(RC):
+        sections = [
+            _summary(res, metric, order, nb, dfl, pbo, wfo),
+            _heatmaps(res, metric, charts, int(order[0])),
+            _distribution(res, metric, charts, order),
+            _top(res, metric, order, nb, dfl),
+            _stability(res, metric, order, nb),
+            _dsr(res, order, dfl),
+            _pbo(pbo, why, charts),
+            _walk_forward(res, wfo, charts),
+            _section("config", f"<pre>{e(cfg.text or '(no config text)')}</pre>",
+                     e(f"Source: {cfg.source or '(in memory)'}")),
+        ]
+    nav = "".join(f'<a href="#{sid}">{e(title)}</a>' for sid, title in SECTIONS)
+    title = e(f"{about.get('strategy') or cfg.strategy.name} · sweep")
+    fp = e(str(about.get("fingerprint") or "–"))
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{CSP}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title><link rel="icon" href="data:,">
+<style>{CSS}{EXTRA_CSS}</style></head><body>
+{_header(res, cfg, about)}
+<nav aria-label="sections"><div class="in">{nav}</div></nav>
+<main>
+{chr(10).join(sections)}
+<footer>dipflow sweep report · data fingerprint {fp} · machine-readable twins: results.parquet, results.csv, \
+walk_forward.csv</footer>
+</main>
+<script>{SORT_JS}</script>
+</body></html>
+"""
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_sweep_report(res: SweepResult, cfg: Config, market=None) -> Path:
+    """Write sweep.html and walk_forward.csv into res.out_dir; return the page's path.
+
+    `market` (optional) is the MarketData the sweep ran on, to spare reloading it for the
+    walk-forward re-runs.
+    """
+    out = Path(res.out_dir)
+    wfo, prep = walk_forward_oos(res, cfg, market)
+    frame = wfo.frame.assign(date=wfo.frame["date"].dt.strftime("%Y-%m-%d"))
+    _atomic(out / "walk_forward.csv", lambda p: frame.to_csv(p, index=False))
+    about = {"strategy": prep.module.NAME, "help": getattr(prep.module, "HELP", ""),
+             "source": f"{prep.panel.source or cfg.data.path or 'sample market'} · {len(prep.panel.symbols)} symbols × "
+                       f"{len(wfo.dates):,} bars",
+             "fingerprint": prep.panel.fingerprint,
+             "period": f"{_date(wfo.dates[0])} to {_date(wfo.dates[-1])}", "wf_seconds": wfo.seconds}
+    page = render(res, cfg, wfo, about)
+    path = out / "sweep.html"
+    _atomic(path, lambda p: p.write_text(page, encoding="utf-8"))
+    return path
