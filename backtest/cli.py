@@ -33,6 +33,20 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("strategies", help="list strategies and their parameters")
 
+    b = sub.add_parser("bench", help="benchmarks and the speed-regression gate (docs/performance.md)")
+    b.add_argument("--quick", action="store_true", help="the reduced set the CI gate runs")
+    b.add_argument("--check", action="store_true",
+                   help="compare with the baseline; exit 1 if a benchmark is slower than tolerance x baseline")
+    b.add_argument("--update-baseline", action="store_true", help="rewrite the baseline's entries for what was run")
+    b.add_argument("--only", nargs="+", metavar="NAME", help="benchmarks to run (shell patterns, e.g. 'features.*')")
+    b.add_argument("--scaling", action="store_true",
+                   help="also time the sweep kernel at three sizes of bars, symbols and combinations")
+    b.add_argument("--repeats", type=int, help="timed repeats per benchmark (default: each benchmark's own)")
+    b.add_argument("--baseline", help="baseline file (default: benchmarks/baseline.json)")
+    b.add_argument("--tolerance", type=float, help="slowdown factor that fails (default: the baseline's, 1.6)")
+    b.add_argument("--json", metavar="FILE", help="write every measurement to FILE")
+    b.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+
     d = sub.add_parser("data", help="data utilities")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
     s = dsub.add_parser("synth", help="write the synthetic sample market in the documented format")
@@ -75,11 +89,12 @@ def _sweep(args) -> int:
     write_results(res)
     from backtest.sweep_report import write_sweep_report
 
-    write_sweep_report(res, cfg)
+    write_sweep_report(res, cfg, res.market)
     metric = cfg.sweep.metric
     best = res.table.sort_values(metric, ascending=False, kind="stable").iloc[0]  # every metric: higher is better
+    combo = res.grid.combo(int(best["combo"]))
     print(f"{res.grid.size} combinations ({res.computed} computed now) in {res.seconds:.2f} s; "
-          f"best {metric} {best[metric]:.3f} at " + ", ".join(f"{k}={best[k]}" for k in res.grid.keys))
+          f"best {metric} {best[metric]:.3f} at " + ", ".join(f"{k}={v}" for k, v in combo.items()))
     print(f"wrote {res.out_dir}/sweep.html, results.parquet, results.csv" +
           (", by_symbol.parquet" if res.by_symbol is not None else ""))
     return 0
@@ -117,10 +132,16 @@ def _synth(args) -> int:
     return 0
 
 
+def _bench(args) -> int:
+    from backtest.bench import run_cli
+
+    return run_cli(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"run": _run, "sweep": _sweep, "validate": _validate, "strategies": _strategies,
-               "data": _synth}[args.command]
+               "data": _synth, "bench": _bench}[args.command]
     from backtest.errors import UserError
 
     try:

@@ -72,7 +72,7 @@ class ReportConfig:
 class SweepConfig:
     grid: dict = field(default_factory=dict)  # key -> list | {start, stop, num | step, log}; see backtest.grid
     metric: Literal["sharpe", "sortino", "total_return", "cagr", "max_drawdown", "win_rate"] = "sharpe"
-    blocks: int = field(default=10, metadata=_check(2, 64, "time blocks for PBO and walk-forward"))
+    blocks: int = field(default=10, metadata=_check(2, 64, "time blocks for PBO (even: CSCV splits them in halves) and walk-forward"))
     train_blocks: int = field(default=4, metadata=_check(1, 63, "walk-forward in-sample window, in blocks"))
     chunk_size: int = field(default=0, metadata=_check(0, None, "combinations per chunk (0: automatic)"))
 
@@ -170,6 +170,9 @@ def load_config(path: str | Path) -> Config:
     data = cfg.data
     if data.path is not None and not Path(data.path).is_absolute():
         data = DataConfig(path=str((path.parent / data.path).resolve()), synthetic=data.synthetic)
+    if cfg.sweep.blocks % 2:
+        raise ConfigError(f"{path}: key 'sweep.blocks' = {cfg.sweep.blocks} must be even "
+                          "(CSCV compares every half of the blocks with the other half)")
     if cfg.sweep.train_blocks >= cfg.sweep.blocks:
         raise ConfigError(f"{path}: key 'sweep.train_blocks' = {cfg.sweep.train_blocks} must be below "
                           f"'sweep.blocks' = {cfg.sweep.blocks}")

@@ -25,7 +25,8 @@ import pandas as pd
 from backtest.config import Config
 from backtest.errors import ConfigError, UserError
 from backtest.grid import Grid, build_grid
-from backtest.pipeline import Prepared, prepare
+from backtest.data.market import MarketData
+from backtest.pipeline import Prepared, load_market, prepare
 from backtest.rules import FeatureRef, compile_rule
 from backtest.strategy import _default_rank, as_rule, plan, resolve_params
 
@@ -178,6 +179,7 @@ class SweepResult:
     sums: np.ndarray  # (P, S, 5) power sums of daily returns per block
     seconds: float
     computed: int  # combinations computed in this call (the rest came from finished chunks)
+    market: MarketData  # what the sweep ran on, for re-runs of its picks
 
 
 def run_sweep(cfg: Config, out_dir: str | Path, workers: int | None = None, scheduler: str | None = None,
@@ -188,7 +190,8 @@ def run_sweep(cfg: Config, out_dir: str | Path, workers: int | None = None, sche
     t0 = time.perf_counter()
     if not cfg.sweep.grid:
         raise ConfigError(f"{cfg.source}: no [sweep.grid] table: nothing to sweep")
-    prep = prepare(cfg)
+    market = load_market(cfg)
+    prep = prepare(cfg, market)
     grid = build_grid(cfg, prep.module)
     n_p = grid.size
     sp = compile_sweep(prep, grid)
@@ -250,7 +253,7 @@ def run_sweep(cfg: Config, out_dir: str | Path, workers: int | None = None, sche
         by_symbol.insert(0, "combo", np.repeat(np.arange(n_p), n_s))
         by_symbol["trades"] = by_symbol["trades"].astype(np.int64)
     return SweepResult(out, grid, table, by_symbol, sums, time.perf_counter() - t0,
-                       sum(bounds(i)[1] - bounds(i)[0] for i in todo))
+                       sum(bounds(i)[1] - bounds(i)[0] for i in todo), market)
 
 
 def _progress(total: int, done: int, enabled: bool):

@@ -30,7 +30,8 @@ def _ratio(num, den):
 @njit(cache=True, nogil=True)
 def equity_metrics(eq, cash, out):
     """Return metrics of a (T,) equity curve into out[M_TOTAL_RETURN..M_EXPOSURE]; trade
-    metrics are filled by the caller. Returns r_t = eq_t / eq_{t-1} - 1 for t >= 1."""
+    metrics are filled by the caller. Returns r_t = eq_t / eq_{t-1} - 1 for t >= 1; bars where
+    nothing changed (most of a dip strategy's) skip the divisions."""
     n_t = eq.shape[0]
     n = n_t - 1
     out[M_TOTAL_RETURN] = eq[n_t - 1] / eq[0] - 1.0
@@ -40,7 +41,7 @@ def equity_metrics(eq, cash, out):
     lo = np.inf
     hi = -np.inf
     for t in range(1, n_t):
-        r = eq[t] / eq[t - 1] - 1.0
+        r = eq[t] / eq[t - 1] - 1.0 if eq[t] != eq[t - 1] else 0.0
         total += r
         down += min(r, 0.0) ** 2
         lo = min(lo, r)
@@ -49,7 +50,7 @@ def equity_metrics(eq, cash, out):
         mean = total / n
         ss = 0.0
         for t in range(1, n_t):
-            d = eq[t] / eq[t - 1] - 1.0 - mean
+            d = (eq[t] / eq[t - 1] - 1.0 if eq[t] != eq[t - 1] else 0.0) - mean
             ss += d * d
         sd = 0.0 if lo == hi else np.sqrt(ss / (n - 1))
         out[M_SHARPE] = _ratio(mean, sd) * np.sqrt(PERIODS)
@@ -61,9 +62,12 @@ def equity_metrics(eq, cash, out):
     mdd = 0.0
     invested = 0.0
     for t in range(n_t):
-        peak = max(peak, eq[t])
-        mdd = min(mdd, eq[t] / peak - 1.0)
-        invested += (eq[t] - cash[t]) / eq[t]
+        if eq[t] >= peak:
+            peak = eq[t]
+        else:
+            mdd = min(mdd, eq[t] / peak - 1.0)
+        if eq[t] != cash[t]:
+            invested += (eq[t] - cash[t]) / eq[t]
     out[M_MAX_DRAWDOWN] = mdd
     out[M_EXPOSURE] = invested / n_t
 

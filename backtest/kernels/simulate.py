@@ -180,6 +180,16 @@ def column(j, open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_f
     last_close = np.nan
     for t in range(n_t):
         px_ok = close[j, t] == close[j, t]
+        if px_ok:
+            last_close = close[j, t]
+        if shares == 0.0 and pend_entry < 0 and offset == 1:
+            # Flat with nothing queued (most bars): only the entry rule can act, at this close.
+            if t + 1 < n_t and rule_holds(feats, e_feat, e_op, e_thr, e_k, t, j):
+                pend_entry = t + 1
+            cash_buf[t] = cash
+            shares_buf[t] = 0.0
+            eq_buf[t] = cash
+            continue
         acted = False
         for phase in range(3):
             # 0: fills at the open; 1: stops; 2: fills at the close (same_close: after the rules).
@@ -258,8 +268,6 @@ def column(j, open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_f
                         pend_exit = t + 1
             elif pend_entry < 0 and t + 1 < n_t and rule_holds(feats, e_feat, e_op, e_thr, e_k, t, j):
                 pend_entry = t + 1
-        if px_ok:
-            last_close = close[j, t]
         cash_buf[t] = cash
         shares_buf[t] = shares
         eq_buf[t] = cash + shares * last_close if shares > 0.0 else cash
