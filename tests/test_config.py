@@ -59,3 +59,19 @@ def test_same_bar_fill_of_a_flow_signal_is_refused(tmp_path):
 def test_relative_data_path_is_resolved_against_the_config(tmp_path):
     p = _write(tmp_path, BASE + "[data]\npath = 'market'\n")
     assert load_config(p).data.path == str(tmp_path / "market")
+
+
+def test_config_reference_lists_every_key():
+    import dataclasses
+    from pathlib import Path
+
+    from backtest import config as C
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
+    for section, cls in [("data", C.DataConfig), ("data.synthetic", C.SynthConfig), ("strategy", C.StrategyConfig),
+                         ("execution", C.ExecutionConfig), ("exits", C.ExitConfig), ("costs", C.CostConfig),
+                         ("report", C.ReportConfig), ("sweep", C.SweepConfig)]:
+        body = doc.split(f"## [{section}]")[1].split("\n## ")[0]
+        for f in dataclasses.fields(cls):
+            if not dataclasses.is_dataclass(f.type) and f.name != "synthetic":
+                assert f"`{f.name}`" in body, f"docs/config.md [{section}] misses {f.name}"
