@@ -396,7 +396,10 @@ def _vectorbt_single(n_s: int):
                     fees=SINGLE["fee_pct"] / 100, slippage=SINGLE["slippage"], init_cash=SINGLE["cash"], size=np.inf,
                     sl_stop=SINGLE["stop_loss"], tp_stop=SINGLE["take_profit"], stop_entry_price="fillprice",
                     stop_exit_price="stopmarket", freq="1D")
-                return pf.value().to_numpy()
+                value = pf.value().to_numpy()
+            del pf
+            gc.collect()  # free vectorbt's reference cycles (the timing loop runs with the collector off)
+            return value
 
         ours = _simulate(n_s)()()[2].T
 
@@ -494,6 +497,8 @@ def _vectorbt_sweep():
                     adjust_tp_func_nb=_vbt_time_tp, adjust_tp_args=(hold, n_s), freq="1D")
                 out = np.stack([pf.total_return().to_numpy(), pf.sharpe_ratio().to_numpy(),
                                 pf.max_drawdown().to_numpy(), pf.trades.closed.count().to_numpy()], axis=-1)
+            del pf
+            gc.collect()  # vectorbt's objects hold their arrays in reference cycles: free them per call
             return out.reshape(len(idx), n_s, 4)
 
         block(blocks[0][:2])  # vectorbt compiles its kernels on first use (not timed)
@@ -629,6 +634,8 @@ BENCHES: list[Bench] = [
           about="§8 reference sweep, HK costs and board lots (configs/dip_sweep.toml), all threads"),
     Bench(f"sweep.flat[{_S8}]", _sweep(REF_T, REF_N, REF_P, "flat"), "numba", repeats=5, isolate=True,
           vs=f"vectorbt.sweep[{_S8}]", about="§8 reference sweep, flat fees, no lots (vectorbt's model), all threads"),
+    Bench(f"sweep.flat.1t[{_S8}]", _sweep(REF_T, REF_N, REF_P, "flat"), "numba", repeats=3, isolate=True, threads=1,
+          vs=f"vectorbt.sweep[{_S8}]", about="as sweep.flat[...], one thread (vectorbt runs on one)"),
     Bench(f"vectorbt.sweep[{_S8}]", _vectorbt_sweep(), "numba", gate=False, repeats=2, isolate=True,
           about="§8 reference sweep in vectorbt: signals, from_signals, metrics"),
     Bench("cli.run.warm[dip.toml]", _cli(["run", str(CONFIGS / "dip.toml"), "--out", "{out}"]), "startup", repeats=3,

@@ -198,12 +198,8 @@ def column(j, open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_f
                     stop_px, reason = stop_fill(open_[j, t], high[j, t], low[j, t], entry_px, peak,
                                                 stop_loss, trailing_stop, take_profit)
                     if reason >= 0:
-                        exit_px = stop_px * (1.0 - slippage)
-                        fees = order_fees(shares * exit_px, costs[t], fee_buf)
-                        cash += shares * exit_px - fees
-                        _log_order(orders, ofees, n_or, t, j, -1.0, shares, exit_px, fees, reason, S_FILLED, fee_buf)
-                        _log_trade(trades, n_tr, j, entry_bar, t, shares, entry_px, exit_px, entry_fees, fees, reason,
-                                   entry_order, n_or)
+                        cash = _exit(t, j, stop_px * (1.0 - slippage), reason, cash, shares, entry_bar, entry_px,
+                                     entry_fees, entry_order, costs, fee_buf, trades, n_tr, orders, ofees, n_or)
                         n_or += 1
                         n_tr += 1
                         shares = 0.0
@@ -225,12 +221,8 @@ def column(j, open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_f
                     pend_entry = t
             px = open_[j, t] if phase == 0 else close[j, t]
             if shares > 0.0 and 0 <= pend_exit <= t and not acted and px_ok:
-                exit_px = px * (1.0 - slippage)
-                fees = order_fees(shares * exit_px, costs[t], fee_buf)
-                cash += shares * exit_px - fees
-                _log_order(orders, ofees, n_or, t, j, -1.0, shares, exit_px, fees, pend_reason, S_FILLED, fee_buf)
-                _log_trade(trades, n_tr, j, entry_bar, t, shares, entry_px, exit_px, entry_fees, fees, pend_reason,
-                           entry_order, n_or)
+                cash = _exit(t, j, px * (1.0 - slippage), pend_reason, cash, shares, entry_bar, entry_px, entry_fees,
+                             entry_order, costs, fee_buf, trades, n_tr, orders, ofees, n_or)
                 n_or += 1
                 n_tr += 1
                 shares = 0.0
@@ -288,7 +280,6 @@ def _exit_reason(feats, x_feat, x_op, x_thr, x_k, t, j, held, max_hold, offset):
     return -1
 
 
-@njit(cache=True, nogil=True)
 def simulate(open_, high, low, close, lot, feats,
              e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k, r_feat, r_sign,
              fill, init_cash, slippage, stop_loss, take_profit, trailing_stop, max_hold,
@@ -297,11 +288,21 @@ def simulate(open_, high, low, close, lot, feats,
 
     Returns cash and equity (A, T) with A = N accounts (independent, max_positions == 0) or 1
     (portfolio), shares (N, T), trades (M, NTRD), orders (K, NORD) and their fees by kind (K, NFEE).
+    Dispatches in Python, so a run compiles only the mode it uses.
     """
     if max_positions > 0:
-        return _portfolio(open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k,
-                          r_feat, r_sign, fill, init_cash, slippage, stop_loss, take_profit, trailing_stop,
-                          max_hold, costs, use_lots, max_positions)
+        return simulate_portfolio(open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr,
+                                  x_k, r_feat, r_sign, fill, init_cash, slippage, stop_loss, take_profit,
+                                  trailing_stop, max_hold, costs, use_lots, max_positions)
+    return simulate_independent(open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr,
+                                x_k, fill, init_cash, slippage, stop_loss, take_profit, trailing_stop, max_hold,
+                                costs, use_lots)
+
+
+@njit(cache=True, nogil=True)
+def simulate_independent(open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k,
+                         fill, init_cash, slippage, stop_loss, take_profit, trailing_stop, max_hold, costs, use_lots):
+    """Every symbol its own account (see `column`)."""
     n_s, n_t = close.shape
     cash_out = np.empty((n_s, n_t))
     shares_out = np.empty((n_s, n_t))
@@ -338,7 +339,7 @@ def simulate(open_, high, low, close, lot, feats,
 
 
 @njit(cache=True, nogil=True)
-def _portfolio(open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k,
+def simulate_portfolio(open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k,
                r_feat, r_sign, fill, init_cash, slippage, stop_loss, take_profit, trailing_stop, max_hold,
                costs, use_lots, max_positions):
     """One account holding at most `max_positions` names; bars outer, symbols inner."""
@@ -466,16 +467,23 @@ def _portfolio(open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_
     return cash_out, shares_out, equity_out, trades[:n_tr], orders[:n_or], ofees[:n_or]
 
 
-@njit(cache=True, nogil=True)
-def _sell(j, t, exit_px, reason, cash, pos, costs, fee_buf, trades, n_tr, orders, ofees, n_or):
-    """Close position j at `exit_px` (slippage applied); log the order and the trade; new cash."""
-    shares = pos[j, P_SHARES]
+@njit(cache=True, nogil=True, inline="always")
+def _exit(t, j, exit_px, reason, cash, shares, entry_bar, entry_px, entry_fees, entry_order, costs, fee_buf,
+          trades, n_tr, orders, ofees, n_or):
+    """Sell the whole position at `exit_px` (slippage applied): log order n_or and trade n_tr; new cash."""
     fees = order_fees(shares * exit_px, costs[t], fee_buf)
     _log_order(orders, ofees, n_or, t, j, -1.0, shares, exit_px, fees, reason, S_FILLED, fee_buf)
-    _log_trade(trades, n_tr, j, pos[j, P_ENTRY_BAR], t, shares, pos[j, P_ENTRY_PX], exit_px, pos[j, P_ENTRY_FEES],
-               fees, reason, pos[j, P_ENTRY_ORDER], n_or)
+    _log_trade(trades, n_tr, j, entry_bar, t, shares, entry_px, exit_px, entry_fees, fees, reason, entry_order, n_or)
+    return cash + (shares * exit_px - fees)
+
+
+@njit(cache=True, nogil=True)
+def _sell(j, t, exit_px, reason, cash, pos, costs, fee_buf, trades, n_tr, orders, ofees, n_or):
+    """Portfolio mode: close position j (see `_exit`); returns the new cash."""
+    cash = _exit(t, j, exit_px, reason, cash, pos[j, P_SHARES], pos[j, P_ENTRY_BAR], pos[j, P_ENTRY_PX],
+                 pos[j, P_ENTRY_FEES], pos[j, P_ENTRY_ORDER], costs, fee_buf, trades, n_tr, orders, ofees, n_or)
     pos[j, P_SHARES] = 0.0
-    return cash + (shares * exit_px - fees)  # the same rounding as `column`
+    return cash
 
 
 @njit(cache=True, nogil=True)

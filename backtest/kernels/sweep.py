@@ -1,6 +1,6 @@
 """The fused sweep kernel: many parameter sets per pass, parallel over them (DESIGN §7-§8).
 
-Each combination runs the same `column` / `_portfolio` code as a single backtest and keeps only
+Each combination runs the same `column` / `simulate_portfolio` code as a single backtest and keeps only
 its metrics, so memory is O(N x T x F + P x metrics), never O(N x T x P). Results per
 combination do not depend on the thread that ran them: serial and parallel runs are identical.
 """
@@ -12,7 +12,7 @@ from numba import njit, prange
 
 from backtest.costs import NFEE
 from backtest.kernels.metrics import M_TRADES, M_WIN_RATE, NMET, NSUM, block_sums, equity_metrics, trade_counts
-from backtest.kernels.simulate import _portfolio, column, new_logs
+from backtest.kernels.simulate import column, new_logs, simulate_portfolio
 
 X_STOP_LOSS, X_TAKE_PROFIT, X_TRAILING_STOP, X_MAX_HOLD = range(4)
 
@@ -37,7 +37,7 @@ def sweep(open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_feat,
         tsl = exits[p, X_TRAILING_STOP]
         hold = int(exits[p, X_MAX_HOLD])
         if max_positions > 0:
-            cash, _, eq, trades, _, _ = _portfolio(
+            cash, _, eq, trades, _, _ = simulate_portfolio(
                 open_, high, low, close, lot, feats, e_feat[p], e_op, e_thr[p], e_k[p], x_feat[p], x_op, x_thr[p],
                 x_k[p], r_feat[p], r_sign[p], fill, init_cash, slippage, sl, tp, tsl, hold, costs, use_lots,
                 max_positions)
