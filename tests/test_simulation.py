@@ -162,3 +162,22 @@ def test_independent_accounts_do_not_share_cash():
     o, h, lo, c = (np.full((3, 2), 10.0) for _ in range(4))
     cash, shares, *_ = run(o, h, lo, c, np.array([[1, 1], [0, 0], [0, 0]]), cash=1000)
     assert list(shares[1]) == [100, 100] and list(cash[1]) == [0, 0]
+
+
+@pytest.mark.parametrize("mode", ["independent", "portfolio"])
+def test_to_vectorbt_replays_our_fills_with_equal_value(mode):
+    import dataclasses
+    from pathlib import Path
+
+    from backtest.config import SynthConfig, load_config
+    from backtest.pipeline import run as run_pipeline
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "dip.toml")
+    cfg = dataclasses.replace(cfg, execution=dataclasses.replace(cfg.execution, mode=mode, max_positions=3),
+                              data=dataclasses.replace(cfg.data, synthetic=SynthConfig(seed=2, symbols=8, years=4)))
+    result = run_pipeline(cfg).result
+    pf = result.to_vectorbt()
+    value = pf.value()
+    ours = result.equity["portfolio"] if mode == "portfolio" else result.equity
+    np.testing.assert_allclose(np.asarray(value), np.asarray(ours), rtol=1e-9)
+    assert len(pf.orders.records) == int((result.orders["status"] == "filled").sum()) > 0

@@ -17,6 +17,7 @@ from backtest import metrics
 from backtest.config import load_config
 from backtest.errors import ConfigError, UserError
 from backtest.pipeline import run
+import backtest.sweep
 from backtest.sweep import combo_config, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,3 +169,38 @@ def test_grid_errors_are_named(tmp_path, grid, message):
     with pytest.raises(ConfigError) as err:
         run_sweep(cfg, tmp_path / "out", progress=False)
     assert message in str(err.value) and str(tmp_path / "s.toml") in str(err.value)
+
+
+def _chunk_task_that_kills_its_worker_once(inputs, sp, start, stop):
+    """Test stand-in for backtest.cluster._chunk_task: the first task to find the marker file
+    deletes it and kills its own worker process mid-sweep."""
+    marker = Path(os.environ["DIPFLOW_TEST_KILL_MARKER"])
+    try:
+        marker.unlink()
+    except FileNotFoundError:
+        from backtest.sweep import run_chunk
+
+        return run_chunk(inputs, sp, start, stop, threads=1)
+    os._exit(1)
+
+
+def test_a_dask_worker_killed_mid_sweep_loses_and_duplicates_nothing(tmp_path, monkeypatch):
+    distributed = pytest.importorskip("dask.distributed")
+    import backtest.cluster
+
+    marker = tmp_path / "kill-once"
+    marker.touch()
+    monkeypatch.setenv("DIPFLOW_TEST_KILL_MARKER", str(marker))
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setattr(backtest.cluster, "_chunk_task", _chunk_task_that_kills_its_worker_once)
+    grid = 'dip = [0.04, 0.08, 0.12]\nflow_z = [0.5, 1.5, 2.5]\n"exits.max_hold" = [5, 10]\n'
+    cfg = _config(tmp_path, grid, chunk=3)
+    written = []
+    real_save = backtest.sweep._save
+    monkeypatch.setattr(backtest.sweep, "_save", lambda path, **a: (written.append(path.name), real_save(path, **a)))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        res = run_sweep(cfg, tmp_path / "dask", scheduler=cluster.scheduler_address, progress=False)
+    assert not marker.exists(), "no worker was killed"
+    assert sorted(written) == sorted(set(written)) and len(written) == 6, "a chunk was lost or written twice"
+    local = run_sweep(cfg, tmp_path / "local", workers=1, progress=False)
+    pd.testing.assert_frame_equal(res.table, local.table, check_exact=True)
