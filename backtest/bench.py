@@ -156,6 +156,7 @@ class Child(NamedTuple):
     peak_mb: float  # the child's peak RSS
     returncode: int
     stderr: str  # its tail
+    cpu: float  # its user + system CPU seconds
 
 
 # Runs argv[1:] from a small Python process and reports its wall time and peak RSS (os.wait4).
@@ -170,7 +171,7 @@ _, status, usage = os.wait4(p.pid, 0)
 t = time.perf_counter() - t0
 err.seek(0)
 print(json.dumps([t, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status),
-                  err.read().decode(errors="replace")[-2000:]]))
+                  err.read().decode(errors="replace")[-2000:], usage.ru_utime + usage.ru_stime]))
 """
 
 
@@ -657,23 +658,36 @@ def _slowdowns() -> dict[str, int]:
     return out
 
 
-def _timed(fn, number: int) -> tuple[float, object]:
-    """Seconds per call of fn (called `number` times, garbage collector off) and its last result.
-    A call that ran a child process (returns a Child) counts the child's own wall time."""
+def _timed(fn, number: int) -> tuple[float, float, object]:
+    """Wall and CPU seconds per call of fn (called `number` times, garbage collector off) and its
+    last result. A call that ran a child process (returns a Child) counts the child's own times."""
     gc_on = gc.isenabled()
     gc.disable()
     try:
-        child = 0.0
-        t0 = time.perf_counter()
+        child, child_cpu = 0.0, 0.0
+        c0, t0 = time.process_time(), time.perf_counter()
         for _ in range(number):
             res = fn()
             if isinstance(res, Child):
                 child += res.seconds
-        t = time.perf_counter() - t0
-        return (child if isinstance(res, Child) else t) / number, res
+                child_cpu += res.cpu
+        t, c = time.perf_counter() - t0, time.process_time() - c0
+        if isinstance(res, Child):
+            t, c = child, child_cpu
+        return t / number, c / number, res
     finally:
         if gc_on:
             gc.enable()
+
+
+def _repeated(work, k: int):
+    """`work` doing its work k times: an injected k-fold slowdown, to show the gate catches one."""
+    def slower():
+        res = [work() for _ in range(k)]
+        if isinstance(res[-1], Child):
+            return res[-1]._replace(seconds=sum(r.seconds for r in res), cpu=sum(r.cpu for r in res))
+        return res[-1]
+    return slower
 
 
 def measure(bench: Bench, repeats: int | None = None, slowdown: int = 1) -> dict:
@@ -689,26 +703,24 @@ def measure(bench: Bench, repeats: int | None = None, slowdown: int = 1) -> dict
         made = bench.setup()
         fn, info = made if isinstance(made, tuple) else (made, {})
         if slowdown > 1:
-            work = fn
-
-            def fn():
-                for _ in range(slowdown - 1):
-                    work()
-                return work()
+            fn = _repeated(fn, slowdown)
         ref = REFERENCES[bench.ref]()
         ref()
         if info.get("warmup", True):
-            t, _ = _timed(fn, 1)
+            t, _, _ = _timed(fn, 1)
             number = max(1, math.ceil(MIN_SAMPLE / t)) if t < MIN_SAMPLE else 1
         else:
             number = 1
-        times, ref_times, mem, proc = [], [], 0.0, 0.0
+        times, ref_times, cpu, ref_cpu, mem, proc = [], [], [], [], 0.0, 0.0
         res = None
         for _ in range(repeats):
-            ref_times.append(_timed(ref, 1)[0])
+            t, c, _ = _timed(ref, 1)
+            ref_times.append(t)
+            ref_cpu.append(c)
             with PeakMemory() as pm:
-                t, res = _timed(fn, number)
+                t, c, res = _timed(fn, number)
             times.append(t)
+            cpu.append(c)
             mem, proc = max(mem, pm.delta_mb), max(proc, pm.process_mb)
     finally:
         numba.set_num_threads(threads)
@@ -717,6 +729,7 @@ def measure(bench: Bench, repeats: int | None = None, slowdown: int = 1) -> dict
     cells = info.get("cells", _default_cells(bench.name))
     out = {"name": bench.name, "seconds": seconds, "ref": bench.ref, "ref_seconds": min(ref_times),
            "normalised": min(times) / min(ref_times), "samples": times, "ref_samples": ref_times,
+           "normalised_cpu": min(cpu) / min(ref_cpu), "cpu_samples": cpu, "ref_cpu_samples": ref_cpu,
            "number": number, "repeats": repeats, "cells": cells, "cells_per_s": cells / seconds if cells else None,
            "mem_mb": mem, "process_mb": proc, "threads": bench.threads or threads, "note": info.get("note", ""),
            "slowdown": slowdown}

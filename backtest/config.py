@@ -66,6 +66,7 @@ class CostConfig:
 @dataclass(frozen=True)
 class ReportConfig:
     out: str = field(default="out", metadata=_check(help="output directory (relative to the working directory)"))
+    risk_free: float = field(default=0.0, metadata=_check(0.0, 0.5, "annual risk-free rate for Sharpe, Sortino and alpha"))
 
 
 @dataclass(frozen=True)

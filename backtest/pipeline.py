@@ -79,7 +79,7 @@ def run(cfg: Config, market: MarketData | None = None) -> RunOutput:
     feats = compute_features(prep.panel, prep.plan.refs)
     result = simulate(prep.panel, prep.plan, feats, cfg)
     started = (datetime.now() - timedelta(seconds=time.perf_counter() - t0)).astimezone().isoformat(timespec="seconds")
-    panel, risk_free = prep.panel, 0.0  # annual rate; see backtest.metrics
+    panel, risk_free = prep.panel, cfg.report.risk_free  # annual rate; see backtest.metrics
     feats_tn = feats.transpose(0, 2, 1)  # (F, T, N) view of the kernel's (F, N, T) stack
     equity = result.total_equity
     invested = (result.equity - result.cash).sum(axis=1)

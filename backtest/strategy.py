@@ -14,7 +14,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 from backtest.errors import ConfigError
-from backtest.features import FEATURES, check_ref
+from backtest.features import check_ref
 from backtest.rules import CompiledRule, FeatureRef, Rule, as_rule, compile_rule
 
 FILL_TIMES = {"same_close": "close", "next_open": "next_open", "next_close": "next_open"}
@@ -134,5 +134,3 @@ def describe(module: ModuleType) -> str:
         lines.append(f"  {p.name:<16} {p.type.__name__:<5} default {p.default!r:<8} range [{p.lo}, {p.hi}]  {p.help}")
     return "\n".join(lines)
 
-
-__all__ = ["FEATURES", "Param", "load_strategy", "resolve_params", "plan", "describe", "shipped_strategies"]

@@ -75,3 +75,13 @@ def test_config_reference_lists_every_key():
         for f in dataclasses.fields(cls):
             if not dataclasses.is_dataclass(f.type) and f.name != "synthetic":
                 assert f"`{f.name}`" in body, f"docs/config.md [{section}] misses {f.name}"
+
+
+def test_risk_free_rate_from_the_config_reaches_the_statistics(tmp_path):
+    from backtest import metrics
+    from backtest.pipeline import run
+
+    p = _write(tmp_path, BASE + "[data.synthetic]\nseed = 2\nsymbols = 4\nyears = 2\n[report]\nrisk_free = 0.03\n")
+    out = run(load_config(p))
+    r = out.result.total_equity.pct_change().iloc[1:]
+    assert out.stats["sharpe"] == metrics.sharpe(r, 0.03) != metrics.sharpe(r, 0.0)
