@@ -119,7 +119,7 @@ def _strategies(args) -> int:
 
 
 def _synth(args) -> int:
-    from backtest.data.io import write_market
+    from backtest.data.write import write_market
     from backtest.data.synth import generate
     from backtest.errors import UserError
 

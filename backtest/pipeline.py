@@ -23,7 +23,7 @@ def load_market(cfg: Config) -> MarketData:
 
         s = cfg.data.synthetic
         return generate(seed=s.seed, symbols=s.symbols, years=s.years)
-    from backtest.data.io import load_market as load_dir
+    from backtest.data.load import load_market as load_dir
 
     return load_dir(cfg.data.path)
 

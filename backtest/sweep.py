@@ -28,7 +28,7 @@ from backtest.grid import Grid, build_grid
 from backtest.data.market import MarketData
 from backtest.pipeline import Prepared, load_market, prepare
 from backtest.rules import FeatureRef, compile_rule
-from backtest.strategy import _default_rank, as_rule, plan, resolve_params
+from backtest.strategy import _default_rank, plan, resolve_params
 
 EXIT_FIELDS = ("stop_loss", "take_profit", "trailing_stop", "max_hold")
 

@@ -1,7 +1,6 @@
 """Sweeps (DESIGN §7): kernel metrics equal the single-run engine's, resume after a kill loses
 and repeats nothing, serial / parallel / Dask runs are identical, grid errors are named."""
 
-import dataclasses
 import os
 import signal
 import subprocess

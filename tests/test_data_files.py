@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from backtest.data import reference
-from backtest.data.io import MAX_PER_CHECK, load_market, write_market
+from backtest.data.load import MAX_PER_CHECK, load_market
+from backtest.data.write import write_market
 from backtest.data.market import MarketData
 from backtest.errors import DataError, Problem
 
