@@ -19,7 +19,6 @@ page section by section.
 
 from __future__ import annotations
 
-import html
 import itertools
 import os
 import time
@@ -36,7 +35,7 @@ from backtest.grid import Grid
 from backtest.robustness import (PBOResult, WalkForwardResult, deflated_sharpe_ratio, expected_max_sharpe, moments,
                                  pbo_cscv, probabilistic_sharpe_ratio, sharpe_from_sums, walk_forward)
 from backtest.sweep import SweepResult, block_edges, combo_config
-from backtest.tearsheet import CSP, CSS, RC, SORT_JS, _Charts, _finite, _label, _sign, _table, _td, num, pct
+from backtest.page import CSP, CSS, RC, SORT_JS, Canvas, e, finite, html_table, mpl_text, num, pct, sign_class, td
 
 SECTIONS = (
     ("summary", "Summary"),
@@ -68,7 +67,6 @@ tr.pick td{font-weight:600}
 .narrow{max-width:560px;margin:8px 0}
 """
 
-e = html.escape
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,7 +221,7 @@ def walk_forward_oos(res: SweepResult, cfg: Config, market=None):
 
 def _ratio(a, b) -> float:
     """a / b when both are finite and b is not 0, else NaN (neighbour mean / pick)."""
-    return float(a / b) if _finite(a) and _finite(b) and b != 0 else np.nan
+    return float(a / b) if finite(a) and finite(b) and b != 0 else np.nan
 
 
 def fmt_value(v) -> str:
@@ -235,7 +233,7 @@ def fmt_value(v) -> str:
 
 def fmt_metric(metric: str, v) -> str:
     if metric == "trades":
-        return f"{int(v):,}" if _finite(v) else "–"
+        return f"{int(v):,}" if finite(v) else "–"
     return pct(v) if metric in PERCENT else num(v)
 
 
@@ -248,7 +246,7 @@ def _section(sid: str, body: str, note: str = "") -> str:
 
 def _card(title: str, value: str, sign=None, sub: str = "") -> str:
     """`title` and `sub` plain text (escaped here); `value` already formatted text."""
-    cls = _sign(sign) if sign is not None else ""
+    cls = sign_class(sign) if sign is not None else ""
     return (f'<div class="card"><div class="k">{e(title)}</div><div class="v {cls}">{e(value)}</div>'
             f'{f"<div class={chr(34)}s{chr(34)}>{e(sub)}</div>" if sub else ""}</div>')
 
@@ -258,7 +256,7 @@ def _params(grid: Grid, p: int) -> str:
 
 
 def _param_cells(grid: Grid, p: int) -> str:
-    return "".join(_td(e(fmt_value(v)), float(v)) for v in grid.combo(int(p)).values())
+    return "".join(td(e(fmt_value(v)), float(v)) for v in grid.combo(int(p)).values())
 
 
 def _date(ts) -> str:
@@ -291,7 +289,7 @@ def _ticks(ax, axis: str, values: np.ndarray) -> None:
     (ax.set_xticks if axis == "x" else ax.set_yticks)(pos, labels)
 
 
-def heatmap(charts: _Charts, mean: np.ndarray, keys: tuple[str, str], values: tuple[np.ndarray, np.ndarray],
+def heatmap(charts: Canvas, mean: np.ndarray, keys: tuple[str, str], values: tuple[np.ndarray, np.ndarray],
             metric: str, lo: float, hi: float, best: tuple[int, int]) -> str:
     """`mean` (len(values[0]), len(values[1])): rows are keys[0] (y), columns keys[1] (x)."""
     fig = charts.Figure(figsize=(5.6, 4.3))
@@ -304,8 +302,8 @@ def heatmap(charts: _Charts, mean: np.ndarray, keys: tuple[str, str], values: tu
     ax.grid(False)
     _ticks(ax, "x", values[1])
     _ticks(ax, "y", values[0])
-    ax.set_xlabel(_label(keys[1]))
-    ax.set_ylabel(_label(keys[0]))
+    ax.set_xlabel(mpl_text(keys[1]))
+    ax.set_ylabel(mpl_text(keys[0]))
     if mean.size <= ANNOTATE_CELLS and max(mean.shape) <= ANNOTATE_AXIS:
         for (i, j), v in np.ndenumerate(mean):
             if np.isnan(v):
@@ -325,11 +323,11 @@ def heatmap(charts: _Charts, mean: np.ndarray, keys: tuple[str, str], values: tu
     return charts.svg(fig, f"heatmap of mean {metric} over {keys[0]} and {keys[1]}")
 
 
-def line_chart(charts: _Charts, mean: np.ndarray, key: str, values: np.ndarray, metric: str) -> str:
+def line_chart(charts: Canvas, mean: np.ndarray, key: str, values: np.ndarray, metric: str) -> str:
     fig, ax = charts.figure(3.0, width=7.0)
     ax.plot(np.arange(len(values)), mean, marker="o", color="#1d4ed8")
     _ticks(ax, "x", values)
-    ax.set_xlabel(_label(key))
+    ax.set_xlabel(mpl_text(key))
     ax.set_ylabel(f"mean {metric}")
     if metric in PERCENT:
         charts.percent(ax, decimals=1)
@@ -337,7 +335,7 @@ def line_chart(charts: _Charts, mean: np.ndarray, key: str, values: np.ndarray, 
     return charts.svg(fig, f"mean {metric} over {key}")
 
 
-def histogram(charts: _Charts, values: np.ndarray, metric: str, best: float, picks: np.ndarray) -> str:
+def histogram(charts: Canvas, values: np.ndarray, metric: str, best: float, picks: np.ndarray) -> str:
     fig, ax = charts.figure(3.0, width=7.0, bottom=0.5)
     v = values[np.isfinite(values)]
     if v.size:
@@ -346,7 +344,7 @@ def histogram(charts: _Charts, values: np.ndarray, metric: str, best: float, pic
         med = float(np.median(v))
         f = (lambda x: pct(x)) if metric in PERCENT else (lambda x: num(x))
         ax.axvline(med, color="#6b7280", ls="--", lw=1.2, label=f"median {f(med)}")
-        if _finite(best):
+        if finite(best):
             ax.axvline(best, color="#1d4ed8", lw=1.6, label=f"best {f(best)}")
         fin = picks[np.isfinite(picks)]
         if fin.size:
@@ -360,7 +358,7 @@ def histogram(charts: _Charts, values: np.ndarray, metric: str, best: float, pic
     return charts.svg(fig, f"distribution of {metric} over all combinations")
 
 
-def logit_hist(charts: _Charts, pbo: PBOResult) -> str:
+def logit_hist(charts: Canvas, pbo: PBOResult) -> str:
     fig, ax = charts.figure(3.0, width=5.6, bottom=0.5)
     lg = pbo.logits[np.isfinite(pbo.logits)]
     lo, hi = (float(lg.min()), float(lg.max())) if lg.size else (-1.0, 1.0)
@@ -374,12 +372,12 @@ def logit_hist(charts: _Charts, pbo: PBOResult) -> str:
     return charts.svg(fig, "histogram of the CSCV logits")
 
 
-def degradation(charts: _Charts, pbo: PBOResult) -> str:
+def degradation(charts: Canvas, pbo: PBOResult) -> str:
     fig, ax = charts.figure(3.0, width=5.6, bottom=0.5, top=0.3)
     x, y = pbo.is_perf, pbo.oos_perf
     ok = np.isfinite(x) & np.isfinite(y)
     ax.scatter(x[ok], y[ok], s=9, alpha=0.45, color="#1d4ed8", lw=0, rasterized=bool(ok.sum() > 2000))
-    if ok.any() and _finite(pbo.slope):
+    if ok.any() and finite(pbo.slope):
         xs = np.array([x[ok].min(), x[ok].max()])
         ax.plot(xs, pbo.intercept + pbo.slope * xs, color="#dc2626", lw=1.4)
         ax.set_title(f"fit: OOS = {pbo.intercept:.2f} {'+' if pbo.slope >= 0 else '−'} {abs(pbo.slope):.2f} × IS",
@@ -390,7 +388,7 @@ def degradation(charts: _Charts, pbo: PBOResult) -> str:
     return charts.svg(fig, "out-of-sample versus in-sample Sharpe of each split's winner")
 
 
-def wf_chart(charts: _Charts, wfo: WalkForwardOOS) -> str:
+def wf_chart(charts: Canvas, wfo: WalkForwardOOS) -> str:
     fig, ax = charts.figure(3.6, top=0.3)
     f = wfo.frame
     a0 = wfo.edges[wfo.wf.steps[0][0][0]]
@@ -465,7 +463,7 @@ def _summary(res, metric, order, nb, dfl, pbo, wfo) -> str:
     return _section("summary", f'<div class="cards">{"".join(cards)}</div>', e(note))
 
 
-def _heatmaps(res: SweepResult, metric: str, charts: _Charts, best: int) -> str:
+def _heatmaps(res: SweepResult, metric: str, charts: Canvas, best: int) -> str:
     grid = res.grid
     cube = _cube(grid, res.table[metric].to_numpy())
     axes = [i for i, v in enumerate(grid.values) if len(v) >= 2]
@@ -495,7 +493,7 @@ def _heatmaps(res: SweepResult, metric: str, charts: _Charts, best: int) -> str:
     return _section("heatmaps", f'<div class="grid2">{cells}</div>', e(note))
 
 
-def _distribution(res: SweepResult, metric: str, charts: _Charts, order: np.ndarray) -> str:
+def _distribution(res: SweepResult, metric: str, charts: Canvas, order: np.ndarray) -> str:
     v = res.table[metric].to_numpy(dtype=np.float64)
     svg = histogram(charts, v, metric, v[order[0]], v[order[:PICKS]])
     fin = v[np.isfinite(v)]
@@ -503,9 +501,9 @@ def _distribution(res: SweepResult, metric: str, charts: _Charts, order: np.ndar
     if fin.size:
         for name, q in (("min", 0), ("5 %", 5), ("25 %", 25), ("median", 50), ("75 %", 75), ("95 %", 95), ("max", 100)):
             x = float(np.percentile(fin, q))
-            rows.append(f'<tr><td class="t">{e(name)}</td>{_td(fmt_metric(metric, x), x, _sign(x))}</tr>')
-        rows.append(f'<tr><td class="t">above 0</td>{_td(pct(float(np.mean(fin > 0)), 1))}</tr>')
-    table = _table(["Quantile", METRIC_LABELS.get(metric, metric)], rows)
+            rows.append(f'<tr><td class="t">{e(name)}</td>{td(fmt_metric(metric, x), x, sign_class(x))}</tr>')
+        rows.append(f'<tr><td class="t">above 0</td>{td(pct(float(np.mean(fin > 0)), 1))}</tr>')
+    table = html_table(["Quantile", METRIC_LABELS.get(metric, metric)], rows)
     note = (f"{metric} of all {len(v):,} combinations"
             + (f"; {len(v) - fin.size:,} not finite (never traded, or no losing day) are left out"
                if fin.size < len(v) else "")
@@ -522,16 +520,16 @@ def _top(res: SweepResult, metric: str, order: np.ndarray, nb: Neighbourhood, df
     v = cols[metric]
     for rank, p in enumerate(order[:TOP], 1):
         ratio = _ratio(nb.mean[p], v[p])
-        cells = "".join(_td(fmt_metric(m, cols[m][p]), float(cols[m][p]), _sign(cols[m][p]) if m == metric else "")
+        cells = "".join(td(fmt_metric(m, cols[m][p]), float(cols[m][p]), sign_class(cols[m][p]) if m == metric else "")
                         for m in names)
-        rows.append(f'<tr><td class="t" data-v="{rank}">{rank}</td>{_td(f"#{p}", int(p))}{_param_cells(grid, p)}'
-                    f"{cells}{_td(num(dfl.dsr[p], 3), float(dfl.dsr[p]))}{_td(num(ratio), ratio)}</tr>")
+        rows.append(f'<tr><td class="t" data-v="{rank}">{rank}</td>{td(f"#{p}", int(p))}{_param_cells(grid, p)}'
+                    f"{cells}{td(num(dfl.dsr[p], 3), float(dfl.dsr[p]))}{td(num(ratio), ratio)}</tr>")
     head = ["#", "Combo", *grid.keys, *(METRIC_LABELS[m] + (" ▸" if m == metric else "") for m in names),
             "DSR", "Neighbour mean / value"]
     note = (f"Ranked by {metric} (▸). DSR: deflated Sharpe ratio of that combination against the best of all "
             f"{dfl.n_trials:,} combinations (see below). Neighbour mean / value: the {metric} of the combination's grid "
             "neighbours relative to its own; near 1 (or above) = a plateau. Click a header to sort.")
-    return _section("top", f'<div class="scroll">{_table(head, rows, sortable=True)}</div>', e(note))
+    return _section("top", f'<div class="scroll">{html_table(head, rows, sortable=True)}</div>', e(note))
 
 
 def _stability(res: SweepResult, metric: str, order: np.ndarray, nb: Neighbourhood) -> str:
@@ -543,11 +541,11 @@ def _stability(res: SweepResult, metric: str, order: np.ndarray, nb: Neighbourho
     def row(label: str, p: int, cls: str = "") -> str:
         ratio = _ratio(nb.mean[p], v[p])
         c = f' class="{cls}"' if cls else ""
-        return (f'<tr{c}><td class="t">{e(label)}</td>{_td(f"#{p}")}{_param_cells(grid, p)}'
-                f"{_td(fmt_metric(metric, v[p]), v[p], _sign(v[p]))}{_td(str(int(nb.count[p])))}"
-                f"{_td(fmt_metric(metric, nb.mean[p]), nb.mean[p], _sign(nb.mean[p]))}"
-                f"{_td(fmt_metric(metric, nb.min[p]), nb.min[p], _sign(nb.min[p]))}{_td(num(ratio), ratio)}"
-                f"{_td(fmt_metric(metric, nb.region[p]), nb.region[p])}</tr>")
+        return (f'<tr{c}><td class="t">{e(label)}</td>{td(f"#{p}")}{_param_cells(grid, p)}'
+                f"{td(fmt_metric(metric, v[p]), v[p], sign_class(v[p]))}{td(str(int(nb.count[p])))}"
+                f"{td(fmt_metric(metric, nb.mean[p]), nb.mean[p], sign_class(nb.mean[p]))}"
+                f"{td(fmt_metric(metric, nb.min[p]), nb.min[p], sign_class(nb.min[p]))}{td(num(ratio), ratio)}"
+                f"{td(fmt_metric(metric, nb.region[p]), nb.region[p])}</tr>")
 
     rows = [row(str(rank), int(p)) for rank, p in enumerate(order[:PICKS], 1)]
     if centre is not None:
@@ -561,7 +559,7 @@ def _stability(res: SweepResult, metric: str, order: np.ndarray, nb: Neighbourho
             "a ratio far below 1 or a negative neighbour min means the pick is a lucky point. 'best region' is the "
             "combination whose neighbourhood (itself included) has the highest mean: the centre of the most robust "
             "region, a better candidate than the luckiest point.")
-    return _section("stability", _table(head, rows, left=1), e(note))
+    return _section("stability", html_table(head, rows, left=1), e(note))
 
 
 def _dsr(res: SweepResult, order: np.ndarray, dfl: Deflated) -> str:
@@ -575,13 +573,13 @@ def _dsr(res: SweepResult, order: np.ndarray, dfl: Deflated) -> str:
         ("Skewness", num(dfl.skew[b], 3)),
         ("Kurtosis (non-excess, normal = 3)", num(dfl.kurt[b], 3)),
         ("Trials (N = combinations)", f"{dfl.n_trials:,}"),
-        ("Variance of the trials' daily Sharpe ratios (V)", f"{dfl.var:.3g}" if _finite(dfl.var) else "–"),
+        ("Variance of the trials' daily Sharpe ratios (V)", f"{dfl.var:.3g}" if finite(dfl.var) else "–"),
         ("Expected best of N skill-less trials (SR0), per day", num(dfl.sr0, 4)),
         ("SR0 annualised", num(dfl.sr0 * root, 3)),
         ("PSR(0): probability the true Sharpe is above 0", num(dfl.psr0[b], 3)),
         ("DSR = PSR(SR0)", num(dfl.dsr[b], 3)),
     ]
-    table = _table(["Best combination", "Value"], [f'<tr><td class="t">{e(k)}</td>{_td(e(v))}</tr>' for k, v in rows])
+    table = html_table(["Best combination", "Value"], [f'<tr><td class="t">{e(k)}</td>{td(e(v))}</tr>' for k, v in rows])
     cards = (f'<div class="cards">{_card("DSR of the best", num(dfl.dsr[b], 3), None, "≥ 0.95: skill at 5 %")}'
              f'{_card("Its Sharpe", num(dfl.sr[b] * root), dfl.sr[b], "annualised")}'
              f'{_card("Bar to beat (SR0)", num(dfl.sr0 * root), None, "annualised best of N null trials")}</div>')
@@ -593,7 +591,7 @@ def _dsr(res: SweepResult, order: np.ndarray, dfl: Deflated) -> str:
     return _section("dsr", cards + table, e(note))
 
 
-def _pbo(pbo: PBOResult | None, why: str, charts: _Charts) -> str:
+def _pbo(pbo: PBOResult | None, why: str, charts: Canvas) -> str:
     if pbo is None:
         return _section("pbo", f"<p>{e(why)}</p>")
     cards = (f'<div class="cards">{_card("PBO", num(pbo.pbo, 3), None, "share of splits with logit ≤ 0")}'
@@ -610,27 +608,27 @@ def _pbo(pbo: PBOResult | None, why: str, charts: _Charts) -> str:
     return _section("pbo", body, e(note))
 
 
-def _walk_forward(res: SweepResult, wfo: WalkForwardOOS, charts: _Charts) -> str:
+def _walk_forward(res: SweepResult, wfo: WalkForwardOOS, charts: Canvas) -> str:
     wf, grid, f = wfo.wf, res.grid, wfo.frame
     rows = []
     for k, ((test, p), train) in enumerate(zip(wf.steps, wf.train)):
         r = f.loc[f["step"] == k, "oos_return"].to_numpy()
         tr = metrics.total_return(r)
         rows.append(f'<tr><td class="t">{k + 1}</td><td class="t">{e(_period(wfo.dates, wfo.edges, train))}</td>'
-                    f'<td class="t">{e(_period(wfo.dates, wfo.edges, test))}</td>{_td(f"#{p}")}{_param_cells(grid, p)}'
-                    f"{_td(num(wf.is_perf[k]), wf.is_perf[k], _sign(wf.is_perf[k]))}"
-                    f"{_td(num(wf.oos_perf[k]), wf.oos_perf[k], _sign(wf.oos_perf[k]))}{_td(pct(tr), tr, _sign(tr))}</tr>")
-    steps = _table(["Step", "Train (in sample)", "Test (out of sample)", "Chosen", *grid.keys, "IS Sharpe",
+                    f'<td class="t">{e(_period(wfo.dates, wfo.edges, test))}</td>{td(f"#{p}")}{_param_cells(grid, p)}'
+                    f"{td(num(wf.is_perf[k]), wf.is_perf[k], sign_class(wf.is_perf[k]))}"
+                    f"{td(num(wf.oos_perf[k]), wf.oos_perf[k], sign_class(wf.oos_perf[k]))}{td(pct(tr), tr, sign_class(tr))}</tr>")
+    steps = html_table(["Step", "Train (in sample)", "Test (out of sample)", "Chosen", *grid.keys, "IS Sharpe",
                     "OOS Sharpe", "OOS return"], rows, left=3)
     s = wfo.stats
     krows = []
     for label, key, fmt in (("Total return", "total_return", pct), ("CAGR", "cagr", pct), ("Sharpe", "sharpe", num),
                             ("Max drawdown", "max_drawdown", pct)):
         a, b = s["stitched"][key], s["reference"][key]
-        krows.append(f'<tr><td class="t">{e(label)}</td>{_td(fmt(a), a, _sign(a))}{_td(fmt(b), b, _sign(b))}</tr>')
-    krows.append(f'<tr><td class="t">Sharpe from the sweep\'s block sums</td>{_td(num(wf.stitched))}'
-                 f"{_td(num(wf.reference_oos))}</tr>")
-    key_table = _table(["Out of sample", "Walk-forward", f"Best #{int(wf.reference)} (look-ahead)"], krows)
+        krows.append(f'<tr><td class="t">{e(label)}</td>{td(fmt(a), a, sign_class(a))}{td(fmt(b), b, sign_class(b))}</tr>')
+    krows.append(f'<tr><td class="t">Sharpe from the sweep\'s block sums</td>{td(num(wf.stitched))}'
+                 f"{td(num(wf.reference_oos))}</tr>")
+    key_table = html_table(["Out of sample", "Walk-forward", f"Best #{int(wf.reference)} (look-ahead)"], krows)
     distinct = len(set(int(c) for c in wf.chosen))
     check = (f"the re-runs reproduce the sweep's block sums (largest gap {wfo.sums_gap:.1e})" if wfo.sums_gap < 1e-8
              else f"WARNING: the re-runs differ from the sweep's block sums by up to {wfo.sums_gap:.2e}")
@@ -660,7 +658,7 @@ def render(res: SweepResult, cfg: Config, wfo: WalkForwardOOS, about: dict) -> s
         pbo = pbo_cscv(res.sums[..., 0], res.sums[..., 1], res.sums[..., 2], metric=WF_METRIC)
     except ValueError as exc:
         why = f"PBO by CSCV is not available for this sweep: {exc}. Use an even sweep.blocks (8 to 16)."
-    charts = _Charts()
+    charts = Canvas()
     with charts.mpl.rc_context(RC):
         sections = [
             _summary(res, metric, order, nb, dfl, pbo, wfo),

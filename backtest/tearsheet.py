@@ -10,12 +10,7 @@ docs/tearsheet.md describes the page section by section.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import html
-import io
 import math
-import re
 
 import numpy as np
 import pandas as pd
@@ -23,6 +18,7 @@ import pandas as pd
 from backtest import event_study as es
 from backtest.event_study import POOLED
 from backtest.metrics import ROLLING_WINDOW, drawdown_periods, period_returns, rolling_sharpe
+from backtest.page import CSP, CSS, RC, SORT_JS, Canvas, e, finite, html_table, mpl_text, num, pct, sign_class, td
 from backtest.pipeline import RunOutput
 
 SECTIONS = (
@@ -45,121 +41,10 @@ COLORS = {"strategy": "#1d4ed8", "index": "#ea580c", "equal_weight": "#0d9488"}
 UP, DOWN = (22, 163, 74), (220, 38, 38)
 BENCH_LABELS = {"equal_weight": "Equal weight"}
 
-CSS = """
-:root{--fg:#1f2937;--muted:#6b7280;--line:#e5e7eb;--bg:#f8fafc;--card:#fff;--accent:#1d4ed8}
-*{box-sizing:border-box}
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;margin:0;color:var(--fg);background:var(--bg)}
-main{max-width:1180px;margin:0 auto;padding:0 20px 40px}
-header#header{background:#0f172a;color:#e2e8f0;padding:18px 0 14px}
-header#header .in{max-width:1180px;margin:0 auto;padding:0 20px}
-header h1{font-size:22px;margin:0 0 2px;color:#fff} header .help{color:#94a3b8;margin:0 0 12px}
-.meta{display:grid;grid-template-columns:repeat(auto-fill,minmax(270px,1fr));gap:6px 24px;margin:0}
-.meta div{min-width:0} .meta dt{font-size:11px;text-transform:uppercase;letter-spacing:.05em;color:#94a3b8}
-.meta dd{margin:0;overflow-wrap:anywhere} .meta code{color:#f8fafc}
-nav{position:sticky;top:0;z-index:5;background:rgba(255,255,255,.96);border-bottom:1px solid var(--line)}
-nav .in{max-width:1180px;margin:0 auto;padding:6px 20px;display:flex;flex-wrap:wrap;gap:2px 14px;font-size:13px}
-nav a{color:var(--accent);text-decoration:none} nav a:hover{text-decoration:underline}
-section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:14px 18px;margin:16px 0;scroll-margin-top:44px;overflow-x:auto}
-h2{font-size:17px;margin:0 0 10px} h3{font-size:14px;margin:14px 0 6px}
-p.note{color:var(--muted);margin:4px 0 10px;font-size:13px}
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(140px,1fr));gap:10px;margin-bottom:14px}
-.card{border:1px solid var(--line);border-radius:8px;padding:8px 12px;background:var(--bg)}
-.card .k{font-size:12px;color:var(--muted)} .card .v{font-size:22px;font-weight:600;font-variant-numeric:tabular-nums}
-.pos{color:#15803d} .neg{color:#b91c1c}
-.two{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:18px;align-items:start}
-.two.even{grid-template-columns:minmax(0,1fr) minmax(0,1fr)}
-@media (max-width:900px){.two,.two.even{grid-template-columns:1fr}}
-table{border-collapse:collapse;font-variant-numeric:tabular-nums;width:100%;font-size:13px}
-th,td{padding:3px 8px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
-th{background:#f1f5f9;font-weight:600;white-space:normal;vertical-align:bottom}
-.scroll th{position:sticky;top:0;z-index:1}
-td.t,th.t{text-align:left} td.w{white-space:normal;min-width:210px}
-tbody tr:hover{background:#f8fafc}
-table.sortable th{cursor:pointer;user-select:none} table.sortable th:hover{background:#e2e8f0}
-th[aria-sort=ascending]::after{content:" \\25B2";font-size:9px} th[aria-sort=descending]::after{content:" \\25BC";font-size:9px}
-.scroll{max-height:460px;overflow:auto;border:1px solid var(--line);border-radius:6px}
-.heat td{min-width:52px} .heat td.y{font-weight:600;border-left:2px solid var(--line)}
-.chart svg{width:100%;height:auto;display:block}
-.toggle{display:flex;gap:4px;margin:0 0 6px}
-input.scale{position:absolute;opacity:0;pointer-events:none}
-.toggle label{border:1px solid var(--line);border-radius:5px;padding:2px 10px;cursor:pointer;font-size:13px;color:var(--muted)}
-#scale-lin:checked~.toggle label[for=scale-lin],#scale-log:checked~.toggle label[for=scale-log]{background:var(--accent);color:#fff;border-color:var(--accent)}
-#scale-lin:focus-visible~.toggle label[for=scale-lin],#scale-log:focus-visible~.toggle label[for=scale-log]{outline:2px solid var(--accent)}
-#scale-lin:checked~.log,#scale-log:checked~.lin{display:none}
-details summary{cursor:pointer;color:var(--accent);margin:10px 0 6px}
-pre{background:#0f172a;color:#e2e8f0;padding:12px;border-radius:6px;overflow:auto;font-size:12px}
-footer{color:var(--muted);font-size:12px;text-align:center;margin:20px 0}
-"""
-
-SORT_JS = """(function(){
-function key(td){var v=td.getAttribute("data-v");if(v===null)return td.textContent;return v===""?-Infinity:parseFloat(v);}
-document.querySelectorAll("table.sortable").forEach(function(t){
-var ths=t.tHead.rows[0].cells;
-Array.prototype.forEach.call(ths,function(th,i){
-th.tabIndex=0;
-function sort(){
-var asc=th.getAttribute("aria-sort")!=="ascending";
-Array.prototype.forEach.call(ths,function(h){h.removeAttribute("aria-sort");});
-th.setAttribute("aria-sort",asc?"ascending":"descending");
-var b=t.tBodies[0],rows=Array.prototype.slice.call(b.rows);
-rows.sort(function(x,y){var a=key(x.cells[i]),c=key(y.cells[i]);return (a<c?-1:a>c?1:0)*(asc?1:-1);});
-rows.forEach(function(r){b.appendChild(r);});
-}
-th.addEventListener("click",sort);
-th.addEventListener("keydown",function(e){if(e.key==="Enter"||e.key===" "){e.preventDefault();sort();}});
-});
-});
-})();"""
-
-CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
-       "script-src 'sha256-{}'").format(base64.b64encode(hashlib.sha256(SORT_JS.encode()).digest()).decode())
-
-e = html.escape
 
 
 # ---------------------------------------------------------------------------------------------
 # Formatting
-
-
-def _finite(x) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and math.isfinite(x)
-
-
-def pct(x, digits: int = 2) -> str:
-    if isinstance(x, (float, np.floating)) and math.isinf(x):
-        return "∞" if x > 0 else "−∞"
-    if not _finite(x):
-        return "–"
-    text = f"{x * 100:.{digits}f}"
-    return (text.lstrip("-") if float(text) == 0 else text.replace("-", "−")) + "%"  # no "−0.0%"
-
-
-def num(x, digits: int = 2) -> str:
-    if isinstance(x, (float, np.floating)) and math.isinf(x):
-        return "∞" if x > 0 else "−∞"
-    if not _finite(x):
-        return "–"
-    text = f"{x:,.{digits}f}"
-    return text.lstrip("-") if float(text.replace(",", "")) == 0 else text.replace("-", "−")
-
-
-def _sign(x) -> str:
-    return "pos" if _finite(x) and x > 0 else "neg" if _finite(x) and x < 0 else ""
-
-
-def _td(text: str, value=None, cls: str = "") -> str:
-    """A cell: `text` is already HTML; `value` (a number) sorts it."""
-    v = "" if value is None else f' data-v="{value!r}"' if _finite(value) else ' data-v=""'
-    c = f' class="{cls}"' if cls else ""
-    return f"<td{c}{v}>{text}</td>"
-
-
-def _table(head: list[str], rows: list[str], sortable: bool = False, left: int = 1, cls: str = "") -> str:
-    """head: plain column titles (escaped here); rows: '<tr>...</tr>' HTML; the first `left` columns are text."""
-    ths = "".join(f'<th class="t">{e(h)}</th>' if i < left else f"<th>{e(h)}</th>" for i, h in enumerate(head))
-    classes = " ".join(c for c in (cls, "sortable" if sortable else "") if c)
-    attr = f' class="{classes}"' if classes else ""
-    return f"<table{attr}><thead><tr>{ths}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 def _date(ts) -> str:
@@ -170,74 +55,14 @@ def _date(ts) -> str:
 # Charts
 
 
-RC = {
-    "svg.fonttype": "none", "svg.hashsalt": "dipflow", "font.size": 9, "axes.titlesize": 10,
-    "axes.spines.top": False, "axes.spines.right": False, "axes.edgecolor": "#9ca3af",
-    "axes.grid": True, "grid.color": "#e5e7eb", "grid.linewidth": 0.7, "axes.axisbelow": True,
-    "xtick.color": "#4b5563", "ytick.color": "#4b5563", "axes.labelcolor": "#374151",
-    "legend.frameon": False, "legend.fontsize": 9, "lines.linewidth": 1.2,
-}
-_FONT = re.compile(r"font-family: [^;\"]*(;\s?)?")
-_IDS = re.compile(r'(\bid="|url\(#|href="#)')
-
-
-def _label(text: str) -> str:
-    """A data or config text as a matplotlib label: no mathtext."""
-    return str(text).replace("$", r"\$")
-
-
-class _Charts:
-    """matplotlib, imported on first use; one Figure per chart, written as inline SVG."""
-
-    def __init__(self) -> None:
-        import matplotlib
-        import matplotlib.dates as mdates
-        import matplotlib.ticker as mticker
-        from matplotlib.figure import Figure
-
-        self.mpl, self.mdates, self.ticker, self.Figure = matplotlib, mdates, mticker, Figure
-        self.n = 0
-
-    def figure(self, height: float, width: float = 11.0, bottom: float = 0.35, top: float = 0.1):
-        fig = self.Figure(figsize=(width, height))
-        fig.subplots_adjust(left=0.8 / width, right=1 - 0.15 / width, bottom=bottom / height, top=1 - top / height)
-        return fig, fig.add_subplot()
-
-    @staticmethod
-    def legend_above(ax, n: int) -> None:
-        """The legend in one row above the axes (needs `top` of about 0.35 in the figure)."""
-        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=n, borderaxespad=0.2)
-
-    def svg(self, fig, label: str) -> str:
-        buf = io.StringIO()
-        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
-        text = buf.getvalue()
-        text = text[text.index("<svg"):]
-        text = re.sub(r"<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
-        self.n += 1
-        text = _IDS.sub(rf"\g<1>c{self.n}-", _FONT.sub("", text))
-        return text.replace("<svg ", f'<svg role="img" aria-label="{e(label)}" ', 1)
-
-    def dates(self, ax, index: pd.DatetimeIndex) -> None:
-        ax.set_xlim(index[0], index[-1])
-        if (index[-1] - index[0]).days > 3 * 365:
-            ax.xaxis.set_major_locator(self.mdates.YearLocator(base=1 if (index[-1] - index[0]).days < 13 * 365 else 2))
-            ax.xaxis.set_major_formatter(self.mdates.DateFormatter("%Y"))
-        else:
-            loc = self.mdates.AutoDateLocator(minticks=4, maxticks=10)
-            ax.xaxis.set_major_locator(loc)
-            ax.xaxis.set_major_formatter(self.mdates.ConciseDateFormatter(loc, show_offset=False))
-        ax.yaxis.set_major_locator(self.ticker.MaxNLocator(6))
-
-    def percent(self, ax, decimals: int | None = 0, axis: str = "y") -> None:
-        fmt = self.ticker.PercentFormatter(1.0, decimals=decimals)
-        (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+class _Charts(Canvas):
+    """The tear sheet's charts."""
 
     def equity(self, index, lines: dict[str, tuple[np.ndarray, str]]) -> tuple[str, str]:
         """The same chart twice: linear and log y axis."""
         fig, ax = self.figure(3.9, top=0.35)
         for label, (y, color) in lines.items():
-            ax.plot(index, y, color=color, lw=1.5 if color == COLORS["strategy"] else 1.1, label=_label(label))
+            ax.plot(index, y, color=color, lw=1.5 if color == COLORS["strategy"] else 1.1, label=mpl_text(label))
         ax.axhline(1.0, color="#9ca3af", lw=0.8, zorder=0)
         ax.set_ylabel("value of 1 invested")
         self.legend_above(ax, len(lines))
@@ -268,7 +93,7 @@ class _Charts:
         fig, ax = self.figure(2.8, top=0.35)
         for label, (y, color) in lines.items():
             ax.plot(index, y, color=color, lw=1.4 if color == COLORS["strategy"] else 0.9,
-                    alpha=1.0 if color == COLORS["strategy"] else 0.75, label=_label(label))
+                    alpha=1.0 if color == COLORS["strategy"] else 0.75, label=mpl_text(label))
         ax.axhline(0.0, color="#6b7280", lw=0.8)
         ax.set_ylabel(f"Sharpe, trailing {ROLLING_WINDOW} days")
         self.legend_above(ax, len(lines))
@@ -293,7 +118,7 @@ class _Charts:
         width = 0.8 / k
         x = np.arange(len(table))
         for i, (col, color) in enumerate(zip(table.columns, colors)):
-            ax.bar(x + (i - (k - 1) / 2) * width, table[col].to_numpy(), width, color=color, label=_label(col))
+            ax.bar(x + (i - (k - 1) / 2) * width, table[col].to_numpy(), width, color=color, label=mpl_text(col))
         ax.axhline(0.0, color="#6b7280", lw=0.8)
         ax.set_xticks(x, [str(y) for y in table.index])
         ax.grid(axis="x", visible=False)
@@ -336,7 +161,7 @@ class _Charts:
             color = COLORS["strategy"] if rule else palette[i % len(palette)]
             err = np.vstack([np.nan_to_num(mean - lo), np.nan_to_num(hi - mean)])
             ax.errorbar(x - 0.35 + i * step, mean, yerr=err, fmt="o", ms=6 if rule else 5, color=color, elinewidth=1.6,
-                        capsize=3, label=_label(labels[sig]))
+                        capsize=3, label=mpl_text(labels[sig]))
         base = pooled[pooled["signal"] == signals[-1]].set_index("horizon").reindex(horizons)["uncond_mean"]
         ax.scatter(x + 0.35, base.to_numpy(), marker="D", s=30, color="#6b7280", zorder=3,
                    label="unconditional (every day)")
@@ -407,7 +232,7 @@ def _metrics(out: RunOutput) -> str:
     cards = [("Total return", pct(s["total_return"]), s["total_return"]), ("CAGR", pct(s["cagr"]), s["cagr"]),
              ("Sharpe", num(s["sharpe"]), s["sharpe"]), ("Max drawdown", pct(s["max_drawdown"]), None),
              ("Trades", f"{s['trades']:,}", None), ("Win rate", pct(s["win_rate"], 1), None)]
-    card_html = "".join(f'<div class="card"><div class="k">{k}</div><div class="v {_sign(v)}">{t}</div></div>'
+    card_html = "".join(f'<div class="card"><div class="k">{k}</div><div class="v {sign_class(v)}">{t}</div></div>'
                         for k, t, v in cards)
     risk = [("Total return", "total_return", pct), ("CAGR", "cagr", pct), ("Annual volatility", "annual_volatility", pct),
             ("Sharpe", "sharpe", num), ("Sortino", "sortino", num), ("Max drawdown", "max_drawdown", pct),
@@ -416,13 +241,13 @@ def _metrics(out: RunOutput) -> str:
             ("Calmar", "calmar", num)]
     rows = []
     for label, key, f in risk:
-        cells = [_td(f(s[key]))] + [_td(f(b[n][key])) if n in b else _td("–") for n in names]
+        cells = [td(f(s[key]))] + [td(f(b[n][key])) if n in b else td("–") for n in names]
         rows.append(f'<tr><td class="t">{e(label)}</td>{"".join(cells)}</tr>')
     for label, key, f in (("Alpha vs benchmark (annualised)", "alpha", pct), ("Beta vs benchmark", "beta", num),
                           ("Excess total return vs benchmark", "excess_return", pct)):
-        cells = [_td("")] + [_td(f(s.get(f"{key}_{n}", np.nan))) for n in names]
+        cells = [td("")] + [td(f(s.get(f"{key}_{n}", np.nan))) for n in names]
         rows.append(f'<tr><td class="t">{e(label)}</td>{"".join(cells)}</tr>')
-    t1 = _table(["Returns and risk", "Strategy", *names.values()], rows)
+    t1 = html_table(["Returns and risk", "Strategy", *names.values()], rows)
     money = lambda v: "HK$" + num(v, 0)  # noqa: E731
     trading = [("Closed trades", f"{s['trades']:,}"), ("Open at the end", f"{s['open_trades']:,}"),
                ("Win rate", pct(s["win_rate"], 1)), ("Profit factor", num(s["profit_factor"])),
@@ -433,7 +258,7 @@ def _metrics(out: RunOutput) -> str:
                ("Turnover (equity traded per year)", num(s["turnover"]) + "×"),
                ("Fees paid", money(s["fees_paid"])), ("Fees / starting equity", pct(s["fees_pct_of_start"])),
                ("Skipped entries", f"{s.get('skipped_entries', 0):,}")]
-    t2 = _table(["Trading", "Strategy"], [f'<tr><td class="t">{e(k)}</td>{_td(v)}</tr>' for k, v in trading])
+    t2 = html_table(["Trading", "Strategy"], [f'<tr><td class="t">{e(k)}</td>{td(v)}</tr>' for k, v in trading])
     note = ("Daily returns of total equity; annualisation 252; risk-free rate 0. Alpha and beta: daily CAPM regression "
             "on each benchmark, alpha compounded to a year (empyrical). Equal weight: all names of the universe, "
             "rebalanced daily. Definitions: docs/tearsheet.md.")
@@ -442,7 +267,7 @@ def _metrics(out: RunOutput) -> str:
 
 
 def _heat(v: float, scale: float) -> str:
-    if not _finite(v) or scale <= 0:
+    if not finite(v) or scale <= 0:
         return ""
     a = min(abs(v) / scale, 1.0) * 0.75
     r, g, b = UP if v > 0 else DOWN
@@ -458,10 +283,10 @@ def _monthly(returns: pd.Series) -> str:
     months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
     rows = []
     for year, row in m.iterrows():
-        cells = "".join(f"<td{_heat(v, scale)}>{pct(v, 1) if _finite(v) else ''}</td>" for v in row.to_numpy())
+        cells = "".join(f"<td{_heat(v, scale)}>{pct(v, 1) if finite(v) else ''}</td>" for v in row.to_numpy())
         yv = y.loc[year]
         rows.append(f'<tr><td class="t">{year}</td>{cells}<td class="y"{_heat(yv, yscale)}>{pct(yv, 1)}</td></tr>')
-    return _section("monthly", _table(["Year", *months, "Year"], rows, cls="heat"),
+    return _section("monthly", html_table(["Year", *months, "Year"], rows, cls="heat"),
                     "Compounded strategy return per calendar month; colour saturates at the 95th percentile of |monthly return|.")
 
 
@@ -472,9 +297,9 @@ def _drawdown_table(returns: np.ndarray, index: pd.DatetimeIndex, top: int = 5) 
         rec = _date(index[r.recovery + 1]) if r.recovery >= 0 else "not recovered"
         rows.append(f'<tr><td class="t">{i}</td><td class="t">{_date(index[r.peak + 1])}</td>'
                     f'<td class="t">{_date(index[r.trough + 1])}</td><td class="t">{rec}</td>'
-                    f"{_td(pct(r.depth))}{_td(f'{r.bars:,}')}{_td(f'{r.trough - r.peak:,}')}</tr>")
+                    f"{td(pct(r.depth))}{td(f'{r.bars:,}')}{td(f'{r.trough - r.peak:,}')}</tr>")
     head = ["#", "Start (peak)", "Trough", "Recovery", "Depth", "Length (trading days)", "Peak to trough (trading days)"]
-    body = _table(head, rows, left=4) if rows else "<p>No drawdown.</p>"
+    body = html_table(head, rows, left=4) if rows else "<p>No drawdown.</p>"
     return _section("top-drawdowns", body, "Length runs from the peak to the first close back at the peak (or to the last bar).")
 
 
@@ -484,9 +309,9 @@ def _trade_section(trades: pd.DataFrame, charts: _Charts) -> str:
     rows = []
     for reason, g in closed.groupby("reason", sort=False):
         r = g["return"].to_numpy()
-        rows.append(f'<tr><td class="t">{e(str(reason))}</td>{_td(f"{len(g):,}")}{_td(pct(np.mean(r > 0), 1))}'
-                    f'{_td(pct(np.mean(r)))}{_td(pct(np.median(r)))}{_td(num(g["pnl"].sum(), 0))}</tr>')
-    table = _table(["Exit reason", "Trades", "Win rate", "Mean", "Median", "P&L (HK$)"], rows)
+        rows.append(f'<tr><td class="t">{e(str(reason))}</td>{td(f"{len(g):,}")}{td(pct(np.mean(r > 0), 1))}'
+                    f'{td(pct(np.mean(r)))}{td(pct(np.median(r)))}{td(num(g["pnl"].sum(), 0))}</tr>')
+    table = html_table(["Exit reason", "Trades", "Win rate", "Mean", "Median", "P&L (HK$)"], rows)
     body = f'<div class="two even"><div class="chart">{charts.trade_hist(ret)}</div><div>{table}</div></div>'
     return _section("trade-returns", body, "Closed trades; return = sale proceeds net of fees / purchase cost including fees − 1.")
 
@@ -500,11 +325,11 @@ def _trades(trades: pd.DataFrame, names: pd.Series) -> str:
         rows.append(
             f'<tr><td class="t">{e(str(sym))}</td><td class="t">{e(str(names.get(sym, "")))}</td>'
             f'<td class="t">{_date(d0)}</td><td class="t">{_date(d1)}</td>'
-            f"{_td(f'{int(bars):,}', int(bars))}{_td(num(sh, 0), float(sh))}{_td(num(p0, 3), float(p0))}"
-            f"{_td(num(p1, 3), float(p1))}{_td(num(fees, 0), float(fees))}"
-            f"{_td(num(pnl, 0), float(pnl), _sign(pnl))}{_td(pct(ret), float(ret), _sign(ret))}"
+            f"{td(f'{int(bars):,}', int(bars))}{td(num(sh, 0), float(sh))}{td(num(p0, 3), float(p0))}"
+            f"{td(num(p1, 3), float(p1))}{td(num(fees, 0), float(fees))}"
+            f"{td(num(pnl, 0), float(pnl), sign_class(pnl))}{td(pct(ret), float(ret), sign_class(ret))}"
             f'<td class="t">{e(str(reason))}</td></tr>')
-    table = _table(["Symbol", "Name", "Entry", "Exit", "Bars", "Shares", "Entry price", "Exit price", "Fees (HK$)",
+    table = html_table(["Symbol", "Name", "Entry", "Exit", "Bars", "Shares", "Entry price", "Exit price", "Fees (HK$)",
                     "P&L (HK$)", "Return", "Exit reason"], rows, sortable=True, left=4)
     return _section("trades", f'<div class="scroll">{table}</div>',
                     f"{len(trades):,} trades; click a column header to sort. Prices include slippage; "
@@ -514,12 +339,12 @@ def _trades(trades: pd.DataFrame, names: pd.Series) -> str:
 def _event_rows(df: pd.DataFrame, labels: dict[str, str], with_symbol: bool) -> list[str]:
     rows = []
     for r in df.itertuples(index=False):
-        ci = f"{pct(r.ci_low)} … {pct(r.ci_high)}" if _finite(r.ci_low) else "–"
+        ci = f"{pct(r.ci_low)} … {pct(r.ci_high)}" if finite(r.ci_low) else "–"
         sym = f'<td class="t">{e(str(r.symbol))}</td>' if with_symbol else ""
-        rows.append(f'<tr><td class="t w">{e(labels[r.signal])}</td>{sym}{_td(str(r.horizon), r.horizon)}'
-                    f"{_td(f'{r.n:,}', r.n)}{_td(pct(r.mean), r.mean, _sign(r.mean))}{_td(pct(r.median), r.median)}"
-                    f"{_td(pct(r.hit_rate, 1), r.hit_rate)}{_td(ci, r.ci_low)}{_td(pct(r.uncond_mean), r.uncond_mean)}"
-                    f"{_td(pct(r.uncond_hit_rate, 1), r.uncond_hit_rate)}{_td(pct(r.excess_mean), r.excess_mean, _sign(r.excess_mean))}</tr>")
+        rows.append(f'<tr><td class="t w">{e(labels[r.signal])}</td>{sym}{td(str(r.horizon), r.horizon)}'
+                    f"{td(f'{r.n:,}', r.n)}{td(pct(r.mean), r.mean, sign_class(r.mean))}{td(pct(r.median), r.median)}"
+                    f"{td(pct(r.hit_rate, 1), r.hit_rate)}{td(ci, r.ci_low)}{td(pct(r.uncond_mean), r.uncond_mean)}"
+                    f"{td(pct(r.uncond_hit_rate, 1), r.uncond_hit_rate)}{td(pct(r.excess_mean), r.excess_mean, sign_class(r.excess_mean))}</tr>")
     return rows
 
 
@@ -542,9 +367,9 @@ def _event_study(out: RunOutput, charts: _Charts) -> str:
             f"symbol. Interval: 2.5th–97.5th percentiles of {es.N_BOOT:,} circular block-bootstrap means (blocks of "
             f"{max(es.HORIZONS)} days, seeded). Entry rule: <code>{e(signals[-1])}</code>.")
     body = (f'<div class="chart">{charts.event_study(pooled, labels)}</div><h3>Pooled over symbols</h3>'
-            f"{_table(head, _event_rows(pooled, labels, False))}"
+            f"{html_table(head, _event_rows(pooled, labels, False))}"
             f"<details><summary>Per symbol ({len(per):,} rows; sortable)</summary><div class=\"scroll\">"
-            f"{_table(head[:1] + ['Symbol'] + head[1:], _event_rows(per, labels, True), sortable=True, left=2)}"
+            f"{html_table(head[:1] + ['Symbol'] + head[1:], _event_rows(per, labels, True), sortable=True, left=2)}"
             "</div></details>")
     return _section("event-study", body, note_html=note)
 
@@ -578,7 +403,7 @@ def render(out: RunOutput, record: dict, eq: pd.DataFrame) -> str:
         yearly_svg = charts.yearly(yearly, [COLORS["strategy"], *(COLORS[k] for k in names if k in bench)])
         trade_html = _trade_section(out.result.trades, charts)
         event_html = _event_study(out, charts)
-    yrows = [f'<tr><td class="t">{y}</td>' + "".join(_td(pct(v, 1), v, _sign(v)) for v in row) + "</tr>"
+    yrows = [f'<tr><td class="t">{y}</td>' + "".join(td(pct(v, 1), v, sign_class(v)) for v in row) + "</tr>"
              for y, row in zip(yearly.index, yearly.to_numpy())]
     meta_names = out.prepared.panel.meta["name"] if "name" in out.prepared.panel.meta else pd.Series(dtype=object)
     toggle = ('<input class="scale" type="radio" name="scale" id="scale-lin" checked>'
@@ -594,7 +419,7 @@ def render(out: RunOutput, record: dict, eq: pd.DataFrame) -> str:
         _drawdown_table(returns.to_numpy(), index),
         _monthly(returns),
         _section("yearly", f'<div class="two"><div class="chart">{yearly_svg}</div><div>'
-                 f'{_table(["Year", *yearly.columns], yrows)}</div></div>'),
+                 f'{html_table(["Year", *yearly.columns], yrows)}</div></div>'),
         _section("rolling-sharpe", f'<div class="chart">{roll_svg}</div>',
                  f"Annualised Sharpe ratio of the trailing {ROLLING_WINDOW} trading days (about six months), risk-free 0."),
         trade_html,
