@@ -153,12 +153,13 @@ def make_inputs(prep: Prepared, sp: SweepPlan) -> Inputs:
 
 
 def _fingerprint(cfg: Config, prep: Prepared, grid: Grid, chunk: int) -> str:
-    """What a chunk file's numbers depend on; a resume with anything else would mix sweeps."""
-    from backtest import __version__
+    """What a chunk file's numbers depend on (config, data, grid, chunking, engine code); a resume
+    with anything else would mix sweeps."""
+    from backtest.kernels import source_digest
 
     h = hashlib.sha256()
     for part in (cfg.text, prep.panel.fingerprint, repr(grid.keys), repr([v.tolist() for v in grid.values]),
-                 str(chunk), __version__):
+                 str(chunk), source_digest()):
         h.update(part.encode())
     return h.hexdigest()[:16]
 
@@ -206,7 +207,7 @@ def run_sweep(cfg: Config, out_dir: str | Path, workers: int | None = None, sche
         if not resume:
             raise UserError(f"{out} already holds a sweep; pass --resume to continue it or choose another --out")
         if old.get("fingerprint") != fp:
-            raise UserError(f"{out} holds a sweep of a different config, data or chunking; "
+            raise UserError(f"{out} holds a sweep of a different config, data, chunking or engine version; "
                             f"it cannot be resumed with {cfg.source}: choose another --out")
     chunk_dir.mkdir(parents=True, exist_ok=True)
     for stale in chunk_dir.glob(".chunk_*.tmp"):  # a write cut off by a kill

@@ -13,10 +13,15 @@ from pathlib import Path
 import numba
 
 
-def _cache_dir() -> str:
+def source_digest() -> str:
+    """Hash of the compiled code's sources: the kernels and `backtest/costs.py`."""
     here = Path(__file__).resolve().parent
     sources = sorted(here.glob("*.py")) + [here.parent / "costs.py"]
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
+    return hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
+
+
+def _cache_dir() -> str:
+    digest = source_digest()
     base = os.environ.get("DIPFLOW_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "dipflow")
     return os.path.join(base, f"numba-{numba.__version__}-{digest}")
