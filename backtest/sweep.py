@@ -128,9 +128,12 @@ def run_chunk(inputs: Inputs, sp: SweepPlan, start: int, stop: int, threads: int
     if threads:
         numba.set_num_threads(threads)
     s = slice(start, stop)
-    return sweep(*inputs.arrays, sp.e_feat[s], sp.e_op, sp.e_thr[s], sp.e_k[s], sp.x_feat[s], sp.x_op, sp.x_thr[s],
+    e_feat = sp.e_feat[s]
+    groups, group = np.unique(e_feat, axis=0, return_inverse=True)
+    return sweep(*inputs.arrays, e_feat, sp.e_op, sp.e_thr[s], sp.e_k[s], sp.x_feat[s], sp.x_op, sp.x_thr[s],
                  sp.x_k[s], sp.r_feat[s], sp.r_sign[s], inputs.fill, inputs.init_cash, inputs.slippage,
-                 np.ascontiguousarray(sp.exits[s]), inputs.costs, inputs.use_lots, inputs.max_positions, inputs.edges)
+                 np.ascontiguousarray(sp.exits[s]), inputs.costs, inputs.use_lots, inputs.max_positions, inputs.edges,
+                 np.ascontiguousarray(group.reshape(-1), dtype=np.int64), len(groups))
 
 
 def block_edges(n_t: int, blocks: int) -> np.ndarray:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from backtest.kernels.simulate import T_ENTRY_FEES, T_ENTRY_PRICE, T_EXIT_BAR, T_EXIT_FEES, T_EXIT_PRICE, T_SHARES
+from backtest.kernels.simulate import (CS_D2, CS_EQ0, CS_EQ1, CS_INVESTED, CS_MDD, CS_RMAX, CS_RMIN, CS_S1, CS_S2,
+                                      T_ENTRY_FEES, T_ENTRY_PRICE, T_EXIT_BAR, T_EXIT_FEES, T_EXIT_PRICE, T_SHARES)
 
 PERIODS = 252
 M_TOTAL_RETURN, M_CAGR, M_SHARPE, M_SORTINO, M_MAX_DRAWDOWN, M_EXPOSURE, M_TRADES, M_WIN_RATE = range(8)
@@ -70,6 +71,28 @@ def equity_metrics(eq, cash, out):
             invested += (eq[t] - cash[t]) / eq[t]
     out[M_MAX_DRAWDOWN] = mdd
     out[M_EXPOSURE] = invested / n_t
+
+
+@njit(cache=True, nogil=True)
+def stats_metrics(stats, n_t, out):
+    """The metrics of `equity_metrics` from a column's running statistics (simulate.CS_*), without
+    another pass over its bars; the variance comes from the sums (one pass)."""
+    n = n_t - 1
+    eq0 = stats[CS_EQ0]
+    eq1 = stats[CS_EQ1]
+    out[M_TOTAL_RETURN] = eq1 / eq0 - 1.0
+    out[M_CAGR] = (eq1 / eq0) ** (PERIODS / n) - 1.0 if n > 0 else np.nan
+    if n >= 2:
+        mean = stats[CS_S1] / n
+        var = max((stats[CS_S2] - stats[CS_S1] * mean) / (n - 1), 0.0)
+        sd = 0.0 if stats[CS_RMIN] == stats[CS_RMAX] else np.sqrt(var)
+        out[M_SHARPE] = _ratio(mean, sd) * np.sqrt(PERIODS)
+        out[M_SORTINO] = _ratio(mean * PERIODS, np.sqrt(stats[CS_D2] / n) * np.sqrt(PERIODS))
+    else:
+        out[M_SHARPE] = np.nan
+        out[M_SORTINO] = np.nan
+    out[M_MAX_DRAWDOWN] = stats[CS_MDD]
+    out[M_EXPOSURE] = stats[CS_INVESTED] / n_t
 
 
 @njit(cache=True, nogil=True)

@@ -41,6 +41,11 @@ S_FILLED, S_NO_CASH, S_NO_PRICE, S_NO_SLOT = range(4)
 STATUSES = ("filled", "skipped_no_cash", "skipped_no_price", "skipped_no_slot")
 # Fill timing.
 FILL_NEXT_OPEN, FILL_NEXT_CLOSE, FILL_SAME_CLOSE = range(3)
+# Running statistics of a column's equity (`column` fills them; metrics.stats_metrics reads them):
+# sums of r, r^2 and min(r, 0)^2 over r_t = eq_t / eq_{t-1} - 1, the smallest and largest r, the
+# deepest drawdown, the sum of invested / equity, equity at the first and last bar.
+CS_S1, CS_S2, CS_D2, CS_RMIN, CS_RMAX, CS_MDD, CS_INVESTED, CS_EQ0, CS_EQ1 = range(9)
+NCS = 9
 # Position state columns, one row per symbol.
 P_SHARES, P_ENTRY_BAR, P_ENTRY_PX, P_ENTRY_FEES, P_PEAK, P_ENTRY_ORDER = range(6)
 
@@ -157,12 +162,37 @@ def new_logs(rows):
 
 
 @njit(cache=True, nogil=True)
+def candidate_bars(feats, feat, op, thr, k):
+    """Bars where the rule holds, per column, as CSR (ptr (N + 1,), idx): with the loosest
+    thresholds of a group of rules (same features) it bounds every member's entries, so a flat
+    account can jump from candidate to candidate instead of reading every bar."""
+    n_s, n_t = feats.shape[1], feats.shape[2]
+    ptr = np.zeros(n_s + 1, dtype=np.int64)
+    idx = np.empty(16, dtype=np.int64)
+    n = 0
+    for j in range(n_s):
+        for t in range(n_t):
+            if rule_holds(feats, feat, op, thr, k, t, j):
+                if n == idx.shape[0]:
+                    grown = np.empty(2 * n, dtype=np.int64)
+                    grown[:n] = idx
+                    idx = grown
+                idx[n] = t
+                n += 1
+        ptr[j + 1] = n
+    return ptr, idx[:n]
+
+
+@njit(cache=True, nogil=True)
 def column(j, open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k,
            fill, init_cash, slippage, stop_loss, take_profit, trailing_stop, max_hold, costs, use_lots,
-           cash_buf, shares_buf, eq_buf, trades, orders, ofees, fee_buf):
+           cand, cash_buf, shares_buf, eq_buf, stats, trades, orders, ofees, fee_buf):
     """Symbol j trading its own account (independent mode). Writes per-bar cash, shares and equity
     into the (T,) buffers and its trades and orders into logs of at least T rows (one order per
-    bar at most); returns how many trades and orders it wrote."""
+    bar at most); returns how many trades and orders it wrote. `cand` (sorted bars, a superset of
+    those where the entry rule holds: `candidate_bars`) lets a flat account skip the others. The
+    equity's running statistics go to `stats` (CS_*): a flat bar returns exactly 0 and adds
+    nothing, so only bars where something happens are counted."""
     n_t = close.shape[1]
     offset = 0 if fill == FILL_SAME_CLOSE else 1
     n_tr = 0
@@ -178,17 +208,43 @@ def column(j, open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_f
     pend_exit = -1  # first bar the exit may fill (it waits through bars without a price)
     pend_reason = 0
     last_close = np.nan
-    for t in range(n_t):
+    ci = 0
+    s1 = 0.0
+    s2 = 0.0
+    d2 = 0.0
+    rmin = np.inf
+    rmax = -np.inf
+    mdd = 0.0
+    invested = 0.0
+    eq_peak = cash
+    prev_eq = cash
+    t = -1
+    while t + 1 < n_t:
+        t += 1
         px_ok = close[j, t] == close[j, t]
         if px_ok:
             last_close = close[j, t]
         if shares == 0.0 and pend_entry < 0 and offset == 1:
-            # Flat with nothing queued (most bars): only the entry rule can act, at this close.
-            if t + 1 < n_t and rule_holds(feats, e_feat, e_op, e_thr, e_k, t, j):
-                pend_entry = t + 1
-            cash_buf[t] = cash
-            shares_buf[t] = 0.0
-            eq_buf[t] = cash
+            # Flat with nothing queued (most bars): only the entry rule can act, at a close, and
+            # only on a candidate bar; the bars before the next candidate change nothing.
+            while ci < cand.shape[0] and cand[ci] < t:
+                ci += 1
+            nxt = cand[ci] if ci < cand.shape[0] else n_t
+            if nxt > t:
+                cash_buf[t:nxt] = cash
+                shares_buf[t:nxt] = 0.0
+                eq_buf[t:nxt] = cash
+            else:
+                if t + 1 < n_t and rule_holds(feats, e_feat, e_op, e_thr, e_k, t, j):
+                    pend_entry = t + 1
+                cash_buf[t] = cash
+                shares_buf[t] = 0.0
+                eq_buf[t] = cash
+                nxt = t + 1
+            if nxt > 1:  # these bars return 0: equity is the cash it was at the bar before
+                rmin = min(rmin, 0.0)
+                rmax = max(rmax, 0.0)
+            t = nxt - 1
             continue
         acted = False
         for phase in range(3):
@@ -260,9 +316,35 @@ def column(j, open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_f
                         pend_exit = t + 1
             elif pend_entry < 0 and t + 1 < n_t and rule_holds(feats, e_feat, e_op, e_thr, e_k, t, j):
                 pend_entry = t + 1
+        eq = cash + shares * last_close if shares > 0.0 else cash
         cash_buf[t] = cash
         shares_buf[t] = shares
-        eq_buf[t] = cash + shares * last_close if shares > 0.0 else cash
+        eq_buf[t] = eq
+        if t == 0:
+            eq_peak = eq
+        else:
+            r = eq / prev_eq - 1.0 if eq != prev_eq else 0.0
+            s1 += r
+            s2 += r * r
+            d2 += min(r, 0.0) ** 2
+            rmin = min(rmin, r)
+            rmax = max(rmax, r)
+        if eq >= eq_peak:
+            eq_peak = eq
+        else:
+            mdd = min(mdd, eq / eq_peak - 1.0)
+        if eq != cash:
+            invested += (eq - cash) / eq
+        prev_eq = eq
+    stats[CS_S1] = s1
+    stats[CS_S2] = s2
+    stats[CS_D2] = d2
+    stats[CS_RMIN] = rmin
+    stats[CS_RMAX] = rmax
+    stats[CS_MDD] = mdd
+    stats[CS_INVESTED] = invested
+    stats[CS_EQ0] = eq_buf[0]
+    stats[CS_EQ1] = eq_buf[n_t - 1]
     if shares > 0.0:
         _log_trade(trades, n_tr, j, entry_bar, -1, shares, entry_px, last_close, entry_fees, 0.0, R_OPEN,
                    entry_order, -1)
@@ -315,11 +397,13 @@ def simulate_independent(open_, high, low, close, lot, feats, e_feat, e_op, e_th
     fee_buf = np.zeros(NFEE)
     n_tr = 0
     n_or = 0
+    ptr, cand = candidate_bars(feats, e_feat, e_op, e_thr, e_k)
+    stats = np.empty(NCS)
     for j in range(n_s):
         c_tr, c_or = column(
             j, open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k,
             fill, init_cash, slippage, stop_loss, take_profit, trailing_stop, max_hold, costs, use_lots,
-            cash_buf, shares_buf, eq_buf, col_trades, col_orders, col_ofees, fee_buf)
+            cand[ptr[j]:ptr[j + 1]], cash_buf, shares_buf, eq_buf, stats, col_trades, col_orders, col_ofees, fee_buf)
         trades = _reserve(trades, n_tr, c_tr)
         orders = _reserve(orders, n_or, c_or)
         ofees = _reserve(ofees, n_or, c_or)

@@ -11,23 +11,49 @@ import numpy as np
 from numba import njit, prange
 
 from backtest.costs import NFEE
-from backtest.kernels.metrics import M_TRADES, M_WIN_RATE, NMET, NSUM, block_sums, equity_metrics, trade_counts
-from backtest.kernels.simulate import column, new_logs, simulate_portfolio
+from backtest.kernels.metrics import (M_TRADES, M_WIN_RATE, NMET, NSUM, block_sums, equity_metrics, stats_metrics,
+                                      trade_counts)
+from backtest.kernels.simulate import NCS, candidate_bars, column, new_logs, simulate_portfolio
 
 X_STOP_LOSS, X_TAKE_PROFIT, X_TRAILING_STOP, X_MAX_HOLD = range(4)
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def sweep(open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k, r_feat, r_sign,
-          fill, init_cash, slippage, exits, costs, use_lots, max_positions, edges):
+          fill, init_cash, slippage, exits, costs, use_lots, max_positions, edges, group, n_groups):
     """P parameter sets over one (N, T) panel: rows p of e_feat/e_thr/e_k, x_feat/x_thr/x_k, r_feat
     and exits (stop loss, take profit, trailing stop, max hold) give set p; ops are shared.
+
+    `group` (P,) numbers the distinct rows of e_feat (n_groups of them): combinations of a group
+    share the candidate bars of their loosest entry rule.
 
     Returns per-symbol metrics (P, N, NMET) (NaN in portfolio mode), per-combination metrics of
     total equity (P, NMET), and power sums of its daily returns per time block (P, S, NSUM).
     """
     n_p = e_thr.shape[0]
     n_s, n_t = close.shape
+    n_c = e_op.shape[0]
+    cand_ptr = np.zeros((n_groups, n_s + 1), dtype=np.int64)
+    cand_list = []
+    for g in range(n_groups):
+        thr = np.empty(n_c)
+        k = n_c + 1
+        first = -1
+        for p in range(n_p):
+            if group[p] != g:
+                continue
+            if first < 0:
+                first = p
+                thr[:] = e_thr[p]
+            for c in range(n_c):
+                if e_op[c] == 0 or e_op[c] == 2:  # <=, <: the highest threshold admits most
+                    thr[c] = max(thr[c], e_thr[p, c])
+                else:
+                    thr[c] = min(thr[c], e_thr[p, c])
+            k = min(k, e_k[p])
+        ptr, idx = candidate_bars(feats, e_feat[first], e_op, thr, k)
+        cand_ptr[g] = ptr
+        cand_list.append(idx)
     per_symbol = np.full((n_p, n_s, NMET), np.nan)
     combo = np.empty((n_p, NMET))
     sums = np.empty((n_p, edges.shape[0] - 1, NSUM))
@@ -52,14 +78,18 @@ def sweep(open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_feat,
             eq_buf = np.empty(n_t)
             trades, orders, ofees = new_logs(n_t)
             fee_buf = np.zeros(NFEE)
+            stats = np.empty(NCS)
             closed = 0
             wins = 0
+            cand = cand_list[group[p]]
+            ptr = cand_ptr[group[p]]
             for j in range(n_s):
                 n_tr, _ = column(j, open_, high, low, close, lot, feats, e_feat[p], e_op, e_thr[p], e_k[p], x_feat[p],
                                  x_op, x_thr[p], x_k[p], fill, init_cash, slippage, sl, tp, tsl, hold, costs, use_lots,
-                                 cash_buf, shares_buf, eq_buf, trades, orders, ofees, fee_buf)
+                                 cand[ptr[j]:ptr[j + 1]], cash_buf, shares_buf, eq_buf, stats, trades, orders, ofees,
+                                 fee_buf)
                 row = per_symbol[p, j]
-                equity_metrics(eq_buf, cash_buf, row)
+                stats_metrics(stats, n_t, row)
                 c, w = trade_counts(trades, n_tr)
                 row[M_TRADES] = c
                 row[M_WIN_RATE] = w / c if c > 0 else np.nan
