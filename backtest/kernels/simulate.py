@@ -101,6 +101,19 @@ def affordable_shares(cash, price, lot, cost_row, fee_buf):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _entry_fill(px, px_ok, budget, lot, cost_row, slippage, fee_buf):
+    """(shares, price, fees, status) of an entry at `px` plus slippage spending at most `budget`;
+    fee_buf holds the fee components of a filled order."""
+    buy_px = px * (1.0 + slippage)
+    if not px_ok or not buy_px > 0.0:
+        return 0.0, buy_px, 0.0, S_NO_PRICE
+    qty = affordable_shares(budget, buy_px, lot, cost_row, fee_buf)
+    if qty <= 0.0:
+        return 0.0, buy_px, 0.0, S_NO_CASH
+    return qty, buy_px, order_fees(qty * buy_px, cost_row, fee_buf), S_FILLED
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _log_order(orders, ofees, n, t, j, side, shares, price, fees, reason, status, fee_buf):
     orders[n, O_BAR] = t
     orders[n, O_COL] = j
@@ -286,18 +299,9 @@ def column(j, open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_f
                 acted = True
             elif pend_entry == t:
                 pend_entry = -1
-                buy_px = px * (1.0 + slippage)
-                qty = 0.0
-                fees = 0.0
-                status = S_FILLED
-                if not px_ok or not buy_px > 0.0:
-                    status = S_NO_PRICE
-                else:
-                    qty = affordable_shares(cash, buy_px, lot[j, t] if use_lots else 0.0, costs[t], fee_buf)
-                    if qty <= 0.0:
-                        status = S_NO_CASH
+                qty, buy_px, fees, status = _entry_fill(px, px_ok, cash, lot[j, t] if use_lots else 0.0, costs[t],
+                                                        slippage, fee_buf)
                 if status == S_FILLED:
-                    fees = order_fees(qty * buy_px, costs[t], fee_buf)
                     cash -= qty * buy_px + fees
                     shares = qty
                     entry_bar = t
@@ -503,21 +507,13 @@ def simulate_portfolio(open_, high, low, close, lot, feats, e_feat, e_op, e_thr,
                     k += 1
             for j in due[np.argsort(key, kind="mergesort")]:  # stable: ties keep symbol order
                 pend_entry[j] = -1
-                buy_px = px[j] * (1.0 + slippage)
-                qty = 0.0
-                fees = 0.0
-                status = S_FILLED
-                if close[j, t] != close[j, t] or not buy_px > 0.0:
-                    status = S_NO_PRICE
-                elif held >= max_positions:
-                    status = S_NO_SLOT
+                px_ok = close[j, t] == close[j, t]
+                if px_ok and px[j] * (1.0 + slippage) > 0.0 and held >= max_positions:
+                    qty, buy_px, fees, status = 0.0, px[j] * (1.0 + slippage), 0.0, S_NO_SLOT
                 else:
-                    budget = min(cash, equity_ref / max_positions)
-                    qty = affordable_shares(budget, buy_px, lot[j, t] if use_lots else 0.0, costs[t], fee_buf)
-                    if qty <= 0.0:
-                        status = S_NO_CASH
+                    qty, buy_px, fees, status = _entry_fill(px[j], px_ok, min(cash, equity_ref / max_positions),
+                                                            lot[j, t] if use_lots else 0.0, costs[t], slippage, fee_buf)
                 if status == S_FILLED:
-                    fees = order_fees(qty * buy_px, costs[t], fee_buf)
                     cash -= qty * buy_px + fees
                     pos[j, P_SHARES] = qty
                     pos[j, P_ENTRY_BAR] = t
