@@ -364,10 +364,10 @@ def sweep_case(n_t: int = REF_T, n_s: int = REF_N, n_p: int = REF_P, costs: str 
     params = resolve_params(module, cfg.strategy.params)
     prep = Prepared(cfg, module, params, plan(module, params, cfg.execution.fill), bench_panel(n_t, n_s))
     sp = compile_sweep(prep, build_grid(cfg, module))
-    if n_p != sp.e_thr.shape[0]:
-        idx = np.unique(np.linspace(0, sp.e_thr.shape[0] - 1, n_p).round().astype(np.int64))
+    if n_p != sp.e_bound.shape[0]:
+        idx = np.unique(np.linspace(0, sp.e_bound.shape[0] - 1, n_p).round().astype(np.int64))
         sp = dataclasses.replace(sp, **{k: getattr(sp, k)[idx] for k in (
-            "e_feat", "e_thr", "e_k", "x_feat", "x_thr", "x_k", "r_feat", "r_sign", "exits")})
+            "e_feat", "e_bound", "e_k", "x_feat", "x_bound", "x_k", "r_feat", "r_sign", "exits")})
     return make_inputs(prep, sp), sp
 
 
@@ -471,7 +471,7 @@ def _sweep(n_t: int, n_s: int, n_p: int, costs: str = "hk"):
         from backtest.sweep import run_chunk
 
         inputs, sp = sweep_case(n_t, n_s, n_p, costs)
-        n = sp.e_thr.shape[0]
+        n = sp.e_bound.shape[0]
         run_chunk(inputs, sp, 0, min(n, 2))  # compiles or loads the kernel (not timed)
         call = lambda: run_chunk(inputs, sp, 0, n)  # noqa: E731
         return call, {"cells": n_t * n_s * n, "warmup": n_t * n_s * n < 2e7}
@@ -517,15 +517,14 @@ def _vectorbt_sweep():
         o, h, lo, c = (np.ascontiguousarray(a.T) for a in inputs.arrays[:4])  # (T, N)
         feats = inputs.arrays[5]  # (F, N, T)
         n_t, n_s = c.shape
-        n_p = sp.e_thr.shape[0]
+        n_p = sp.e_bound.shape[0]
         n_blocks = math.ceil(n_p / VBT_BLOCK)
         blocks = [np.arange(b, n_p, n_blocks) for b in range(n_blocks)]
-        ops = {0: np.less_equal, 1: np.greater_equal, 2: np.less, 3: np.greater}
 
-        def rule(feat, op, thr, k):
+        def rule(feat, sign, bound, k):
             hits = np.zeros((n_s, n_t), np.int64)
             for i in range(feat.shape[0]):
-                hits += ops[int(op[i])](feats[feat[i]], thr[i])
+                hits += sign[i] * feats[feat[i]] >= bound[i]
             return hits >= k if k > 0 else np.zeros((n_s, n_t), bool)
 
         phases = {"signals": 0.0, "from_signals": 0.0, "metrics": 0.0, "gc": 0.0}  # seconds, this call
@@ -536,8 +535,8 @@ def _vectorbt_sweep():
             en = np.zeros((n_t, m), bool)
             ex = np.zeros((n_t, m), bool)
             for i, p in enumerate(idx):  # signals on row t fill at the open of t + 1: shift by one bar
-                en[1:, i * n_s:(i + 1) * n_s] = rule(sp.e_feat[p], sp.e_op, sp.e_thr[p], sp.e_k[p]).T[:-1]
-                ex[1:, i * n_s:(i + 1) * n_s] = rule(sp.x_feat[p], sp.x_op, sp.x_thr[p], sp.x_k[p]).T[:-1]
+                en[1:, i * n_s:(i + 1) * n_s] = rule(sp.e_feat[p], sp.e_sign, sp.e_bound[p], sp.e_k[p]).T[:-1]
+                ex[1:, i * n_s:(i + 1) * n_s] = rule(sp.x_feat[p], sp.x_sign, sp.x_bound[p], sp.x_k[p]).T[:-1]
             tile = lambda a: np.tile(a, (1, len(idx)))  # noqa: E731
             oo, hm, lm = tile(o), tile(h), tile(lo)
             hm[ex], lm[ex] = oo[ex], oo[ex]  # a signal exit fills at the open before any stop

@@ -224,7 +224,7 @@ def _ceil_dollar(x):
     return math.ceil(x - _EPS)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def order_fees(value, row, out):
     """Charge one order of trade value `value` (HK$) against cost-table row `row`.
 

@@ -40,7 +40,6 @@ SEED = 20240229
 POOLED = "*"
 COLUMNS = ["signal", "symbol", "horizon", "n", "mean", "median", "hit_rate", "ci_low", "ci_high",
            "uncond_n", "uncond_mean", "uncond_median", "uncond_hit_rate", "excess_mean"]
-_OPS = (np.less_equal, np.greater_equal, np.less, np.greater)  # in backtest.rules.OPS order
 
 
 def signal_masks(feats: np.ndarray, rule: CompiledRule) -> np.ndarray:
@@ -49,7 +48,7 @@ def signal_masks(feats: np.ndarray, rule: CompiledRule) -> np.ndarray:
     n_c = rule.feat.shape[0]
     out = np.zeros((n_c + 1, n_t, n_s), dtype=bool)
     for c in range(n_c):
-        out[c] = _OPS[rule.op[c]](feats[rule.feat[c]], rule.thr[c])  # False where the feature is NaN
+        out[c] = rule.sign[c] * feats[rule.feat[c]] >= rule.bound[c]  # False where the feature is NaN
     if rule.k > 0:
         out[n_c] = out[:n_c].sum(axis=0) >= rule.k
     return out

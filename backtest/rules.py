@@ -12,9 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-OPS = {"<=": 0, ">=": 1, "<": 2, ">": 3}
-
-
 @dataclass(frozen=True)
 class FeatureRef:
     """A named feature with its parameters, e.g. feature("sb_z", window=60)."""
@@ -95,18 +92,29 @@ def as_rule(rule: Rule | Cond | None) -> Rule | None:
 
 @dataclass(frozen=True)
 class CompiledRule:
-    """Array form for the kernel: conditions index into the stacked feature array."""
+    """Array form for the kernel: condition c holds where `sign[c] * feats[feat[c]] >= bound[c]`
+    (NaN never holds). Every comparison written as a lower bound leaves the kernel's rule loop
+    without a branch per operator."""
 
     feat: np.ndarray  # int64 (C,)
-    op: np.ndarray  # int64 (C,)
-    thr: np.ndarray  # float64 (C,)
+    sign: np.ndarray  # float64 (C,): +1 or -1
+    bound: np.ndarray  # float64 (C,)
     k: int
+
+
+def lower_bound(op: str, threshold: float) -> tuple[float, float]:
+    """(sign, bound) such that `x op threshold` is exactly `sign * x >= bound` for every float x."""
+    sign = -1.0 if op in ("<=", "<") else 1.0
+    bound = sign * threshold
+    if op in ("<", ">"):  # y > b is y >= the next float above b; nothing is above +inf
+        bound = float(np.nextafter(bound, np.inf)) if bound < np.inf else np.nan
+    return sign, bound
 
 
 def compile_rule(rule: Rule | None, index: dict[FeatureRef, int]) -> CompiledRule:
     """Map a rule onto feature slots, adding features it needs to `index` (a no-op rule: k = 0)."""
     if rule is None:
-        return CompiledRule(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), 0)
+        return CompiledRule(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), 0)
     feat = [index.setdefault(c.feature, len(index)) for c in rule.conds]
-    return CompiledRule(np.array(feat, np.int64), np.array([OPS[c.op] for c in rule.conds], np.int64),
-                        np.array([c.threshold for c in rule.conds], np.float64), rule.k)
+    sign, bound = zip(*(lower_bound(c.op, c.threshold) for c in rule.conds))
+    return CompiledRule(np.array(feat, np.int64), np.array(sign), np.array(bound), rule.k)

@@ -87,8 +87,8 @@ def simulate(panel: Panel, plan: StrategyPlan, feats: np.ndarray, cfg: Config) -
     portfolio = ex.mode == "portfolio"
     cash, shares, equity, trades, orders, ofees = nb.simulate(
         *kernel_inputs(panel), feats,
-        plan.entry.feat, plan.entry.op, plan.entry.thr, plan.entry.k,
-        plan.exit.feat, plan.exit.op, plan.exit.thr, plan.exit.k, plan.rank_slot, plan.rank_sign,
+        plan.entry.feat, plan.entry.sign, plan.entry.bound, plan.entry.k,
+        plan.exit.feat, plan.exit.sign, plan.exit.bound, plan.exit.k, plan.rank_slot, plan.rank_sign,
         FILLS[ex.fill], ex.init_cash, ex.slippage_bps / 1e4,
         xc.stop_loss, xc.take_profit, xc.trailing_stop, xc.max_hold, costs, ex.board_lots,
         ex.max_positions if portfolio else 0)

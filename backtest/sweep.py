@@ -40,12 +40,12 @@ class SweepPlan:
     grid: Grid
     refs: list[FeatureRef]
     e_feat: np.ndarray  # (P, C) int64
-    e_op: np.ndarray  # (C,) int64, shared
-    e_thr: np.ndarray  # (P, C)
+    e_sign: np.ndarray  # (C,), shared
+    e_bound: np.ndarray  # (P, C)
     e_k: np.ndarray  # (P,)
     x_feat: np.ndarray
-    x_op: np.ndarray
-    x_thr: np.ndarray
+    x_sign: np.ndarray
+    x_bound: np.ndarray
     x_k: np.ndarray
     r_feat: np.ndarray  # (P,)
     r_sign: np.ndarray  # (P,)
@@ -82,23 +82,22 @@ def compile_sweep(prep: Prepared, grid: Grid) -> SweepPlan:
         rank_ref, order = module.rank(params) if hasattr(module, "rank") else _default_rank(sp.entry_rule)
         r_feat[p] = index.setdefault(rank_ref, len(index))
         r_sign[p] = 1.0 if order == "high_first" else -1.0
-        this = (tuple(entry.op), tuple(exit_.op))
+        this = (tuple(entry.sign), tuple(exit_.sign))
         if shape is None:
             shape = this
         elif this != shape:
             raise ConfigError(f"{where}: strategy {module.NAME!r} builds rules of different shapes across the grid "
                               f"(combination {combo}); a sweep needs the same conditions, varying only parameters")
-        rows["e"].append((entry.feat, entry.thr))
-        rows["x"].append((exit_.feat, exit_.thr))
+        rows["e"].append((entry.feat, entry.bound))
+        rows["x"].append((exit_.feat, exit_.bound))
         e_k[p], x_k[p] = entry.k, exit_.k
         exits[p] = [getattr(c.exits, f) for f in EXIT_FIELDS]
 
     def stack(key, i, dtype):
         return np.ascontiguousarray(np.array([r[i] for r in rows[key]], dtype=dtype).reshape(n_p, -1))
 
-    return SweepPlan(grid, list(index), stack("e", 0, np.int64), np.array(shape[0], np.int64), stack("e", 1, np.float64),
-                     e_k, stack("x", 0, np.int64), np.array(shape[1], np.int64), stack("x", 1, np.float64), x_k,
-                     r_feat, r_sign, exits)
+    return SweepPlan(grid, list(index), stack("e", 0, np.int64), np.array(shape[0]), stack("e", 1, np.float64), e_k,
+                     stack("x", 0, np.int64), np.array(shape[1]), stack("x", 1, np.float64), x_k, r_feat, r_sign, exits)
 
 
 def _val(x):
@@ -130,10 +129,10 @@ def run_chunk(inputs: Inputs, sp: SweepPlan, start: int, stop: int, threads: int
     s = slice(start, stop)
     e_feat = sp.e_feat[s]
     groups, group = np.unique(e_feat, axis=0, return_inverse=True)
-    return sweep(*inputs.arrays, e_feat, sp.e_op, sp.e_thr[s], sp.e_k[s], sp.x_feat[s], sp.x_op, sp.x_thr[s],
+    return sweep(*inputs.arrays, e_feat, sp.e_sign, sp.e_bound[s], sp.e_k[s], sp.x_feat[s], sp.x_sign, sp.x_bound[s],
                  sp.x_k[s], sp.r_feat[s], sp.r_sign[s], inputs.fill, inputs.init_cash, inputs.slippage,
                  np.ascontiguousarray(sp.exits[s]), inputs.costs, inputs.use_lots, inputs.max_positions, inputs.edges,
-                 np.ascontiguousarray(group.reshape(-1), dtype=np.int64), len(groups))
+                 np.ascontiguousarray(group.reshape(-1), dtype=np.int64), len(groups), numba.get_num_threads())
 
 
 def block_edges(n_t: int, blocks: int) -> np.ndarray:

@@ -65,10 +65,10 @@ def test_signal_masks_equal_the_kernel_rule(k):
     kfeats = np.ascontiguousarray(feats.transpose(0, 2, 1))  # the kernel's (F, N, T) layout
     for t in range(120):
         for j in range(5):
-            assert masks[-1, t, j] == rule_holds(kfeats, compiled.feat, compiled.op, compiled.thr, compiled.k, t, j)
+            assert masks[-1, t, j] == rule_holds(kfeats, compiled.feat, compiled.sign, compiled.bound, compiled.k, t, j)
             for c in range(4):
                 one = compile_rule(k_of(1, rule.conds[c]), {f.feature: i for i, f in enumerate(rule.conds[:3])})
-                assert masks[c, t, j] == rule_holds(kfeats, one.feat, one.op, one.thr, 1, t, j)
+                assert masks[c, t, j] == rule_holds(kfeats, one.feat, one.sign, one.bound, 1, t, j)
     # A NaN feature never holds.
     assert not masks[0][np.isnan(feats[0])].any() and not masks[1][np.isnan(feats[1])].any()
 

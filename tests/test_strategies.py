@@ -124,7 +124,7 @@ def _entries(name, params, panel):
     out = np.zeros((t_n, n_s), dtype=bool)
     for t in range(t_n):
         for j in range(n_s):
-            out[t, j] = rule_holds(feats, e.feat, e.op, e.thr, e.k, t, j)
+            out[t, j] = rule_holds(feats, e.feat, e.sign, e.bound, e.k, t, j)
     return out, feats, sp
 
 
@@ -228,3 +228,21 @@ def test_window_one_in_a_strategy_is_refused_before_any_kernel_runs(tmp_path):
 def test_a_one_bar_return_horizon_is_still_allowed():
     check_ref(feature("ret", window=1))
     check_ref(feature("ret_z", window=1, vol_window=20))
+
+
+_FLOATS = [-np.inf, -1e308, -2.5, -0.0, 0.0, 5e-324, 0.1, 1.0, 2.5, 1e308, np.inf, np.nan]
+_COMPARE = {"<=": np.less_equal, ">=": np.greater_equal, "<": np.less, ">": np.greater}
+
+
+@pytest.mark.parametrize("op", list(_COMPARE))
+def test_lower_bound_form_is_exactly_the_comparison(op):
+    """The kernels test `sign * x >= bound`: for every threshold and value, including the
+    threshold's neighbouring floats, infinities and NaN, that must be `x op threshold`."""
+    from backtest.rules import lower_bound
+
+    for thr in _FLOATS:
+        sign, bound = lower_bound(op, thr)
+        near = [np.nextafter(thr, -np.inf), thr, np.nextafter(thr, np.inf)] if thr == thr else []
+        xs = np.array(_FLOATS + near, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            np.testing.assert_array_equal(sign * xs >= bound, _COMPARE[op](xs, thr), err_msg=f"x {op} {thr}")

@@ -17,6 +17,11 @@ A NaN row (suspension, not listed) trades nothing: pending exits wait, pending e
 Modes: `max_positions == 0` gives each symbol its own account of `init_cash`, all-in on entry
 (vectorbt's `from_signals` per column); `max_positions == K > 0` gives one account of `init_cash`
 holding at most K names, each entry sized to 1/K of equity (capped by free cash).
+
+Functions that never allocate and are called per column or per fill (`column`,
+`affordable_shares`, `costs.order_fees`) are compiled with `_nrt=False`: numba otherwise adds an
+atomic reference-count increment and decrement per array argument per call, on counters that
+parallel sweep threads share (~10-15 % of the sweep). Their callers own every array meanwhile.
 """
 
 from __future__ import annotations
@@ -51,18 +56,15 @@ P_SHARES, P_ENTRY_BAR, P_ENTRY_PX, P_ENTRY_FEES, P_PEAK, P_ENTRY_ORDER = range(6
 
 
 @njit(cache=True, nogil=True, inline="always")
-def rule_holds(feats, feat, op, thr, k, t, j):
-    """At least k conditions hold on row t of column j; NaN never holds; k = 0 is 'no rule'.
-    (Checking every condition measured faster than stopping early: fewer mispredicted branches.)"""
+def rule_holds(feats, feat, sign, bound, k, t, j):
+    """At least k conditions (sign * feature >= bound: rules.CompiledRule) hold on row t of
+    column j; NaN never holds; k = 0 is 'no rule'. (Checking every condition measured faster than
+    stopping early: fewer mispredicted branches.)"""
     if k == 0:
         return False
     n = 0
     for c in range(feat.shape[0]):
-        x = feats[feat[c], j, t]
-        if x != x:
-            continue
-        o = op[c]
-        if (o == 0 and x <= thr[c]) or (o == 1 and x >= thr[c]) or (o == 2 and x < thr[c]) or (o == 3 and x > thr[c]):
+        if sign[c] * feats[feat[c], j, t] >= bound[c]:
             n += 1
     return n >= k
 
@@ -78,11 +80,12 @@ def _reserve(a, n, extra):
     return b
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def affordable_shares(cash, price, lot, cost_row, fee_buf):
-    """Most shares (a multiple of `lot`, or fractional if lot <= 0) whose value plus fees fit in cash."""
+    """(shares, fees): the most shares (a multiple of `lot`, or fractional if lot <= 0) whose value
+    plus fees fit in cash, and those fees (their components in fee_buf); (0, 0) if none do."""
     if price <= 0.0 or cash <= 0.0:
-        return 0.0
+        return 0.0, 0.0
     shares = cash / price
     if lot > 0.0:
         shares = np.floor(shares / lot) * lot
@@ -90,14 +93,14 @@ def affordable_shares(cash, price, lot, cost_row, fee_buf):
         value = shares * price
         fees = order_fees(value, cost_row, fee_buf)
         if value + fees <= cash:
-            return shares
+            return shares, fees
         if lot > 0.0:
             # Shrink by the fee overshoot (at least one lot) so this loop runs a few times at most.
             over = np.ceil((value + fees - cash) / (price * lot))
             shares -= max(over, 1.0) * lot
         else:
             shares = cash / (price * (1.0 + fees / value)) * (1.0 - 1e-15)
-    return 0.0
+    return 0.0, 0.0
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -107,10 +110,10 @@ def _entry_fill(px, px_ok, budget, lot, cost_row, slippage, fee_buf):
     buy_px = px * (1.0 + slippage)
     if not px_ok or not buy_px > 0.0:
         return 0.0, buy_px, 0.0, S_NO_PRICE
-    qty = affordable_shares(budget, buy_px, lot, cost_row, fee_buf)
+    qty, fees = affordable_shares(budget, buy_px, lot, cost_row, fee_buf)
     if qty <= 0.0:
         return 0.0, buy_px, 0.0, S_NO_CASH
-    return qty, buy_px, order_fees(qty * buy_px, cost_row, fee_buf), S_FILLED
+    return qty, buy_px, fees, S_FILLED
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -175,7 +178,7 @@ def new_logs(rows):
 
 
 @njit(cache=True, nogil=True)
-def candidate_bars(feats, feat, op, thr, k):
+def candidate_bars(feats, feat, sign, bound, k):
     """Bars where the rule holds, per column, as CSR (ptr (N + 1,), idx): with the loosest
     thresholds of a group of rules (same features) it bounds every member's entries, so a flat
     account can jump from candidate to candidate instead of reading every bar."""
@@ -185,7 +188,7 @@ def candidate_bars(feats, feat, op, thr, k):
     n = 0
     for j in range(n_s):
         for t in range(n_t):
-            if rule_holds(feats, feat, op, thr, k, t, j):
+            if rule_holds(feats, feat, sign, bound, k, t, j):
                 if n == idx.shape[0]:
                     grown = np.empty(2 * n, dtype=np.int64)
                     grown[:n] = idx
@@ -196,16 +199,18 @@ def candidate_bars(feats, feat, op, thr, k):
     return ptr, idx[:n]
 
 
-@njit(cache=True, nogil=True)
-def column(j, open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k,
+@njit(cache=True, nogil=True, _nrt=False)
+def column(j, open_, high, low, close, lot, feats, e_feat, e_sign, e_bound, e_k, x_feat, x_sign, x_bound, x_k,
            fill, init_cash, slippage, stop_loss, take_profit, trailing_stop, max_hold, costs, use_lots,
-           cand, cash_buf, shares_buf, eq_buf, stats, trades, orders, ofees, fee_buf):
+           cand, deltas, cash_buf, shares_buf, eq_buf, stats, trades, orders, ofees, fee_buf):
     """Symbol j trading its own account (independent mode). Writes per-bar cash, shares and equity
-    into the (T,) buffers and its trades and orders into logs of at least T rows (one order per
-    bar at most); returns how many trades and orders it wrote. `cand` (sorted bars, a superset of
-    those where the entry rule holds: `candidate_bars`) lets a flat account skip the others. The
-    equity's running statistics go to `stats` (CS_*): a flat bar returns exactly 0 and adds
-    nothing, so only bars where something happens are counted."""
+    into the (T,) buffers, or with `deltas` adds each bar's change of cash and equity into cash_buf
+    and eq_buf (a sweep's totals over symbols: flat bars then cost nothing) and ignores shares_buf.
+    Writes its trades and orders into logs of at least T rows (one order per bar at most); returns
+    how many trades and orders it wrote. `cand` (sorted bars, a superset of those where the entry
+    rule holds: `candidate_bars`) lets a flat account skip the others. The equity's running
+    statistics go to `stats` (CS_*): a flat bar returns exactly 0 and adds nothing, so only bars
+    where something happens are counted."""
     n_t = close.shape[1]
     offset = 0 if fill == FILL_SAME_CLOSE else 1
     n_tr = 0
@@ -231,6 +236,8 @@ def column(j, open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_f
     invested = 0.0
     eq_peak = cash
     prev_eq = cash
+    prev_cash = cash
+    eq0 = cash
     t = -1
     while t + 1 < n_t:
         t += 1
@@ -239,25 +246,26 @@ def column(j, open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_f
             last_close = close[j, t]
         if shares == 0.0 and pend_entry < 0 and offset == 1:
             # Flat with nothing queued (most bars): only the entry rule can act, at a close, and
-            # only on a candidate bar; the bars before the next candidate change nothing.
+            # only on a candidate bar; the bars up to the next one where it holds change nothing.
             while ci < cand.shape[0] and cand[ci] < t:
                 ci += 1
-            nxt = cand[ci] if ci < cand.shape[0] else n_t
-            if nxt > t:
-                cash_buf[t:nxt] = cash
-                shares_buf[t:nxt] = 0.0
-                eq_buf[t:nxt] = cash
-            else:
-                if t + 1 < n_t and rule_holds(feats, e_feat, e_op, e_thr, e_k, t, j):
-                    pend_entry = t + 1
-                cash_buf[t] = cash
-                shares_buf[t] = 0.0
-                eq_buf[t] = cash
-                nxt = t + 1
-            if nxt > 1:  # these bars return 0: equity is the cash it was at the bar before
+            sig = n_t
+            while ci < cand.shape[0]:
+                if rule_holds(feats, e_feat, e_sign, e_bound, e_k, cand[ci], j):
+                    sig = cand[ci]
+                    break
+                ci += 1
+            end = min(sig + 1, n_t)
+            if not deltas:
+                cash_buf[t:end] = cash
+                shares_buf[t:end] = 0.0
+                eq_buf[t:end] = cash
+            if end > 1:  # these bars return 0: equity is the cash it was at the bar before
                 rmin = min(rmin, 0.0)
                 rmax = max(rmax, 0.0)
-            t = nxt - 1
+            if sig + 1 < n_t:
+                pend_entry = sig + 1
+            t = end - 1
             continue
         acted = False
         for phase in range(3):
@@ -282,11 +290,11 @@ def column(j, open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_f
             if fill == FILL_SAME_CLOSE:
                 if shares > 0.0:
                     if pend_exit < 0:
-                        pend_reason = _exit_reason(feats, x_feat, x_op, x_thr, x_k, t, j, t - entry_bar,
+                        pend_reason = _exit_reason(feats, x_feat, x_sign, x_bound, x_k, t, j, t - entry_bar,
                                                    max_hold, offset)
                         if pend_reason >= 0:
                             pend_exit = t
-                elif pend_entry < 0 and not acted and rule_holds(feats, e_feat, e_op, e_thr, e_k, t, j):
+                elif pend_entry < 0 and not acted and rule_holds(feats, e_feat, e_sign, e_bound, e_k, t, j):
                     pend_entry = t
             px = open_[j, t] if phase == 0 else close[j, t]
             if shares > 0.0 and 0 <= pend_exit <= t and not acted and px_ok:
@@ -315,16 +323,25 @@ def column(j, open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_f
         if fill != FILL_SAME_CLOSE:
             if shares > 0.0:
                 if pend_exit < 0:
-                    pend_reason = _exit_reason(feats, x_feat, x_op, x_thr, x_k, t, j, t - entry_bar, max_hold, offset)
+                    pend_reason = _exit_reason(feats, x_feat, x_sign, x_bound, x_k, t, j, t - entry_bar, max_hold,
+                                               offset)
                     if pend_reason >= 0:
                         pend_exit = t + 1
-            elif pend_entry < 0 and t + 1 < n_t and rule_holds(feats, e_feat, e_op, e_thr, e_k, t, j):
+            elif pend_entry < 0 and t + 1 < n_t and rule_holds(feats, e_feat, e_sign, e_bound, e_k, t, j):
                 pend_entry = t + 1
         eq = cash + shares * last_close if shares > 0.0 else cash
-        cash_buf[t] = cash
-        shares_buf[t] = shares
-        eq_buf[t] = eq
+        if deltas:
+            if eq != prev_eq:
+                eq_buf[t] += eq - prev_eq
+            if cash != prev_cash:
+                cash_buf[t] += cash - prev_cash
+                prev_cash = cash
+        else:
+            cash_buf[t] = cash
+            shares_buf[t] = shares
+            eq_buf[t] = eq
         if t == 0:
+            eq0 = eq
             eq_peak = eq
         else:
             r = eq / prev_eq - 1.0 if eq != prev_eq else 0.0
@@ -347,8 +364,8 @@ def column(j, open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_f
     stats[CS_RMAX] = rmax
     stats[CS_MDD] = mdd
     stats[CS_INVESTED] = invested
-    stats[CS_EQ0] = eq_buf[0]
-    stats[CS_EQ1] = eq_buf[n_t - 1]
+    stats[CS_EQ0] = eq0
+    stats[CS_EQ1] = prev_eq
     if shares > 0.0:
         _log_trade(trades, n_tr, j, entry_bar, -1, shares, entry_px, last_close, entry_fees, 0.0, R_OPEN,
                    entry_order, -1)
@@ -357,17 +374,17 @@ def column(j, open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_f
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _exit_reason(feats, x_feat, x_op, x_thr, x_k, t, j, held, max_hold, offset):
+def _exit_reason(feats, x_feat, x_sign, x_bound, x_k, t, j, held, max_hold, offset):
     """Why a held position exits after row t (time stop before the exit rule), or -1."""
     if max_hold > 0 and held >= max_hold - offset:
         return R_TIME
-    if rule_holds(feats, x_feat, x_op, x_thr, x_k, t, j):
+    if rule_holds(feats, x_feat, x_sign, x_bound, x_k, t, j):
         return R_SIGNAL
     return -1
 
 
 def simulate(open_, high, low, close, lot, feats,
-             e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k, r_feat, r_sign,
+             e_feat, e_sign, e_bound, e_k, x_feat, x_sign, x_bound, x_k, r_feat, r_sign,
              fill, init_cash, slippage, stop_loss, take_profit, trailing_stop, max_hold,
              costs, use_lots, max_positions):
     """Long-only simulation of one parameter set over an (N, T) panel; feats is (F, N, T).
@@ -377,37 +394,35 @@ def simulate(open_, high, low, close, lot, feats,
     Dispatches in Python, so a run compiles only the mode it uses.
     """
     if max_positions > 0:
-        return simulate_portfolio(open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr,
-                                  x_k, r_feat, r_sign, fill, init_cash, slippage, stop_loss, take_profit,
+        return simulate_portfolio(open_, high, low, close, lot, feats, e_feat, e_sign, e_bound, e_k, x_feat, x_sign,
+                                  x_bound, x_k, r_feat, r_sign, fill, init_cash, slippage, stop_loss, take_profit,
                                   trailing_stop, max_hold, costs, use_lots, max_positions)
-    return simulate_independent(open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr,
-                                x_k, fill, init_cash, slippage, stop_loss, take_profit, trailing_stop, max_hold,
-                                costs, use_lots)
+    return simulate_independent(open_, high, low, close, lot, feats, e_feat, e_sign, e_bound, e_k, x_feat, x_sign,
+                                x_bound, x_k, fill, init_cash, slippage, stop_loss, take_profit, trailing_stop,
+                                max_hold, costs, use_lots)
 
 
 @njit(cache=True, nogil=True)
-def simulate_independent(open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k,
-                         fill, init_cash, slippage, stop_loss, take_profit, trailing_stop, max_hold, costs, use_lots):
+def simulate_independent(open_, high, low, close, lot, feats, e_feat, e_sign, e_bound, e_k, x_feat, x_sign, x_bound,
+                         x_k, fill, init_cash, slippage, stop_loss, take_profit, trailing_stop, max_hold, costs, use_lots):
     """Every symbol its own account (see `column`)."""
     n_s, n_t = close.shape
     cash_out = np.empty((n_s, n_t))
     shares_out = np.empty((n_s, n_t))
     equity_out = np.empty((n_s, n_t))
-    cash_buf = np.empty(n_t)
-    shares_buf = np.empty(n_t)
-    eq_buf = np.empty(n_t)
     col_trades, col_orders, col_ofees = new_logs(n_t)
     trades, orders, ofees = new_logs(n_s)
     fee_buf = np.zeros(NFEE)
     n_tr = 0
     n_or = 0
-    ptr, cand = candidate_bars(feats, e_feat, e_op, e_thr, e_k)
+    ptr, cand = candidate_bars(feats, e_feat, e_sign, e_bound, e_k)
     stats = np.empty(NCS)
     for j in range(n_s):
         c_tr, c_or = column(
-            j, open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k,
+            j, open_, high, low, close, lot, feats, e_feat, e_sign, e_bound, e_k, x_feat, x_sign, x_bound, x_k,
             fill, init_cash, slippage, stop_loss, take_profit, trailing_stop, max_hold, costs, use_lots,
-            cand[ptr[j]:ptr[j + 1]], cash_buf, shares_buf, eq_buf, stats, col_trades, col_orders, col_ofees, fee_buf)
+            cand[ptr[j]:ptr[j + 1]], False, cash_out[j], shares_out[j], equity_out[j], stats, col_trades, col_orders,
+            col_ofees, fee_buf)
         trades = _reserve(trades, n_tr, c_tr)
         orders = _reserve(orders, n_or, c_or)
         ofees = _reserve(ofees, n_or, c_or)
@@ -420,14 +435,11 @@ def simulate_independent(open_, high, low, close, lot, feats, e_feat, e_op, e_th
         ofees[n_or:n_or + c_or] = col_ofees[:c_or]
         n_tr += c_tr
         n_or += c_or
-        cash_out[j] = cash_buf
-        shares_out[j] = shares_buf
-        equity_out[j] = eq_buf
     return cash_out, shares_out, equity_out, trades[:n_tr], orders[:n_or], ofees[:n_or]
 
 
 @njit(cache=True, nogil=True)
-def simulate_portfolio(open_, high, low, close, lot, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k,
+def simulate_portfolio(open_, high, low, close, lot, feats, e_feat, e_sign, e_bound, e_k, x_feat, x_sign, x_bound, x_k,
                r_feat, r_sign, fill, init_cash, slippage, stop_loss, take_profit, trailing_stop, max_hold,
                costs, use_lots, max_positions):
     """One account holding at most `max_positions` names; bars outer, symbols inner."""
@@ -474,7 +486,7 @@ def simulate_portfolio(open_, high, low, close, lot, feats, e_feat, e_op, e_thr,
             if (phase == 0) == (fill != FILL_NEXT_OPEN):
                 continue
             if fill == FILL_SAME_CLOSE:
-                n_or = _queue(t, n_t, offset, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr,
+                n_or = _queue(t, n_t, offset, feats, e_feat, e_sign, e_bound, e_k, x_feat, x_sign, x_bound,
                                              x_k, r_feat, r_sign, max_hold, max_positions, pos, pend_entry, pend_exit,
                                              pend_reason, strength, acted, orders, ofees, n_or, fee_buf)
             px = close[:, t] if phase == 2 else open_[:, t]
@@ -526,7 +538,7 @@ def simulate_portfolio(open_, high, low, close, lot, feats, e_feat, e_op, e_thr,
                 _log_order(orders, ofees, n_or, t, j, 1.0, qty, buy_px, fees, R_ENTRY, status, fee_buf)
                 n_or += 1
         if fill != FILL_SAME_CLOSE:
-            n_or = _queue(t, n_t, offset, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k,
+            n_or = _queue(t, n_t, offset, feats, e_feat, e_sign, e_bound, e_k, x_feat, x_sign, x_bound, x_k,
                                          r_feat, r_sign, max_hold, max_positions, pos, pend_entry, pend_exit,
                                          pend_reason, strength, acted, orders, ofees, n_or, fee_buf)
         equity = cash
@@ -567,7 +579,7 @@ def _sell(j, t, exit_px, reason, cash, pos, costs, fee_buf, trades, n_tr, orders
 
 
 @njit(cache=True, nogil=True)
-def _queue(t, n_t, offset, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr, x_k, r_feat, r_sign,
+def _queue(t, n_t, offset, feats, e_feat, e_sign, e_bound, e_k, x_feat, x_sign, x_bound, x_k, r_feat, r_sign,
            max_hold, max_positions, pos, pend_entry, pend_exit, pend_reason, strength, acted,
            orders, ofees, n_or, fee_buf):
     """Portfolio mode: read the rules on row t and queue orders for bar t + offset; entries go
@@ -581,7 +593,8 @@ def _queue(t, n_t, offset, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr,
         if pos[j, P_SHARES] > 0.0:
             held += 1
             if pend_exit[j] < 0:
-                reason = _exit_reason(feats, x_feat, x_op, x_thr, x_k, t, j, t - pos[j, P_ENTRY_BAR], max_hold, offset)
+                reason = _exit_reason(feats, x_feat, x_sign, x_bound, x_k, t, j, t - pos[j, P_ENTRY_BAR], max_hold,
+                                      offset)
                 if reason >= 0:
                     pend_exit[j] = t + offset
                     pend_reason[j] = reason
@@ -590,7 +603,7 @@ def _queue(t, n_t, offset, feats, e_feat, e_op, e_thr, e_k, x_feat, x_op, x_thr,
         elif pend_entry[j] >= 0:
             queued += 1
         elif t + offset < n_t and not (acted[j] and offset == 0):
-            if rule_holds(feats, e_feat, e_op, e_thr, e_k, t, j):
+            if rule_holds(feats, e_feat, e_sign, e_bound, e_k, t, j):
                 s = r_sign * feats[r_feat, j, t] if r_feat >= 0 else 0.0
                 strength[j] = s if s == s else -np.inf
                 pend_entry[j] = t + offset
