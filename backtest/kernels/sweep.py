@@ -21,7 +21,7 @@ from backtest.kernels.metrics import (M_TRADES, M_WIN_RATE, NMET, NSUM, block_su
 from backtest.kernels.simulate import NCS, candidate_bars, column, new_logs, rule_holds, simulate_portfolio
 
 X_STOP_LOSS, X_TAKE_PROFIT, X_TRAILING_STOP, X_MAX_HOLD = range(4)
-DEAL = 8  # consecutive combinations a lane takes at a time
+DEAL = 8  # consecutive combinations a lane takes at a time (fewer in a small chunk)
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -88,9 +88,10 @@ def sweep(open_, high, low, close, lot, feats, e_feat, e_sign, e_bound, e_k, x_f
     combo = np.empty((n_p, NMET))
     sums = np.empty((n_p, edges.shape[0] - 1, NSUM))
     n_lanes = max(min(lanes, n_p), 1)
+    deal = max(1, min(DEAL, n_p // (4 * n_lanes)))  # at least ~4 turns per lane, for balance
     for lane in prange(n_lanes):
         # One lane per thread, its buffers reused by every combination it runs. Neighbouring
-        # combinations cost alike, so the lanes deal them out in turn, DEAL at a time (which
+        # combinations cost alike, so the lanes deal them out in turn, `deal` at a time (which
         # also keeps together combinations that share an entry rule).
         trades, orders, ofees = new_logs(n_t)
         fee_buf = np.zeros(NFEE)
@@ -99,8 +100,8 @@ def sweep(open_, high, low, close, lot, feats, e_feat, e_sign, e_bound, e_k, x_f
         sig_ptr = np.zeros(n_s + 1, dtype=np.int64)
         sig = np.empty(most, dtype=np.int64)
         sig_of = -1  # the combination whose entry signals `sig` holds
-        for first in range(lane * DEAL, n_p, n_lanes * DEAL):
-            end = min(first + DEAL, n_p)
+        for first in range(lane * deal, n_p, n_lanes * deal):
+            end = min(first + deal, n_p)
             for p in range(first, end):
                 ef, eb, xf, xb = e_feat[p], e_bound[p], x_feat[p], x_bound[p]
                 sl = exits[p, X_STOP_LOSS]
