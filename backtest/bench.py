@@ -430,30 +430,37 @@ def _simulate(n_s: int):
     return setup
 
 
-def _vectorbt_single(n_s: int):
-    """vectorbt from_signals on the inputs of `_simulate`, mapped as in tests/test_vectorbt_agreement.py."""
-    def setup():
-        import pandas as pd
+def vectorbt_from_signals(o, h, lo, c, en, ex, sl: float, tp: float, tsl: float, fee_pct: float, slip: float,
+                          cash: float):
+    """Our semantics on (T, N) arrays expressed in vectorbt's `Portfolio.from_signals` (the mapping
+    of docs/simulation.md): signals of row t fill at the open of t + 1; stops from the fill price;
+    a signal exit fills at the open before any stop (the bar's high and low set to its open)."""
+    import pandas as pd
 
-        vbt = _import_vectorbt()
+    vbt = _import_vectorbt()
+    env = np.zeros_like(en)
+    env[1:] = en[:-1]
+    exv = np.zeros_like(ex)
+    exv[1:] = ex[:-1]
+    hm, lm = h.copy(), lo.copy()
+    hm[exv], lm[exv] = o[exv], o[exv]
+    df = pd.DataFrame
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return vbt.Portfolio.from_signals(
+            df(c), df(env), df(exv), price=df(o), open=df(o), high=df(hm), low=df(lm), fees=fee_pct / 100,
+            slippage=slip, init_cash=cash, size=np.inf, sl_stop=tsl or sl or np.nan, sl_trail=tsl > 0,
+            tp_stop=tp or np.nan, stop_entry_price="fillprice", stop_exit_price="stopmarket", freq="1D")
+
+
+def _vectorbt_single(n_s: int):
+    """vectorbt from_signals on the inputs of `_simulate` (`vectorbt_from_signals`)."""
+    def setup():
         o, h, lo, c, en, ex = _signal_panel(REF_T, n_s)
-        env = np.zeros_like(en)
-        env[1:] = en[:-1]
-        exv = np.zeros_like(ex)
-        exv[1:] = ex[:-1]
-        hm, lm = h.copy(), lo.copy()
-        hm[exv], lm[exv] = o[exv], o[exv]
-        df = pd.DataFrame
 
         def call():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                pf = vbt.Portfolio.from_signals(
-                    df(c), df(env), df(exv), price=df(o), open=df(o), high=df(hm), low=df(lm),
-                    fees=SINGLE["fee_pct"] / 100, slippage=SINGLE["slippage"], init_cash=SINGLE["cash"], size=np.inf,
-                    sl_stop=SINGLE["stop_loss"], tp_stop=SINGLE["take_profit"], stop_entry_price="fillprice",
-                    stop_exit_price="stopmarket", freq="1D")
-                return pf.value().to_numpy()
+            return vectorbt_from_signals(o, h, lo, c, en, ex, SINGLE["stop_loss"], SINGLE["take_profit"], 0.0,
+                                         SINGLE["fee_pct"], SINGLE["slippage"], SINGLE["cash"]).value().to_numpy()
 
         ours = _simulate(n_s)()()[2].T
 

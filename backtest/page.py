@@ -91,22 +91,22 @@ def finite(x) -> bool:
     return isinstance(x, (int, float, np.integer, np.floating)) and math.isfinite(x)
 
 
-def pct(x, digits: int = 2) -> str:
+def _number(x, spec: str) -> str:
+    """x formatted by `spec` with a true minus sign, never "−0.00"; ∞ for infinities, – if missing."""
     if isinstance(x, (float, np.floating)) and math.isinf(x):
         return "∞" if x > 0 else "−∞"
     if not finite(x):
         return "–"
-    text = f"{x * 100:.{digits}f}"
-    return (text.lstrip("-") if float(text) == 0 else text.replace("-", "−")) + "%"  # no "−0.0%"
+    text = format(x, spec)
+    return text.lstrip("-") if float(text.replace(",", "")) == 0 else text.replace("-", "−")
+
+
+def pct(x, digits: int = 2) -> str:
+    return _number(x * 100, f".{digits}f") + "%" if finite(x) else _number(x, "")
 
 
 def num(x, digits: int = 2) -> str:
-    if isinstance(x, (float, np.floating)) and math.isinf(x):
-        return "∞" if x > 0 else "−∞"
-    if not finite(x):
-        return "–"
-    text = f"{x:,.{digits}f}"
-    return text.lstrip("-") if float(text.replace(",", "")) == 0 else text.replace("-", "−")
+    return _number(x, f",.{digits}f")
 
 
 def sign_class(x) -> str:

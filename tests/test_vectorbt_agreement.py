@@ -1,6 +1,6 @@
 """DESIGN §5 cross-check: independent mode with flat fees and no lots equals vectorbt's from_signals.
 
-Explicit mapping of our semantics onto vectorbt's:
+Explicit mapping of our semantics onto vectorbt's (`backtest.bench.vectorbt_from_signals`):
 - our signal on row t fills at the open of t+1: vectorbt gets the signals shifted one bar and
   `price=open`;
 - stops are measured from the fill price and a stop exit pays slippage:
@@ -15,18 +15,17 @@ Explicit mapping of our semantics onto vectorbt's:
   by vectorbt: the generator avoids those too (tests/test_simulation.py covers both).
 """
 
-import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from backtest.bench import vectorbt_from_signals
 from backtest.costs import CostModel
 from tests.simkit import run
 
-vbt = pytest.importorskip("vectorbt")
+pytest.importorskip("vectorbt")
 
 
 def _panel(rng, n_t, n_s, nan_frac):
@@ -39,22 +38,6 @@ def _panel(rng, n_t, n_s, nan_frac):
     for a in (o, h, lo, c):
         a[gaps] = np.nan
     return o, h, lo, c
-
-
-def _vectorbt(o, h, lo, c, en, ex, sl, tp, tsl, fee_pct, slip, cash):
-    env = np.zeros_like(en)
-    env[1:] = en[:-1]
-    exv = np.zeros_like(ex)
-    exv[1:] = ex[:-1]
-    hm, lm = h.copy(), lo.copy()
-    hm[exv], lm[exv] = o[exv], o[exv]
-    df = pd.DataFrame
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return vbt.Portfolio.from_signals(
-            df(c), df(env), df(exv), price=df(o), open=df(o), high=df(hm), low=df(lm), fees=fee_pct / 100,
-            slippage=slip, init_cash=cash, size=np.inf, sl_stop=tsl or sl or np.nan, sl_trail=tsl > 0,
-            tp_stop=tp or np.nan, stop_entry_price="fillprice", stop_exit_price="stopmarket", freq="1D")
 
 
 STOPS = [(0.0, 0.0, 0.0), (0.08, 0.0, 0.0), (0.0, 0.15, 0.0), (0.1, 0.2, 0.0), (0.0, 0.0, 0.07), (0.0, 0.25, 0.1)]
@@ -75,7 +58,7 @@ def test_equity_and_trades_equal_vectorbt(seed, n_t, n_s, nan_frac, stops, fee_p
     cash, shares, equity, trades, orders, _ = run(
         o, h, lo, c, en, ex, cash=1e5, slippage=slip, stop_loss=sl, take_profit=tp, trailing_stop=tsl,
         costs=CostModel(kind="flat", flat_pct=fee_pct))
-    pf = _vectorbt(o, h, lo, c, en, ex, sl, tp, tsl, fee_pct, slip, 1e5)
+    pf = vectorbt_from_signals(o, h, lo, c, en, ex, sl, tp, tsl, fee_pct, slip, 1e5)
 
     np.testing.assert_allclose(equity, pf.value().to_numpy(), rtol=1e-9, atol=0)
     np.testing.assert_allclose(cash, pf.cash().to_numpy(), rtol=1e-9, atol=1e-6)
