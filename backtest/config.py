@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import tomllib
 import types
 import typing
@@ -155,26 +156,43 @@ def _build(cls: type, table: Any, file: str, prefix: str) -> Any:
 def load_config(path: str | Path) -> Config:
     """Read and validate a TOML config; strategy parameters are checked by the strategy layer."""
     path = Path(path)
+    table, text = read_table(path)
+    cfg = config_from_dict(table, str(path))
+    data = cfg.data
+    if data.path is not None and not Path(data.path).is_absolute():
+        data = DataConfig(path=str((path.parent / data.path).resolve()), synthetic=data.synthetic)
+    return dataclasses.replace(cfg, data=data, text=text)
+
+
+def read_table(path: Path) -> tuple[dict, str]:
+    """The parsed TOML table of a config file and its text."""
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
     try:
-        table = tomllib.loads(text)
+        return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def config_from_dict(table: dict, source: str = "<dict>") -> Config:
+    """Validate a table shaped like the TOML file (every check of `load_config` happens here).
+
+    A relative `data.path` stays relative to the working directory; `text` is the table as JSON, so
+    a sweep's resume fingerprint covers every value."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: expected a table, got {table!r}")
     if "strategy" not in table:
-        raise ConfigError(f"{path}: missing required table [strategy]")
-    cfg = _build(Config, table, str(path), "")
+        raise ConfigError(f"{source}: missing required table [strategy]")
+    cfg = _build(Config, table, source, "")
     if not cfg.strategy.name:
-        raise ConfigError(f"{path}: missing required key 'strategy.name'")
-    data = cfg.data
-    if data.path is not None and not Path(data.path).is_absolute():
-        data = DataConfig(path=str((path.parent / data.path).resolve()), synthetic=data.synthetic)
+        raise ConfigError(f"{source}: missing required key 'strategy.name'")
     if cfg.sweep.blocks % 2:
-        raise ConfigError(f"{path}: key 'sweep.blocks' = {cfg.sweep.blocks} must be even "
+        raise ConfigError(f"{source}: key 'sweep.blocks' = {cfg.sweep.blocks} must be even "
                           "(CSCV compares every half of the blocks with the other half)")
     if cfg.sweep.train_blocks >= cfg.sweep.blocks:
-        raise ConfigError(f"{path}: key 'sweep.train_blocks' = {cfg.sweep.train_blocks} must be below "
+        raise ConfigError(f"{source}: key 'sweep.train_blocks' = {cfg.sweep.train_blocks} must be below "
                           f"'sweep.blocks' = {cfg.sweep.blocks}")
-    return dataclasses.replace(cfg, data=data, source=str(path), text=text)
+    text = json.dumps(table, indent=2, sort_keys=True, default=str)
+    return dataclasses.replace(cfg, source=source, text=text)
