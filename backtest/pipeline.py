@@ -66,7 +66,10 @@ class RunOutput:
     started: str = ""  # local wall-clock time the run started, ISO 8601
 
 
-def run(cfg: Config, market: MarketData | None = None) -> RunOutput:
+def run(cfg: Config, market: MarketData | None = None, prepared: Prepared | None = None,
+        features: np.ndarray | None = None) -> RunOutput:
+    """One backtest; `prepared` and `features` (F, N, T), when given, skip `prepare` and
+    `compute_features` (backtest.api.simulate_signals brings its own)."""
     from datetime import datetime, timedelta
 
     from backtest.event_study import event_study
@@ -75,8 +78,8 @@ def run(cfg: Config, market: MarketData | None = None) -> RunOutput:
     from backtest.simulate import simulate
 
     t0 = time.perf_counter()
-    prep = prepare(cfg, market)
-    feats = compute_features(prep.panel, prep.plan.refs)
+    prep = prepared or prepare(cfg, market)
+    feats = compute_features(prep.panel, prep.plan.refs) if features is None else features
     result = simulate(prep.panel, prep.plan, feats, cfg)
     started = (datetime.now() - timedelta(seconds=time.perf_counter() - t0)).astimezone().isoformat(timespec="seconds")
     panel, risk_free = prep.panel, cfg.report.risk_free  # annual rate; see backtest.metrics

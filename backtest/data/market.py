@@ -91,3 +91,7 @@ class Panel:
         """A field as a labelled DataFrame, for reports and tests."""
         return pd.DataFrame(self.fields[name], index=pd.DatetimeIndex(self.dates, name="date"),
                             columns=list(self.symbols))
+
+    def series_frame(self) -> pd.DataFrame:
+        """The market-wide series (index close, southbound flows, FX) as one DataFrame by date."""
+        return pd.DataFrame(self.series, index=pd.DatetimeIndex(self.dates, name="date"))
