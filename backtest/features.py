@@ -107,3 +107,16 @@ def compute_features(panel: Panel, refs: list[FeatureRef]) -> np.ndarray:
     for i, ref in enumerate(refs):
         out[i] = FEATURES[ref.name].compute(panel, **dict(ref.params)).T
     return out
+
+
+def register_feature(name: str | None = None, *, params: tuple = (), known: str = "close",
+                     help: str = "") -> Callable:
+    """STOP-GAP from the api branch (owners.md interface 2) so docs/examples run; the features
+    engineer's version replaces it. `compute(panel, **params) -> (T, N) array-like`."""
+    def register(compute: Callable) -> Callable:
+        def values(panel: Panel, **kw) -> np.ndarray:
+            return np.ascontiguousarray(np.asarray(compute(panel, **kw), dtype=np.float64))
+
+        FEATURES[name or compute.__name__] = FeatureDef(values, tuple(p.name for p in params), known, help)
+        return compute
+    return register
