@@ -196,7 +196,7 @@ class RunResult:
     def __repr__(self) -> str:
         s = self.output.stats
         return (f"<RunResult {self.output.prepared.module.NAME}: {s.get('start')} to {s.get('end')}, "
-                f"{s.get('trades')} trades, total return {s.get('total_return', float('nan')):.2%}, "
+                f"{s.get('trades')} closed trades, {s.get('open_trades', 0)} open, total return {s.get('total_return', float('nan')):.2%}, "
                 f"Sharpe {s.get('sharpe', float('nan')):.2f}>")
 
 
