@@ -379,11 +379,12 @@ def simulate_signals(market_or_panel: MarketData | Panel, entries, exits=None, *
 
     where = "simulate_signals"
     table: dict = {"strategy": {"name": "signals"}}
-    for key, value in settings.items():
-        if key not in SIGNAL_SETTINGS:
+    for given, value in settings.items():
+        section, _, key = given.replace("__", ".").rpartition(".")  # "exits.stop_loss" works too
+        if key not in SIGNAL_SETTINGS or section not in ("", SIGNAL_SETTINGS[key]):
             close = difflib.get_close_matches(key, list(SIGNAL_SETTINGS), n=1, cutoff=0.5)
             hint = f" (did you mean {close[0]!r}?)" if close else f" (valid: {', '.join(SIGNAL_SETTINGS)})"
-            raise ConfigError(f"{where}: unknown setting {key!r}{hint}")
+            raise ConfigError(f"{where}: unknown setting {given!r}{hint}")
         table.setdefault(SIGNAL_SETTINGS[key], {})[key] = value
     cfg = config_from_dict(table, where)
     if known not in ("close", "next_open"):

@@ -35,6 +35,14 @@ def test_import_is_cheap_and_help_instant():
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
+def test_cli_help_stays_light():
+    code = ("import runpy, sys; sys.argv = ['backtest', '--help']\n"
+            "try:\n    runpy.run_module('backtest', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "print([m for m in ('numba', 'numpy', 'pandas', 'vectorbt', 'matplotlib') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
 def test_sweep_and_lookahead_modules_stay_modules():
     import backtest.sweep
 
@@ -281,7 +289,7 @@ def test_signal_frames_align_and_nan_is_false(market):
     want = backtest.simulate_signals(panel, rest, max_hold=5)
     pd.testing.assert_frame_equal(got.result.equity, want.result.equity, check_exact=True)
     assert len(want.trades) < len(ref.trades)
-    as_int = backtest.simulate_signals(panel, full.astype(int), max_hold=5)
+    as_int = backtest.simulate_signals(panel, full.astype(int), exits__max_hold=5)  # section-qualified works too
     nullable = backtest.simulate_signals(panel, full.astype("boolean").mask(~full), max_hold=5)
     for other in (as_int, nullable):
         pd.testing.assert_frame_equal(other.result.equity, ref.result.equity, check_exact=True)
@@ -313,6 +321,8 @@ def test_signal_frames_are_validated(market):
         backtest.simulate_signals(panel, good.reset_index(drop=True).set_axis([f"x{i}" for i in range(len(idx))]))
     with pytest.raises(ConfigError, match="unknown setting 'stop_los' \\(did you mean 'stop_loss'\\?\\)"):
         backtest.simulate_signals(panel, good, stop_los=0.1)
+    with pytest.raises(ConfigError, match="unknown setting 'execution.stop_loss' \\(did you mean 'stop_loss'\\?\\)"):
+        backtest.simulate_signals(panel, good, **{"execution.stop_loss": 0.1})
     with pytest.raises(ConfigError, match="simulate_signals: key 'exits.stop_loss' = -0.1 is out of range"):
         backtest.simulate_signals(panel, good, stop_loss=-0.1)
     with pytest.raises(ConfigError, match="fill = 'same_close' would trade at the close"):
