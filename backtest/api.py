@@ -326,9 +326,9 @@ class SweepOutput:
 
 def sweep(config: ConfigLike, grid: dict | None = None, *, workers: int | None = None, engine: str = "local",
           scheduler: str | None = None, out: str | os.PathLike | None = None, resume: bool = False,
-          progress: bool = True, **overrides: Any) -> SweepOutput:
+          progress: bool = True, market: MarketData | None = None, **overrides: Any) -> SweepOutput:
     """A parameter sweep of `config` with `overrides` (see `make_config`); `grid` (a dict like
-    `[sweep.grid]`) replaces the config's grid. With `out`, chunks go to the same resumable store
+    `[sweep.grid]`) replaces the config's grid; `market` replaces the config's data. With `out`, chunks go to the same resumable store
     as `python -m backtest sweep --out` (`resume=True` continues it); without, a temporary one."""
     from backtest.sweep import run_sweep
 
@@ -343,12 +343,13 @@ def sweep(config: ConfigLike, grid: dict | None = None, *, workers: int | None =
     cfg = make_config(config, **overrides)
     if out is not None:
         res = run_sweep(cfg, out, workers=workers, scheduler=scheduler, engine=engine, resume=resume,
-                        progress=progress)
+                        progress=progress, market=market)
         return SweepOutput(res, cfg)
     if resume:
         raise UserError("sweep: resume=True needs out= (the directory of the sweep to continue)")
     with tempfile.TemporaryDirectory(prefix="dipflow-sweep-") as tmp:
-        res = run_sweep(cfg, tmp, workers=workers, scheduler=scheduler, engine=engine, progress=progress)
+        res = run_sweep(cfg, tmp, workers=workers, scheduler=scheduler, engine=engine, progress=progress,
+                        market=market)
     swept = SweepOutput(res, cfg)
     swept._kept = False
     return swept

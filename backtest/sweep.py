@@ -186,14 +186,16 @@ class SweepResult:
 
 
 def run_sweep(cfg: Config, out_dir: str | Path, workers: int | None = None, scheduler: str | None = None,
-              engine: str = "local", resume: bool = False, progress: bool = True) -> SweepResult:
-    """Run (or resume) the sweep of `cfg` into `out_dir`; see the module docstring."""
+              engine: str = "local", resume: bool = False, progress: bool = True,
+              market: MarketData | None = None) -> SweepResult:
+    """Run (or resume) the sweep of `cfg` into `out_dir` (on `market` instead of the config's data
+    when given); see the module docstring."""
     from backtest.kernels.metrics import METRIC_NAMES
 
     t0 = time.perf_counter()
     if not cfg.sweep.grid:
         raise ConfigError(f"{cfg.source}: no [sweep.grid] table: nothing to sweep")
-    market = load_market(cfg)
+    market = market if market is not None else load_market(cfg)
     prep = prepare(cfg, market)
     grid = build_grid(cfg, prep.module)
     n_p = grid.size

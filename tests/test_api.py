@@ -166,7 +166,7 @@ def test_sweep_table_equals_single_runs_and_resumes(tmp_path, market):
 def test_sweep_in_a_temporary_directory_equals_the_cli_store(tmp_path):
     from backtest.sweep import run_sweep
 
-    mem = backtest.sweep(DIP, grid=GRID, progress=False, **SMALL)
+    mem = backtest.sweep(DIP, grid=GRID, progress=False, market=backtest.synthetic(seed=7, symbols=6, years=3))
     assert not Path(mem.raw.out_dir).exists()
     cfg = backtest.make_config(DIP, **SMALL, **{"sweep.grid": GRID})
     disk = run_sweep(cfg, tmp_path / "d", progress=False)
@@ -328,3 +328,29 @@ def test_signal_frames_are_validated(market):
     with pytest.raises(ConfigError, match="fill = 'same_close' would trade at the close"):
         backtest.simulate_signals(panel, good, known="next_open", fill="same_close")
     backtest.simulate_signals(panel, good, fill="same_close")  # signals known at the close may fill there
+
+
+@pytest.mark.parametrize("fill, lag, price", [("next_open", 1, "open"), ("next_close", 1, "close"),
+                                              ("same_close", 0, "close")])
+def test_signal_timing_by_hand(fill, lag, price, market, tmp_path):
+    """A signal on row t fills on bar t + lag at that bar's open or close, plus slippage; a flat fee
+    of 0.2 % on the value; no lots: init_cash buys init_cash / (price x 1.002) shares."""
+    panel = backtest.align(market)
+    idx = pd.DatetimeIndex(panel.dates)
+    sym = panel.symbols[1]
+    t = 50
+    entries = pd.DataFrame({sym: idx == idx[t]}, index=idx)
+    exits = pd.DataFrame({sym: idx == idx[t + 10]}, index=idx)
+    res = backtest.simulate_signals(market, entries, exits, fill=fill, slippage_bps=10, model="flat",
+                                    flat_pct=0.2, board_lots=False, init_cash=1e5)
+    (trade,) = res.trades.itertuples()
+    px = panel.frame(price)[sym]
+    assert trade.entry_date == idx[t + lag] and trade.exit_date == idx[t + 10 + lag]
+    assert trade.entry_price == pytest.approx(px.iloc[t + lag] * 1.001, rel=1e-12)
+    assert trade.exit_price == pytest.approx(px.iloc[t + 10 + lag] * 0.999, rel=1e-12)
+    assert trade.shares == pytest.approx(1e5 / (trade.entry_price * 1.002), rel=1e-12)
+    assert trade.entry_fees == pytest.approx(trade.shares * trade.entry_price * 0.002, rel=1e-12)
+    others = [s for s in panel.symbols if s != sym]
+    assert (res.result.equity[others] == 1e5).all().all()
+    written = res.tearsheet(tmp_path / "signals")
+    assert "signals" in (written / "tearsheet.html").read_text()
