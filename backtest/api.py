@@ -435,6 +435,8 @@ def _labelled(x, panel: Panel, name: str) -> tuple[pd.DataFrame, np.ndarray, np.
         raise UserError(f"{name}: the index must be dates, got {x.index.dtype} values like {x.index[:1].tolist()}") from None
     if idx.tz is not None:
         raise UserError(f"{name}: the index must be tz-naive HK dates, got time zone {idx.tz}")
+    if idx.hasnans:
+        raise UserError(f"{name}: the index holds {int(idx.isna().sum())} missing date(s) (NaT)")
     problems = []
     if (idx != idx.normalize()).any():
         problems.append(Problem(name, "dates must not carry a time of day", date=str(idx[idx != idx.normalize()][0])))

@@ -319,6 +319,11 @@ def test_signal_frames_are_validated(market):
         backtest.simulate_signals(panel, np.zeros((3, 3), bool))
     with pytest.raises(UserError, match="index must be dates"):
         backtest.simulate_signals(panel, good.reset_index(drop=True).set_axis([f"x{i}" for i in range(len(idx))]))
+    with pytest.raises(UserError, match="entries: the index holds 1 missing date"):
+        backtest.simulate_signals(panel, good.set_axis(idx[:-1].append(pd.DatetimeIndex([pd.NaT]))))
+    twice = good.set_axis(idx[:-1].append(idx[:1]))
+    with pytest.raises(DataError, match=f"entries, date {idx[0]:%Y-%m-%d}: date appears more than once"):
+        backtest.simulate_signals(panel, twice)
     with pytest.raises(ConfigError, match="unknown setting 'stop_los' \\(did you mean 'stop_loss'\\?\\)"):
         backtest.simulate_signals(panel, good, stop_los=0.1)
     with pytest.raises(ConfigError, match="unknown setting 'execution.stop_loss' \\(did you mean 'stop_loss'\\?\\)"):
