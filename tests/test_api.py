@@ -1,6 +1,7 @@
 """The Python API (docs/api.md): cheap import, run/sweep with overrides validated like files,
 simulate_signals against vectorbt's from_signals and against the engine's own strategy runs."""
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -359,3 +360,43 @@ def test_signal_timing_by_hand(fill, lag, price, market, tmp_path):
     assert (res.result.equity[others] == 1e5).all().all()
     written = res.tearsheet(tmp_path / "signals")
     assert "signals" in (written / "tearsheet.html").read_text()
+
+
+def _scalar_keys():
+    """Every scalar config key as "table.key" (strategy and the data tables aside)."""
+    import dataclasses as dc
+
+    from backtest.config import Config
+
+    return [f"{top.name}.{f.name}" for top in dc.fields(Config)
+            if top.name not in ("strategy", "data", "source", "text")
+            for f in dc.fields(top.default_factory()) if f.name != "grid"]
+
+
+def _toml(value):
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+@settings(max_examples=150, deadline=None)
+@given(key=st.sampled_from(_scalar_keys()),
+       value=st.one_of(st.floats(-1e3, 1e7, allow_nan=False), st.integers(-5, 10**6), st.booleans(),
+                       st.sampled_from(["portfolio", "next_close", "flat", "hk", "sortino", "x"])))
+def test_an_override_is_checked_exactly_like_the_file(tmp_path_factory, key, value):
+    """Any scalar key with any value: the override and the same key in a file give the same Config
+    or the same error (after the source)."""
+    section, name = key.split(".")
+    path = tmp_path_factory.mktemp("cfg") / "c.toml"
+    path.write_text(f'[strategy]\nname = "southbound_dip"\n[{section}]\n{name} = {_toml(value)}\n')
+    outcomes = []
+    for build in (lambda: load_config(path), lambda: backtest.make_config({"strategy": {"name": "southbound_dip"}},
+                                                                          **{key: value})):
+        try:
+            cfg = build()
+            outcomes.append(("ok", dataclasses.replace(cfg, source="", text="")))
+        except ConfigError as exc:
+            outcomes.append(("error", str(exc).split(": ", 1)[1]))
+    assert outcomes[0] == outcomes[1]
