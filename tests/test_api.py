@@ -400,3 +400,12 @@ def test_an_override_is_checked_exactly_like_the_file(tmp_path_factory, key, val
         except ConfigError as exc:
             outcomes.append(("error", str(exc).split(": ", 1)[1]))
     assert outcomes[0] == outcomes[1]
+
+
+def test_sweep_on_dask_equals_local(market):
+    pytest.importorskip("distributed")
+    local = backtest.sweep(DIP, grid=GRID, progress=False, market=market, workers=1)
+    dask = backtest.sweep(DIP, grid=GRID, progress=False, market=market, engine="dask", workers=2)
+    pd.testing.assert_frame_equal(dask.table, local.table, check_exact=True)
+    with pytest.raises(UserError, match="engine must be 'local' or 'dask', got 'spark'"):
+        backtest.sweep(DIP, grid=GRID, engine="spark")
