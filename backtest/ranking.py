@@ -70,19 +70,22 @@ def symbol_medians(rebased: pd.DataFrame, n_combos: int) -> pd.DataFrame:
     return med
 
 
-def ranking_columns(table: pd.DataFrame, by_symbol: pd.DataFrame | None, close, dates) -> pd.DataFrame:
+def ranking_columns(table: pd.DataFrame, by_symbol: pd.DataFrame | None, close,
+                    dates) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The sweep table with CAGR over the calendar span and, in independent mode (`by_symbol`
-    given), the per-symbol columns of `symbol_medians` (close: (T, N) prices; dates: the bars)."""
+    given), the per-symbol columns of `symbol_medians`; and the per-symbol table counted from each
+    symbol's first tradable bar (`rebase_symbols`). close: (T, N) prices; dates: the bars."""
     out = table.copy()
     years = calendar_years(dates)
     with np.errstate(invalid="ignore"):
         out["cagr"] = (1.0 + out["total_return"]) ** (1.0 / years) - 1.0 if years > 0 else np.nan
+    rebased = None
     if by_symbol is not None:
-        rebased = rebase_symbols(by_symbol, first_tradable(close), dates)
+        rebased = rebase_symbols(by_symbol, first_tradable(close), dates).reset_index(drop=True)
         med = symbol_medians(rebased, len(out))
         for c in med.columns:
             out[c] = med[c].to_numpy()
-    return out
+    return out, rebased
 
 
 def ranked_column(metric: str, table: pd.DataFrame) -> str:

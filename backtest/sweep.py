@@ -192,7 +192,7 @@ class SweepResult:
     out_dir: Path
     grid: Grid
     table: pd.DataFrame  # one row per combination: parameters, metrics
-    by_symbol: pd.DataFrame | None  # independent mode: (combination, symbol) metrics
+    by_symbol: pd.DataFrame | None  # independent mode: (combination, symbol) metrics, each from the symbol's first tradable bar
     sums: np.ndarray  # (P, S, 5) power sums of daily returns per block
     seconds: float
     computed: int  # combinations computed in this call (the rest came from finished chunks)
@@ -274,7 +274,7 @@ def run_sweep(cfg: Config, out_dir: str | Path, workers: int | None = None, sche
         by_symbol["trades"] = by_symbol["trades"].astype(np.int64)
     from backtest.ranking import ranking_columns
 
-    table = ranking_columns(table, by_symbol, prep.panel.fields["close"], prep.panel.dates)
+    table, by_symbol = ranking_columns(table, by_symbol, prep.panel.fields["close"], prep.panel.dates)
     return SweepResult(out, grid, table, by_symbol, sums, time.perf_counter() - t0,
                        sum(bounds(i)[1] - bounds(i)[0] for i in todo), market, fine)
 
