@@ -28,7 +28,7 @@ import pandas as pd
 from backtest import event_study as es
 from backtest.metrics import drawdown
 from backtest.page import is_synthetic
-from backtest.pipeline import RunOutput
+from backtest.pipeline import RunOutput, whole_numbers
 
 BENCHMARK_DESCRIPTIONS = {
     "index": "the data's index close (index_close), missing levels carried forward",
@@ -122,8 +122,9 @@ def write_outputs(out: RunOutput, out_dir: str | Path) -> Path:
     record = run_record(out)
     eq = equity_frame(out)
     _atomic_write(d / "stats.json", json.dumps(_json_safe(record), indent=2, default=str) + "\n")
-    _atomic_write(d / "trades.csv", out.result.trades.to_csv(index=False))
-    _atomic_write(d / "orders.csv", out.result.orders.to_csv(index=False))
+    lots = out.prepared.cfg.execution.board_lots
+    _atomic_write(d / "trades.csv", whole_numbers(out.result.trades, lots).to_csv(index=False))
+    _atomic_write(d / "orders.csv", whole_numbers(out.result.orders, lots).to_csv(index=False))
     _atomic_write(d / "equity.csv", eq.to_csv())
     if out.event_study is not None:
         _atomic_write(d / "event_study.csv", out.event_study.to_csv(index=False))

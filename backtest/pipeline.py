@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from types import ModuleType, SimpleNamespace
@@ -82,7 +81,7 @@ def run(cfg: Config, market: MarketData | None = None) -> RunOutput:
     t0 = time.perf_counter()
     prep = prepare(cfg, market)
     feats = compute_features(prep.panel, prep.plan.refs)
-    result = tidy(simulate(prep.panel, prep.plan, feats, cfg), cfg.execution.board_lots)
+    result = simulate(prep.panel, prep.plan, feats, cfg)
     started = (datetime.now() - timedelta(seconds=time.perf_counter() - t0)).astimezone().isoformat(timespec="seconds")
     panel, risk_free = prep.panel, cfg.report.risk_free  # annual rate; see backtest.metrics
     feats_tn = feats.transpose(0, 2, 1)  # (F, T, N) view of the kernel's (F, N, T) stack
@@ -121,12 +120,12 @@ def accounts(result: Result, panel: Panel) -> pd.DataFrame:
     return live_accounts(result.equity, result.cash, first_bars(result, panel))
 
 
-def tidy(result: Result, board_lots: bool) -> Result:
-    """Whole numbers as integers in the trade list and order log: bars always, shares when they
-    are board lots (fractional shares stay floats)."""
-    trades = result.trades.assign(bars=result.trades["bars"].astype(np.int64))
-    orders = result.orders
+def whole_numbers(frame: pd.DataFrame, board_lots: bool) -> pd.DataFrame:
+    """A trade list or order log with its whole numbers as integers, for the CSV files: `bars`
+    always, `shares` when they are board lots (fractional shares stay floats)."""
+    out = frame.copy()
+    if "bars" in out:
+        out["bars"] = out["bars"].astype(np.int64)
     if board_lots:
-        trades["shares"] = np.round(trades["shares"]).astype(np.int64)
-        orders = orders.assign(shares=np.round(orders["shares"]).astype(np.int64))
-    return dataclasses.replace(result, trades=trades, orders=orders)
+        out["shares"] = np.round(out["shares"].to_numpy()).astype(np.int64)
+    return out

@@ -177,6 +177,7 @@ def test_trades_csv_writes_whole_numbers_as_integers(tmp_path, market, lots):
     trades = pd.read_csv(d / "trades.csv")
     orders = pd.read_csv(d / "orders.csv")
     assert trades["bars"].dtype == np.int64
+    np.testing.assert_array_equal(trades["shares"], out.result.trades["shares"])  # the same numbers
     if lots == "true":
         assert row["shares"].isdigit() and trades["shares"].dtype == np.int64 and orders["shares"].dtype == np.int64
     else:
