@@ -140,7 +140,7 @@ def block_edges(n_t: int, blocks: int) -> np.ndarray:
     return np.round(np.linspace(1, n_t, blocks + 1)).astype(np.int64)
 
 
-FINE_SUMS = 4_000_000  # most (combination x fine block) cells kept for the effective number of trials
+FINE_SUMS = 2_000_000  # most (combination x fine block) cells kept for the effective number of trials
 
 
 def fine_edges(n_t: int, blocks: int, n_p: int) -> np.ndarray:
