@@ -303,9 +303,9 @@ def _metrics(out: RunOutput) -> str:
             "the fair yardstick for a part-time strategy. Alpha and beta: daily CAPM regression on each benchmark, "
             "alpha compounded to a year (empyrical). Equal weight: all names of the universe, rebalanced daily. "
             "Definitions: docs/tearsheet.md.")
-    body = f'<div class="cards">{card_html}</div><div class="two"><div>{t1}</div><div>{t2}</div></div>'
-    if out.per_symbol is not None:
-        body += _per_symbol(out)
+    side = _per_symbol(out) if out.per_symbol is not None else ""
+    body = (f'<div class="cards">{card_html}</div>{t1}'
+            f'<div class="two even" style="margin-top:14px"><div>{t2}</div><div>{side}</div></div>')
     return _section("metrics", body, note)
 
 
@@ -321,7 +321,7 @@ def _per_symbol(out: RunOutput) -> str:
     line = (f"{s['symbols_traded']:,} of {s['symbols']:,} symbols traded; {pct(s['symbols_positive'], 1)} of those "
             "ended with a positive total return. Each account counts from its symbol's first tradable bar; "
             "per_symbol.csv has every symbol.")
-    return (f'<h3>Independent accounts: per-symbol results</h3><p class="note">{e(line)}</p>'
+    return (f'<h3 style="margin-top:4px">Independent accounts: per-symbol results</h3><p class="note">{e(line)}</p>'
             f"{html_table(head, rows)}")
 
 

@@ -280,6 +280,15 @@ def test_walk_forward_and_pbo_use_the_sweep_metric():
     assert wf_s.chosen[0] == int(np.argmax(sharpes)) == 0
     assert wf_r.chosen[0] == int(np.argmax(growth)) == 1
     assert wf_r.is_perf[0] == pytest.approx(growth[1], rel=1e-4)  # log(1 + r) to fourth order
+    # PBO's in-sample best follows the metric too (4 blocks: A then B alternate being better)
+    from backtest.robustness import pbo_cscv
+
+    four = [np.stack([a, b])] * 4
+    sums4 = [np.stack([(x ** k).sum(axis=1) if k else np.full(2, 300.0) for x in four], axis=1) for k in range(5)]
+    assert set(pbo_cscv(*sums4[:3], metric="sharpe").is_best) == {0}
+    assert set(pbo_cscv(*sums4[:3], metric="total_return", s3=sums4[3], s4=sums4[4]).is_best) == {1}
+    with pytest.raises(ValueError, match="s3, s4"):
+        pbo_cscv(*sums4[:3], metric="total_return")
 
 
 @pytest.fixture(scope="module")
@@ -328,3 +337,19 @@ def test_sweep_report_flags_activity_edges_and_metric(late_sweep, tmp_path):
     assert "sits on the edge of the grid" in html  # every point of a 2 x 2 grid is on an edge
     assert "Trades</th>" in html and "Exposure" in html
     assert "SYNTHETIC DATA" in html
+
+
+def test_sweep_report_uses_the_sweep_metric_in_pbo_and_walk_forward(late_sweep, tmp_path):
+    from backtest import sweep_report as sr
+
+    cfg, res = late_sweep
+    cfg = dataclasses.replace(cfg, sweep=dataclasses.replace(cfg.sweep, metric="cagr", min_trades=0))
+    wfo, _ = sr.walk_forward_oos(res, cfg)
+    assert wfo.wf.metric == "total_return"
+    html = sr.render(res, cfg, wfo, {})
+    assert "(by total_return, from sweep.metric = cagr" in html
+    assert "best total return (from sweep.metric = cagr)" in html
+    cfg = dataclasses.replace(cfg, sweep=dataclasses.replace(cfg.sweep, metric="max_drawdown"))
+    wfo, _ = sr.walk_forward_oos(res, cfg)
+    assert wfo.wf.metric == "sharpe"
+    assert "sweep.metric = max_drawdown cannot be computed per time block" in sr.render(res, cfg, wfo, {})
