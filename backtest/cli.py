@@ -119,20 +119,12 @@ def _sweep(args) -> int:
     from backtest.sweep_report import write_sweep_report
 
     write_sweep_report(res, cfg, res.market)
-    from backtest.ranking import exposure_column
-    from backtest.sweep_report import _label, neighbourhood, _ranked_values, ranked, warnings_for
+    from backtest.sweep_report import best_lines
 
-    rk = ranked(res, cfg)
-    p = int(rk.order[0])
-    best = res.table.iloc[p]
-    combo = res.grid.combo(p)
-    print(f"{res.grid.size} combinations ({res.computed} computed now) in {res.seconds:.2f} s; "
-          f"{int(rk.eligible.sum())} ranked, {rk.excluded} below {rk.min_trades} trades or "
-          f"{rk.min_exposure:.1%} exposure; best {_label(rk)} {best[rk.column]:.3f} "
-          f"({int(best['trades'])} trades, exposure {best[exposure_column(res.table)]:.1%}) at "
-          + ", ".join(f"{k}={v}" for k, v in combo.items()))
-    for w in warnings_for(res, rk, neighbourhood(res.grid, _ranked_values(res, rk))):
-        print(f"warning: {w}")
+    head, *warns = best_lines(res, cfg)
+    print(f"{res.grid.size} combinations ({res.computed} computed now) in {res.seconds:.2f} s; {head}")
+    for w in warns:
+        print(w)
     print(f"wrote {res.out_dir}/{_written(res.out_dir, before)}")
     return 0
 

@@ -527,6 +527,20 @@ def warnings_for(res: SweepResult, rk: Ranked, nb: Neighbourhood) -> list[str]:
     return out
 
 
+def best_lines(res: SweepResult, cfg: Config) -> list[str]:
+    """What the CLI prints about the ranking: how many were ranked, the best with its trades and
+    exposure, then one "warning: ..." line per warning."""
+    rk = ranked(res, cfg)
+    p = int(rk.order[0])
+    t = res.table
+    combo = ", ".join(f"{k}={v}" for k, v in res.grid.combo(p).items())
+    head = (f"{int(rk.eligible.sum())} ranked, {rk.excluded} below {rk.min_trades} trades or "
+            f"{rk.min_exposure:.1%} exposure; best {_label(rk)} {float(t[rk.column].iloc[p]):.3f} "
+            f"({int(t['trades'].iloc[p])} trades, exposure {float(t[exposure_column(t)].iloc[p]):.1%}) at {combo}")
+    nb = neighbourhood(res.grid, _ranked_values(res, rk))
+    return [head] + [f"warning: {w}" for w in warnings_for(res, rk, nb)]
+
+
 def _centre(nb: Neighbourhood) -> int | None:
     """The combination whose neighbourhood (itself included) has the highest mean."""
     if not np.isfinite(nb.region).any():

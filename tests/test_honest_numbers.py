@@ -353,3 +353,19 @@ def test_sweep_report_uses_the_sweep_metric_in_pbo_and_walk_forward(late_sweep, 
     wfo, _ = sr.walk_forward_oos(res, cfg)
     assert wfo.wf.metric == "sharpe"
     assert "sweep.metric = max_drawdown cannot be computed per time block" in sr.render(res, cfg, wfo, {})
+
+
+def test_sweep_cli_prints_activity_edges_and_every_file(tmp_path):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(CONFIG.format(mode="portfolio", lots="true").replace("years = 10", "years = 3")
+                   + '[sweep]\nblocks = 4\ntrain_blocks = 2\n[sweep.grid]\ndip = [0.06, 0.1, 0.14]\nflow_z = [0.5, 1.0]\n')
+    r = subprocess.run([sys.executable, "-m", "backtest", "sweep", str(cfg), "--out", str(tmp_path / "o")],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "ranked" in lines[0] and "below 30 trades or 5.0% exposure" in lines[0] and "trades, exposure" in lines[0]
+    assert any(x.startswith("warning: the best combination") for x in lines)  # a 3 x 2 grid: every point is on an edge
+    wrote = next(x for x in lines if x.startswith("wrote "))
+    top = {p.name for p in (tmp_path / "o").iterdir() if p.is_file()}
+    assert all(name in wrote for name in top) and "chunks/ (" in wrote
+    assert {"sweep.html", "walk_forward.csv", "manifest.json", "results.csv"} <= top
