@@ -70,9 +70,15 @@ def _run(args) -> int:
     before = _files(target)
     out_dir = write_outputs(out, target)
     s = out.stats
-    print(f"{out.prepared.module.NAME}: {s['start']} to {s['end']}, {s['trades']} trades, "
-          f"total return {s['total_return']:.2%} at {s['exposure']:.1%} average exposure, Sharpe {s['sharpe']:.2f}, "
-          f"max drawdown {s['max_drawdown']:.2%} ({cfg.execution.mode} mode)")
+    if out.per_symbol is not None:  # independent accounts: the spread of per-symbol results, not their sum
+        headline = (f"median symbol total return {s['symbol_total_return_median']:.2%} (quartiles "
+                    f"{s['symbol_total_return_q1']:.2%} to {s['symbol_total_return_q3']:.2%}), median Sharpe "
+                    f"{s['symbol_sharpe_median']:.2f}, {s['symbols_positive']:.0%} of {s['symbols_traded']} symbols "
+                    f"that traded positive, median exposure {s['symbol_exposure_median']:.1%} (independent mode)")
+    else:
+        headline = (f"total return {s['total_return']:.2%} at {s['exposure']:.1%} average exposure, Sharpe "
+                    f"{s['sharpe']:.2f}, max drawdown {s['max_drawdown']:.2%} ({cfg.execution.mode} mode)")
+    print(f"{out.prepared.module.NAME}: {s['start']} to {s['end']}, {s['trades']} trades, {headline}")
     print(f"wrote {out_dir}/{_written(target, before)} "
           f"(backtest {out.seconds:.2f} s, report {time.perf_counter() - t0:.2f} s)")
     return 0

@@ -261,6 +261,20 @@ def _metrics(out: RunOutput) -> str:
              ("Sharpe", num(s["sharpe"]), s["sharpe"], f"risk-free {pct(out.prepared.cfg.report.risk_free, 2)}"),
              ("Max drawdown", pct(s["max_drawdown"]), None, ""),
              ("Trades", f"{s['trades']:,}", None, f"{num(s['trades_per_year'], 1)} a year")]
+    if out.per_symbol is not None:
+        # Independent accounts: the headline is the spread of per-symbol results, not their sum.
+        def spread(m, f):
+            return f"quartiles {f(s[f'symbol_{m}_q1'])} to {f(s[f'symbol_{m}_q3'])}"
+
+        cards = [("Median symbol total return", pct(s["symbol_total_return_median"]), s["symbol_total_return_median"],
+                  spread("total_return", pct)),
+                 ("Median symbol CAGR", pct(s["symbol_cagr_median"]), s["symbol_cagr_median"], spread("cagr", pct)),
+                 ("Median symbol Sharpe", num(s["symbol_sharpe_median"]), s["symbol_sharpe_median"],
+                  spread("sharpe", num)),
+                 ("Symbols positive", pct(s["symbols_positive"], 0), None,
+                  f"of {s['symbols_traded']} that traded ({s['symbols']} accounts)"),
+                 ("Median symbol exposure", pct(s["symbol_exposure_median"], 1), None, "share of its account invested"),
+                 ("Trades", f"{s['trades']:,}", None, f"{num(s['trades_per_year'], 1)} a year")]
     card_html = "".join(f'<div class="card"><div class="k">{k}</div><div class="v {sign_class(v)}">{t}</div>'
                         f'<div class="k">{e(sub)}</div></div>' for k, t, v, sub in cards)
     risk = [("Total return", "total_return", pct), ("CAGR", "cagr", pct), ("Annual volatility", "annual_volatility", pct),
@@ -277,7 +291,8 @@ def _metrics(out: RunOutput) -> str:
                           ("Excess total return vs benchmark", "excess_return", pct)):
         cells = [td("")] + [td(f(s.get(f"{key}_{n}", np.nan))) for n in names]
         rows.append(f'<tr><td class="t">{e(label)}</td>{"".join(cells)}</tr>')
-    t1 = html_table(["Returns and risk", "Strategy", *names.values()], rows)
+    strategy = "All accounts pooled" if out.per_symbol is not None else "Strategy"
+    t1 = html_table(["Returns and risk", strategy, *names.values()], rows)
     money = lambda v: "HK$" + num(v, 0)  # noqa: E731
     trading = [("Closed trades", f"{s['trades']:,}"), ("Open at the end", f"{s['open_trades']:,}"),
                ("Win rate", pct(s["win_rate"], 1)), ("Profit factor", num(s["profit_factor"])),
@@ -294,8 +309,9 @@ def _metrics(out: RunOutput) -> str:
     rf = out.prepared.cfg.report.risk_free
     mode = out.prepared.cfg.execution.mode
     capital = ("the portfolio's equity (one account, shared cash)" if mode == "portfolio" else
-               "all symbols' accounts taken together, each from its symbol's first tradable bar (time-weighted); "
-               "the spread of per-symbol results is below")
+               "all symbols' accounts pooled, each from its symbol's first tradable bar (time-weighted) in the table; "
+               "the cards and the per-symbol table below give the spread of the symbols' own results, the headline "
+               "of independent accounts")
     note = (f"Daily returns of {capital}; annualisation 252; CAGR over {s['years']:.2f} calendar years; "
             f"risk-free rate {rf:.2%} a year (report.risk_free) in Sharpe, Sortino and alpha. Exposure stands beside "
             f"every return: the strategy had {pct(s['exposure'], 1)} of its capital invested on average, the index and "
