@@ -69,7 +69,7 @@ def run_record(out: RunOutput) -> dict:
         "config": prep.cfg.source,
         "data": {"source": prep.panel.source, "fingerprint": prep.panel.fingerprint,
                  "symbols": len(prep.panel.symbols), "bars": len(prep.panel.dates),
-                 "synthetic": is_synthetic(prep.panel.source)},
+                 "synthetic": is_synthetic(prep.panel.source, prep.panel.meta.get("name"))},
         "accounting": {"mode": prep.cfg.execution.mode, "risk_free": prep.cfg.report.risk_free,
                        "max_positions": prep.cfg.execution.max_positions if prep.cfg.execution.mode == "portfolio" else None,
                        "capital": "independent: one account per symbol, from its first tradable bar; "

@@ -89,9 +89,13 @@ CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri '
        "script-src 'sha256-{}'").format(base64.b64encode(hashlib.sha256(SORT_JS.encode()).digest()).decode())
 
 
-def is_synthetic(source: str | None) -> bool:
-    """Data from the generator (backtest.data.synth): its prices are invented."""
-    return str(source or "").startswith("synthetic")
+def is_synthetic(source: str | None, names=None) -> bool:
+    """Data from the generator (backtest.data.synth), straight or written to disk by `data synth`
+    (every name then ends in " (synthetic)"): its prices are invented."""
+    if str(source or "").startswith("synthetic"):
+        return True
+    names = [str(n) for n in (names if names is not None else [])]
+    return bool(names) and all(n.endswith(" (synthetic)") for n in names)
 
 
 SYNTHETIC_BANNER = ('<div class="synthetic" role="note">SYNTHETIC DATA · generated sample market: prices, flows '

@@ -881,7 +881,7 @@ def write_sweep_report(res: SweepResult, cfg: Config, market=None) -> Path:
                        f"{len(wfo.dates):,} bars",
              "fingerprint": prep.panel.fingerprint,
              "period": f"{_date(wfo.dates[0])} to {_date(wfo.dates[-1])}", "wf_seconds": wfo.seconds,
-             "synthetic": is_synthetic(prep.panel.source)}
+             "synthetic": is_synthetic(prep.panel.source, prep.panel.meta.get("name"))}
     page = render(res, cfg, wfo, about)
     path = out / "sweep.html"
     _atomic(path, lambda p: p.write_text(page, encoding="utf-8"))

@@ -207,6 +207,21 @@ def test_synthetic_names_say_so(market):
     assert market.symbols.loc["0700", "name"] == "Tencent Holdings (synthetic)"
 
 
+def test_synthetic_data_written_to_disk_is_still_marked(tmp_path, market):
+    from backtest.data.write import write_market
+    from backtest.output import run_record
+    from backtest.page import is_synthetic
+    from backtest.pipeline import run
+
+    write_market(market, tmp_path / "m", fmt="csv")
+    cfg = _cfg(tmp_path, mode="portfolio")
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(tmp_path / "m")))
+    out = run(cfg)
+    assert not out.prepared.panel.source.startswith("synthetic")
+    assert run_record(out)["data"]["synthetic"]
+    assert not is_synthetic("my_market", ["Tencent Holdings", "Meituan (synthetic)"])
+
+
 def test_run_lists_every_file_it_wrote(tmp_path):
     r = subprocess.run([sys.executable, "-m", "backtest", "run", "configs/dip.toml", "--out", str(tmp_path)],
                        cwd=ROOT, capture_output=True, text=True)
