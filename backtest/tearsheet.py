@@ -477,8 +477,10 @@ def render(out: RunOutput, record: dict, eq: pd.DataFrame) -> str:
         yearly_svg = charts.yearly(yearly, [COLORS["strategy"], *(COLORS[k] for k in names if k in bench)])
         trade_html = _trade_section(out.result.trades, charts)
         event_html = _event_study(out, charts)
-    yrows = [f'<tr><td class="t">{y}</td>' + "".join(td(pct(v, 1), v, sign_class(v)) for v in row) + "</tr>"
-             for y, row in zip(yearly.index, yearly.to_numpy())]
+    expo = eq["exposure"].groupby(index.year).mean().reindex(yearly.index)
+    yrows = [f'<tr><td class="t">{y}</td>{td(pct(row[0], 1), row[0], sign_class(row[0]))}{td(pct(x, 1), x)}'
+             + "".join(td(pct(v, 1), v, sign_class(v)) for v in row[1:]) + "</tr>"
+             for y, row, x in zip(yearly.index, yearly.to_numpy(), expo.to_numpy())]
     meta_names = out.prepared.panel.meta["name"] if "name" in out.prepared.panel.meta else pd.Series(dtype=object)
     toggle = ('<input class="scale" type="radio" name="scale" id="scale-lin">'
               '<input class="scale" type="radio" name="scale" id="scale-log" checked>'
@@ -494,7 +496,8 @@ def render(out: RunOutput, record: dict, eq: pd.DataFrame) -> str:
         _drawdown_table(returns.to_numpy(), index),
         _monthly(returns),
         _section("yearly", f'<div class="two"><div class="chart">{yearly_svg}</div><div>'
-                 f'{html_table(["Year", *yearly.columns], yrows)}</div></div>'),
+                 f'{html_table(["Year", "Strategy", "Its exposure", *yearly.columns[1:]], yrows)}</div></div>',
+                 "Compounded return per calendar year; the strategy's average exposure that year beside it."),
         _section("rolling-sharpe", f'<div class="chart">{roll_svg}</div>',
                  f"Annualised Sharpe ratio of the trailing {ROLLING_WINDOW} trading days (about six months), risk-free 0 "
                  "(a chart of shape, not the key metrics' report.risk_free)."),
