@@ -70,7 +70,9 @@ def _run(args) -> int:
     before = _files(target)
     out_dir = write_outputs(out, target)
     s = out.stats
-    if out.per_symbol is not None:  # independent accounts: the spread of per-symbol results, not their sum
+    if out.per_symbol is not None and not s["symbols_traded"]:
+        headline = f"no symbol traded ({s['symbols']} independent accounts)"
+    elif out.per_symbol is not None:  # independent accounts: the spread of per-symbol results, not their sum
         headline = (f"median symbol total return {s['symbol_total_return_median']:.2%} (quartiles "
                     f"{s['symbol_total_return_q1']:.2%} to {s['symbol_total_return_q3']:.2%}), median Sharpe "
                     f"{s['symbol_sharpe_median']:.2f}, {s['symbols_positive']:.0%} of {s['symbols_traded']} symbols "
