@@ -230,6 +230,7 @@ def walk_forward_oos(res: SweepResult, cfg: Config, market=None, rk: Ranked | No
     wf = dataclasses.replace(wf, chosen=ids[wf.chosen], reference=int(ids[wf.reference]))
     market = market if market is not None else load_market(cfg)
     cache: dict[int, np.ndarray] = {}
+    exposure: dict[int, np.ndarray] = {}  # share of the pick's equity invested at each bar's close
     first = []
 
     def returns(p: int) -> np.ndarray:
@@ -239,6 +240,7 @@ def walk_forward_oos(res: SweepResult, cfg: Config, market=None, rk: Ranked | No
                 first.append(out)
             eq = out.result.total_equity.to_numpy(dtype=np.float64)
             cache[p] = np.concatenate([[np.nan], eq[1:] / eq[:-1] - 1.0])  # r[t] ends at bar t
+            exposure[p] = 1.0 - out.result.total_cash.to_numpy(dtype=np.float64) / eq
         return cache[p]
 
     returns(int(wf.steps[0][1]))
@@ -264,6 +266,9 @@ def walk_forward_oos(res: SweepResult, cfg: Config, market=None, rk: Ranked | No
         gap = max(gap, float(np.max(np.abs(block - res.sums[p, :, 1]))))
     years = metrics.calendar_years(frame["date"])
     stats = {"stitched": _run_stats(frame["oos_return"].to_numpy(), years), "reference": _run_stats(reference, years)}
+    stats["stitched"]["exposure"] = float(np.mean(np.concatenate(
+        [exposure[p][edges[test[0]]:edges[test[-1] + 1]] for test, p in wf.steps])))
+    stats["reference"]["exposure"] = float(np.mean(exposure[int(wf.reference)][a0:b1]))
     return (WalkForwardOOS(wf, frame, reference, dates, edges, stats, gap, len(cache), time.perf_counter() - t0),
             prep)
 
@@ -572,7 +577,8 @@ def _summary(res, rk: Ranked, nb, dfl, pbo, wfo, warns: list[str]) -> str:
         _card(f"Walk-forward Sharpe (picks by {rk.robust})", num(s["stitched"]["sharpe"]), s["stitched"]["sharpe"],
               f"look-ahead best: {num(s['reference']['sharpe'])}"),
         _card("Walk-forward return", pct(s["stitched"]["total_return"]), s["stitched"]["total_return"],
-              f"look-ahead best: {pct(s['reference']['total_return'])}"),
+              f"at {pct(s['stitched']['exposure'], 1)} exposure · look-ahead best: "
+              f"{pct(s['reference']['total_return'])}"),
     ]
     note = ("Read left to right: how good the best looks and how active it is, how many combinations were active "
             "enough to be ranked, whether its neighbours agree, whether it beats the best of "
@@ -784,10 +790,12 @@ def _walk_forward(res: SweepResult, wfo: WalkForwardOOS, charts: Canvas, rk: Ran
                        rows, left=3)
     s = wfo.stats
     krows = []
-    for label, key, fmt in (("Total return", "total_return", pct), ("CAGR", "cagr", pct), ("Sharpe", "sharpe", num),
+    for label, key, fmt in (("Exposure (average share invested)", "exposure", pct), ("Total return", "total_return", pct),
+                            ("CAGR", "cagr", pct), ("Sharpe", "sharpe", num),
                             ("Max drawdown", "max_drawdown", pct)):
         a, b = s["stitched"][key], s["reference"][key]
-        krows.append(f'<tr><td class="t">{e(label)}</td>{td(fmt(a), a, sign_class(a))}{td(fmt(b), b, sign_class(b))}</tr>')
+        ca, cb = ("", "") if key == "exposure" else (sign_class(a), sign_class(b))
+        krows.append(f'<tr><td class="t">{e(label)}</td>{td(fmt(a), a, ca)}{td(fmt(b), b, cb)}</tr>')
     krows.append(f'<tr><td class="t">{e(mlabel)} from the sweep\'s block sums</td>{td(perf(wf.stitched))}'
                  f"{td(perf(wf.reference_oos))}</tr>")
     key_table = html_table(["Out of sample", "Walk-forward", f"Best #{int(wf.reference)} (look-ahead)"], krows)

@@ -351,6 +351,8 @@ def test_sweep_report_flags_activity_edges_and_metric(late_sweep, tmp_path):
     assert "no combination has 1000000 closed trades" in html
     assert "sits on the edge of the grid" in html  # every point of a 2 x 2 grid is on an edge
     assert "Trades</th>" in html and "Exposure" in html
+    wfo, _ = sr.walk_forward_oos(res, cfg)
+    assert 0.0 <= wfo.stats["stitched"]["exposure"] <= 1.0 and "Exposure (average share invested)" in html
     assert "SYNTHETIC DATA" in html
 
 
