@@ -355,6 +355,8 @@ def sweep_case(n_t: int = REF_T, n_s: int = REF_N, n_p: int = REF_P, costs: str 
     from backtest.sweep import compile_sweep, make_inputs
 
     cfg = load_config(CONFIGS / "dip_sweep.toml")
+    # §8 defines the reference sweep in independent mode (the config ships in portfolio mode, §5)
+    cfg = dataclasses.replace(cfg, execution=dataclasses.replace(cfg.execution, mode="independent"))
     if costs == "flat":
         cfg = dataclasses.replace(
             cfg, costs=dataclasses.replace(cfg.costs, model="flat", flat_pct=FLAT_PCT, commission_bps=0.0,

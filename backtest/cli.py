@@ -66,13 +66,49 @@ def _run(args) -> int:
     cfg = load_config(args.config)
     out = run(cfg)
     t0 = time.perf_counter()
-    out_dir = write_outputs(out, args.out or cfg.report.out)
+    target = args.out or cfg.report.out
+    before = _files(target)
+    out_dir = write_outputs(out, target)
     s = out.stats
-    print(f"{out.prepared.module.NAME}: {s['start']} to {s['end']}, {s['trades']} trades, "
-          f"total return {s['total_return']:.2%}, Sharpe {s['sharpe']:.2f}, max drawdown {s['max_drawdown']:.2%}")
-    print(f"wrote {out_dir}/tearsheet.html, stats.json, trades.csv, orders.csv, equity.csv "
+    if out.per_symbol is not None and not s["symbols_traded"]:
+        headline = f"no symbol traded ({s['symbols']} independent accounts)"
+    elif out.per_symbol is not None:  # independent accounts: the spread of per-symbol results, not their sum
+        headline = (f"median symbol total return {s['symbol_total_return_median']:.2%} (quartiles "
+                    f"{s['symbol_total_return_q1']:.2%} to {s['symbol_total_return_q3']:.2%}), median Sharpe "
+                    f"{s['symbol_sharpe_median']:.2f}, {s['symbols_positive']:.0%} of {s['symbols_traded']} symbols "
+                    f"that traded positive, median exposure {s['symbol_exposure_median']:.1%} (independent mode)")
+    else:
+        headline = (f"total return {s['total_return']:.2%} at {s['exposure']:.1%} average exposure, Sharpe "
+                    f"{s['sharpe']:.2f}, max drawdown {s['max_drawdown']:.2%} ({cfg.execution.mode} mode)")
+    print(f"{out.prepared.module.NAME}: {s['start']} to {s['end']}, {s['trades']} trades, {headline}")
+    print(f"wrote {out_dir}/{_written(target, before)} "
           f"(backtest {out.seconds:.2f} s, report {time.perf_counter() - t0:.2f} s)")
     return 0
+
+
+def _files(directory) -> dict:
+    """name -> (inode, mtime_ns, size) of the files under `directory` (none if it does not exist)."""
+    from pathlib import Path
+
+    root = Path(directory)
+    if not root.is_dir():
+        return {}
+    return {str(p.relative_to(root)): (st.st_ino, st.st_mtime_ns, st.st_size)
+            for p in root.rglob("*") if p.is_file() for st in [p.stat()]}
+
+
+def _written(directory, before: dict) -> str:
+    """The files under `directory` that are new or were rewritten since `before` (`_files`), as
+    one comma-separated list; the files of a subdirectory are counted, not listed."""
+    after = _files(directory)
+    new = sorted(n for n, sig in after.items() if before.get(n) != sig and not n.split("/")[-1].startswith("."))
+    top = [n for n in new if "/" not in n]
+    sub: dict[str, int] = {}
+    for n in new:
+        if "/" in n:
+            sub[n.split("/")[0]] = sub.get(n.split("/")[0], 0) + 1
+    top.sort(key=lambda n: (not n.endswith(".html"), n))
+    return ", ".join(top + [f"{d}/ ({k} file{'s' if k > 1 else ''})" for d, k in sorted(sub.items())])
 
 
 def _sweep(args) -> int:
@@ -84,19 +120,20 @@ def _sweep(args) -> int:
         from backtest.errors import UserError
 
         raise UserError(f"--workers must be at least 1, got {args.workers}")
+    before = _files(args.out or cfg.report.out)
     res = run_sweep(cfg, args.out or cfg.report.out, workers=args.workers, scheduler=args.scheduler,
                     engine=args.engine, resume=args.resume)
     write_results(res)
     from backtest.sweep_report import write_sweep_report
 
     write_sweep_report(res, cfg, res.market)
-    metric = cfg.sweep.metric
-    best = res.table.sort_values(metric, ascending=False, kind="stable").iloc[0]  # every metric: higher is better
-    combo = res.grid.combo(int(best["combo"]))
-    print(f"{res.grid.size} combinations ({res.computed} computed now) in {res.seconds:.2f} s; "
-          f"best {metric} {best[metric]:.3f} at " + ", ".join(f"{k}={v}" for k, v in combo.items()))
-    print(f"wrote {res.out_dir}/sweep.html, results.parquet, results.csv" +
-          (", by_symbol.parquet" if res.by_symbol is not None else ""))
+    from backtest.sweep_report import best_lines
+
+    head, *warns = best_lines(res, cfg)
+    print(f"{res.grid.size} combinations ({res.computed} computed now) in {res.seconds:.2f} s; {head}")
+    for w in warns:
+        print(w)
+    print(f"wrote {res.out_dir}/{_written(res.out_dir, before)}")
     return 0
 
 

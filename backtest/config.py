@@ -77,6 +77,8 @@ class SweepConfig:
     blocks: int = field(default=10, metadata=_check(2, 64, "time blocks for PBO (even: CSCV splits them in halves) and walk-forward"))
     train_blocks: int = field(default=4, metadata=_check(1, 63, "walk-forward in-sample window, in blocks"))
     chunk_size: int = field(default=0, metadata=_check(0, None, "combinations per chunk (0: automatic)"))
+    min_trades: int = field(default=30, metadata=_check(0, None, "closed trades a combination needs to be ranked"))
+    min_exposure: float = field(default=0.05, metadata=_check(0.0, 1.0, "average exposure a combination needs to be ranked"))
 
 
 @dataclass(frozen=True)

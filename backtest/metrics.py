@@ -8,6 +8,9 @@ and with quantstats where quantstats has the metric; docs/tearsheet.md lists the
   average (volatility, Sharpe, Sortino, alpha/beta) skip it. CAGR counts every bar, NaN included,
   as elapsed time.
 - `periods`: bars per year, 252.
+- `years`: the calendar span of a run, (last date - first date) / 365.25 (`calendar_years`). The
+  key metrics (`summary`) compound CAGR, count trades per year and turnover over it; `cagr(r)`
+  without `years` keeps empyrical's bars / 252, which tests compare with empyrical.
 - `risk_free`: an **annual** rate (0.03 = 3 %), used as the daily rate `risk_free / periods`.
   empyrical takes the daily rate itself: `sharpe(r, 0.03)` equals
   `empyrical.sharpe_ratio(r, risk_free=0.03 / 252)`.
@@ -27,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 PERIODS = 252
+DAYS_PER_YEAR = 365.25
 ROLLING_WINDOW = 126  # bars in the rolling Sharpe of the tear sheet (about six months)
 
 
@@ -44,15 +48,23 @@ def total_return(returns) -> float:
     return float(np.nanprod(1.0 + r) - 1.0) if r.size else np.nan
 
 
-def cagr(returns, periods: int = PERIODS) -> float:
-    """Compound annual growth rate: prod(1 + r) ** (1 / years) - 1, years = len(r) / periods.
+def calendar_years(dates) -> float:
+    """(last date - first date) in days / 365.25: the time a run's capital was at work."""
+    d = pd.DatetimeIndex(dates)
+    return float((d[-1] - d[0]).days / DAYS_PER_YEAR) if len(d) else np.nan
 
-    Every bar counts as elapsed time, NaN bars included (empyrical `annual_return`).
+
+def cagr(returns, periods: int = PERIODS, years: float | None = None) -> float:
+    """Compound annual growth rate: prod(1 + r) ** (1 / years) - 1.
+
+    years defaults to len(r) / periods: every bar counts as elapsed time, NaN bars included
+    (empyrical `annual_return`); the key metrics pass the calendar span (`calendar_years`).
     """
     r = _arr(returns)
-    if r.size == 0:
+    years = r.size / periods if years is None else years
+    if r.size == 0 or not years > 0:
         return np.nan
-    return float(np.nanprod(1.0 + r) ** (1.0 / (r.size / periods)) - 1.0)
+    return float(np.nanprod(1.0 + r) ** (1.0 / years) - 1.0)
 
 
 def annual_volatility(returns, periods: int = PERIODS) -> float:
@@ -154,12 +166,12 @@ def longest_drawdown(returns) -> int:
     return int(p["bars"].max()) if len(p) else 0
 
 
-def calmar(returns, periods: int = PERIODS) -> float:
+def calmar(returns, periods: int = PERIODS, years: float | None = None) -> float:
     """CAGR / |max drawdown|; NaN without a drawdown (empyrical `calmar_ratio`)."""
     mdd = max_drawdown(returns)
     if not mdd < 0:
         return np.nan
-    c = cagr(returns, periods) / -mdd
+    c = cagr(returns, periods, years) / -mdd
     return float(c) if np.isfinite(c) else np.nan
 
 
@@ -255,20 +267,22 @@ def relative(returns, bench_returns, risk_free: float = 0.0, periods: int = PERI
             "excess_return": total_return(returns) - total_return(bench_returns)}
 
 
-def return_stats(returns, risk_free: float = 0.0, periods: int = PERIODS) -> dict[str, float]:
-    """The return and risk block of the key metrics, for a strategy or a benchmark."""
+def return_stats(returns, risk_free: float = 0.0, periods: int = PERIODS,
+                 years: float | None = None) -> dict[str, float]:
+    """The return and risk block of the key metrics, for a strategy or a benchmark (CAGR and
+    Calmar over `years`, default bars / periods)."""
     r = _arr(returns)
     dd = drawdown_periods(r)
     return {
         "total_return": total_return(r),
-        "cagr": cagr(r, periods),
+        "cagr": cagr(r, periods, years),
         "annual_volatility": annual_volatility(r, periods),
         "sharpe": sharpe(r, risk_free, periods),
         "sortino": sortino(r, risk_free, periods),
         "max_drawdown": max_drawdown(r),
         "max_drawdown_days": int(dd["bars"].iloc[0]) if len(dd) else 0,
         "longest_drawdown_days": int(dd["bars"].max()) if len(dd) else 0,
-        "calmar": calmar(r, periods),
+        "calmar": calmar(r, periods, years),
     }
 
 
@@ -309,32 +323,124 @@ def turnover(traded_value: float, equity, years: float) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
+# Capital that exists (DESIGN §5)
+
+
+def first_tradable(close) -> np.ndarray:
+    """Per symbol, the first bar with a close: the bar its account (or a slot for it) exists from.
+    (N,) int64; T for a symbol that never trades."""
+    c = np.asarray(close, dtype=np.float64)
+    ok = np.isfinite(c)
+    return np.where(ok.any(axis=0), ok.argmax(axis=0), c.shape[0]).astype(np.int64)
+
+
+def live_accounts(equity: pd.DataFrame, cash: pd.DataFrame, first) -> pd.DataFrame:
+    """Per bar, the accounts that exist, taken together; an account exists from bar `first[j]` on.
+
+    Columns: `equity` and `invested` (HK$ in existing accounts), `exposure` (invested / equity),
+    `accounts` (how many exist), `pnl` (HK$ change of the accounts that existed on the previous
+    bar) and `return` = pnl / their equity on the previous bar (NaN on bar 0 and while no account
+    exists): the time-weighted return of capital that exists, so an account that has not listed
+    yet adds neither return nor idle cash. One account that exists from bar 0 (portfolio mode)
+    gives exactly its own equity's returns.
+    """
+    eq = equity.to_numpy(dtype=np.float64)
+    inv = eq - cash.to_numpy(dtype=np.float64)
+    live = np.arange(eq.shape[0])[:, None] >= np.asarray(first)[None, :]
+    eq_live = np.where(live, eq, 0.0).sum(axis=1)
+    inv_live = np.where(live, inv, 0.0).sum(axis=1)
+    ret = np.full(eq.shape[0], np.nan)
+    pnl = np.zeros(eq.shape[0])
+    prev = live[:-1]
+    before = np.where(prev, eq[:-1], 0.0).sum(axis=1)
+    now = np.where(prev, eq[1:], 0.0).sum(axis=1)
+    pnl[1:] = now - before
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ret[1:] = np.where(before > 0, now / before - 1.0, np.nan)
+        exposure = np.where(eq_live > 0, inv_live / eq_live, np.nan)
+    return pd.DataFrame({"equity": eq_live, "invested": inv_live, "exposure": exposure,
+                         "accounts": live.sum(axis=1), "pnl": pnl, "return": ret}, index=equity.index)
+
+
+def symbol_results(equity: pd.DataFrame, cash: pd.DataFrame, trades: pd.DataFrame, first,
+                   risk_free: float = 0.0, periods: int = PERIODS) -> pd.DataFrame:
+    """Independent mode: each symbol's account on its own, from its first tradable bar.
+
+    One row per symbol that can trade: first_date, years (calendar), total_return, cagr, sharpe,
+    max_drawdown, exposure (mean share of its equity invested), trades (closed).
+    """
+    dates = pd.DatetimeIndex(equity.index)
+    closed = trades[trades["reason"] != "open"]["symbol"].value_counts()
+    rows = []
+    for j, sym in enumerate(equity.columns):
+        a = int(first[j])
+        if a >= len(dates):
+            continue
+        eq = equity[sym].to_numpy(dtype=np.float64)[a:]
+        inv = eq - cash[sym].to_numpy(dtype=np.float64)[a:]
+        r = eq[1:] / eq[:-1] - 1.0
+        years = calendar_years(dates[a:])
+        rows.append({"symbol": sym, "first_date": dates[a], "years": years, "total_return": total_return(r),
+                     "cagr": cagr(r, periods, years), "sharpe": sharpe(r, risk_free, periods),
+                     "max_drawdown": max_drawdown(r), "exposure": float(np.mean(inv / eq)),
+                     "trades": int(closed.get(sym, 0))})
+    return pd.DataFrame(rows, columns=["symbol", "first_date", "years", "total_return", "cagr", "sharpe",
+                                       "max_drawdown", "exposure", "trades"])
+
+
+DISTRIBUTION = ("total_return", "cagr", "sharpe", "max_drawdown", "exposure")
+
+
+def symbol_distribution(table: pd.DataFrame) -> dict[str, float]:
+    """The spread of per-symbol results (`symbol_results`): how many symbols, how many traded, the
+    share of those that traded with a positive total return, and the quartiles of each metric over
+    the symbols that traded (`symbol_<metric>_q1 / _median / _q3`)."""
+    traded = table[table["trades"] > 0]
+    out: dict = {"symbols": int(len(table)), "symbols_traded": int(len(traded)),
+                 "symbols_positive": float(np.mean(traded["total_return"] > 0)) if len(traded) else np.nan}
+    for m in DISTRIBUTION:
+        v = traded[m].to_numpy(dtype=np.float64)
+        v = v[np.isfinite(v)]
+        for name, q in (("q1", 25), ("median", 50), ("q3", 75)):
+            out[f"symbol_{m}_{name}"] = float(np.percentile(v, q)) if v.size else np.nan
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # The key-metrics table
 
 
 def summary(equity: pd.Series, invested: pd.Series, trades: pd.DataFrame, orders: pd.DataFrame,
             benchmarks: pd.DataFrame | None = None, risk_free: float = 0.0,
-            periods: int = PERIODS) -> dict[str, float]:
+            periods: int = PERIODS, returns=None, capital: float | None = None) -> dict[str, float]:
     """The key metrics of a run.
 
-    equity: total equity per bar (HK$); invested: value of open positions per bar; trades: the
-    trade list; orders: the order log (only `status == "filled"` rows count); benchmarks: daily
-    returns, one column per benchmark, on the equity's bars (row 0 is ignored, as for the
-    strategy, whose first return is undefined). `alpha_<name>`, `beta_<name>` and
-    `excess_return_<name>` compare the strategy with each benchmark column.
+    equity: equity per bar (HK$) of the capital that exists; invested: value of open positions
+    per bar; trades: the trade list; orders: the order log (only `status == "filled"` rows count);
+    benchmarks: daily returns, one column per benchmark, on the equity's bars (row 0 is ignored,
+    as for the strategy, whose first return is undefined). `returns` (one per bar, row 0 ignored)
+    replaces equity.pct_change() when capital joins over time (`live_accounts`); `capital` (HK$
+    ever committed, default the first equity) is what fees are set against. `alpha_<name>`,
+    `beta_<name>` and `excess_return_<name>` compare the strategy with each benchmark column.
+    Years are the calendar span of the equity's dates (`calendar_years`).
     """
-    returns = equity.pct_change().to_numpy()[1:]
-    years = returns.size / periods
+    returns = equity.pct_change().to_numpy()[1:] if returns is None else _arr(returns)[1:]
+    years = calendar_years(equity.index)
     filled = orders[orders["status"] == "filled"]
-    exposure = (invested / equity).to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        exposure = (invested / equity).to_numpy()
+    capital = float(equity.iloc[0]) if capital is None else capital
+    pnl = float(np.nansum(returns * equity.to_numpy()[:-1])) if returns.size else 0.0
+    mean_invested = float(np.nanmean(invested.to_numpy()))
     out: dict = {"start": str(equity.index[0].date()), "end": str(equity.index[-1].date()), "years": years}
-    out.update(return_stats(returns, risk_free, periods))
+    out.update(return_stats(returns, risk_free, periods, years))
     out.update({
         "exposure": float(np.nanmean(exposure)),
         "time_in_market": float(np.mean(invested.to_numpy() > 0)),
+        "return_on_capital_employed": pnl / mean_invested / years if mean_invested > 0 and years > 0 else np.nan,
         "turnover": turnover(float(filled["value"].sum()), equity, years),
         "fees_paid": float(filled["fees"].sum()),
-        "fees_pct_of_start": float(filled["fees"].sum() / equity.iloc[0]),
+        "fees_pct_of_start": float(filled["fees"].sum() / capital),
     })
     out.update(trade_stats(trades, years))
     if benchmarks is not None:

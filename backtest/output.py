@@ -4,8 +4,10 @@ stats.json      what produced the numbers (strategy, parameters, config, data fi
                 and the numbers: strategy metrics, each benchmark's metrics, the pooled event study
 trades.csv      the trade list
 orders.csv      the order log, skipped entries included
-equity.csv      per bar: equity, cash, invested, exposure, drawdown, index close and both
-                benchmarks as the value of the starting equity invested in them
+equity.csv      per bar, of the capital that exists: equity, cash, invested, exposure, accounts,
+                return, growth (value of 1), drawdown; index close and the benchmarks as the value
+                of the starting equity invested in them
+per_symbol.csv  independent mode: each symbol's account from its first tradable bar
 event_study.csv every (signal, symbol, horizon) row of the event study ("*" = pooled)
 tearsheet.html  the page (backtest.tearsheet)
 
@@ -25,11 +27,13 @@ import pandas as pd
 
 from backtest import event_study as es
 from backtest.metrics import drawdown
-from backtest.pipeline import RunOutput
+from backtest.page import is_synthetic
+from backtest.pipeline import RunOutput, whole_numbers
 
 BENCHMARK_DESCRIPTIONS = {
     "index": "the data's index close (index_close), missing levels carried forward",
     "equal_weight": "equal weight of every name with a close, rebalanced daily (close to close)",
+    "index_at_exposure": "the index held at the strategy's average exposure, the rest in cash at 0, rebalanced daily",
 }
 
 
@@ -54,7 +58,9 @@ def _json_safe(obj):
 def run_record(out: RunOutput) -> dict:
     """What produced the numbers, next to the numbers: strategy, parameters, data, timing."""
     prep = out.prepared
-    names = {"index": prep.panel.index_name or "index", "equal_weight": "equal weight"}
+    index = prep.panel.index_name or "index"
+    names = {"index": index, "equal_weight": "equal weight",
+             "index_at_exposure": f"{index} at the strategy's average exposure"}
     record = {
         "strategy": prep.module.NAME,
         "params": vars(prep.params),
@@ -62,7 +68,12 @@ def run_record(out: RunOutput) -> dict:
         "exit_rule": str(prep.plan.exit_rule) if prep.plan.exit_rule else None,
         "config": prep.cfg.source,
         "data": {"source": prep.panel.source, "fingerprint": prep.panel.fingerprint,
-                 "symbols": len(prep.panel.symbols), "bars": len(prep.panel.dates)},
+                 "symbols": len(prep.panel.symbols), "bars": len(prep.panel.dates),
+                 "synthetic": is_synthetic(prep.panel.source, prep.panel.meta.get("name"))},
+        "accounting": {"mode": prep.cfg.execution.mode, "risk_free": prep.cfg.report.risk_free,
+                       "max_positions": prep.cfg.execution.max_positions if prep.cfg.execution.mode == "portfolio" else None,
+                       "capital": "independent: one account per symbol, from its first tradable bar; "
+                                  "portfolio: one account, shared cash"},
         "run": {"started": out.started, "seconds": out.seconds},
         "metrics": out.stats,
         "benchmarks": {k: {"name": names.get(k, k), "definition": BENCHMARK_DESCRIPTIONS.get(k, ""), **v}
@@ -81,21 +92,25 @@ def run_record(out: RunOutput) -> dict:
 
 
 def equity_frame(out: RunOutput) -> pd.DataFrame:
-    """Per-bar equity and its benchmarks (HK$), as in equity.csv."""
+    """Per bar: the capital that exists (HK$; in independent mode an account exists from its
+    symbol's first tradable bar), its time-weighted return and growth, and the benchmarks."""
     r = out.result
-    equity = r.total_equity
-    invested = (r.equity - r.cash).sum(axis=1)
+    live = out.accounts
+    growth = np.cumprod(1.0 + np.nan_to_num(live["return"].to_numpy()))
     frame = pd.DataFrame({
-        "equity": equity,
-        "cash": r.cash.sum(axis=1),
-        "invested": invested,
-        "exposure": invested / equity,
-        "drawdown": np.concatenate([[0.0], drawdown(equity.pct_change().to_numpy()[1:])]),
+        "equity": live["equity"],
+        "cash": live["equity"] - live["invested"],
+        "invested": live["invested"],
+        "exposure": live["exposure"],
+        "accounts": live["accounts"],
+        "return": live["return"],
+        "growth": growth,
+        "drawdown": np.concatenate([[0.0], drawdown(live["return"].to_numpy()[1:])]),
         "index_close": out.prepared.panel.series["index_close"],
-    })
+    }, index=r.equity.index)
     if out.benchmarks is not None:
         for name in out.benchmarks.columns:
-            frame[f"bench_{name}"] = equity.iloc[0] * np.cumprod(1.0 + np.nan_to_num(out.benchmarks[name].to_numpy()))
+            frame[f"bench_{name}"] = live["equity"].iloc[0] * np.cumprod(1.0 + np.nan_to_num(out.benchmarks[name].to_numpy()))
     return frame
 
 
@@ -107,10 +122,13 @@ def write_outputs(out: RunOutput, out_dir: str | Path) -> Path:
     record = run_record(out)
     eq = equity_frame(out)
     _atomic_write(d / "stats.json", json.dumps(_json_safe(record), indent=2, default=str) + "\n")
-    _atomic_write(d / "trades.csv", out.result.trades.to_csv(index=False))
-    _atomic_write(d / "orders.csv", out.result.orders.to_csv(index=False))
+    lots = out.prepared.cfg.execution.board_lots
+    _atomic_write(d / "trades.csv", whole_numbers(out.result.trades, lots).to_csv(index=False))
+    _atomic_write(d / "orders.csv", whole_numbers(out.result.orders, lots).to_csv(index=False))
     _atomic_write(d / "equity.csv", eq.to_csv())
     if out.event_study is not None:
         _atomic_write(d / "event_study.csv", out.event_study.to_csv(index=False))
+    if out.per_symbol is not None:
+        _atomic_write(d / "per_symbol.csv", out.per_symbol.to_csv(index=False))
     _atomic_write(d / "tearsheet.html", render(out, record, eq))
     return d

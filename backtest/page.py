@@ -60,6 +60,8 @@ input.scale{position:absolute;opacity:0;pointer-events:none}
 #scale-lin:checked~.log,#scale-log:checked~.lin{display:none}
 details summary{cursor:pointer;color:var(--accent);margin:10px 0 6px}
 pre{background:#0f172a;color:#e2e8f0;padding:12px;border-radius:6px;overflow:auto;font-size:12px}
+.synthetic{background:#b91c1c;color:#fff;font-weight:700;letter-spacing:.04em;text-align:center;padding:6px 12px;font-size:14px}
+.warn{background:#fef3c7;border:1px solid #f59e0b;border-radius:6px;padding:8px 12px;margin:8px 0;color:#78350f}
 footer{color:var(--muted);font-size:12px;text-align:center;margin:20px 0}
 """
 
@@ -85,6 +87,19 @@ th.addEventListener("keydown",function(e){if(e.key==="Enter"||e.key===" "){e.pre
 
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
        "script-src 'sha256-{}'").format(base64.b64encode(hashlib.sha256(SORT_JS.encode()).digest()).decode())
+
+
+def is_synthetic(source: str | None, names=None) -> bool:
+    """Data from the generator (backtest.data.synth), straight or written to disk by `data synth`
+    (every name then ends in " (synthetic)"): its prices are invented."""
+    if str(source or "").startswith("synthetic"):
+        return True
+    names = [str(n) for n in (names if names is not None else [])]
+    return bool(names) and all(n.endswith(" (synthetic)") for n in names)
+
+
+SYNTHETIC_BANNER = ('<div class="synthetic" role="note">SYNTHETIC DATA · generated sample market: prices, flows '
+                    'and names are invented and are not the history of any real company</div>')
 
 
 def finite(x) -> bool:

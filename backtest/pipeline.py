@@ -12,6 +12,7 @@ import pandas as pd
 from backtest.config import Config
 from backtest.data.market import MarketData, Panel
 from backtest.errors import ConfigError
+from backtest.metrics import first_tradable, live_accounts
 from backtest.simulate import Result
 from backtest.strategy import StrategyPlan, load_strategy, plan, resolve_params
 
@@ -60,10 +61,12 @@ class RunOutput:
     result: Result
     stats: dict  # the strategy's key metrics (backtest.metrics.summary), flat
     seconds: float
-    benchmarks: pd.DataFrame | None = None  # daily returns: "index", "equal_weight" (NaN on row 0)
+    benchmarks: pd.DataFrame | None = None  # daily returns: "index", "equal_weight", "index_at_exposure" (NaN on row 0)
     benchmark_stats: dict | None = None  # name -> return_stats of that benchmark
     event_study: pd.DataFrame | None = None  # backtest.event_study.event_study of the entry rule
     started: str = ""  # local wall-clock time the run started, ISO 8601
+    accounts: pd.DataFrame | None = None  # backtest.metrics.live_accounts: the capital that exists, per bar
+    per_symbol: pd.DataFrame | None = None  # independent mode: backtest.metrics.symbol_results
 
 
 def run(cfg: Config, market: MarketData | None = None, prepared: Prepared | None = None,
@@ -74,7 +77,8 @@ def run(cfg: Config, market: MarketData | None = None, prepared: Prepared | None
 
     from backtest.event_study import event_study
     from backtest.features import compute_features
-    from backtest.metrics import equal_weight_returns, index_returns, return_stats, summary
+    from backtest.metrics import (equal_weight_returns, index_returns, return_stats, summary, symbol_distribution,
+                                  symbol_results)
     from backtest.simulate import simulate
 
     t0 = time.perf_counter()
@@ -84,13 +88,47 @@ def run(cfg: Config, market: MarketData | None = None, prepared: Prepared | None
     started = (datetime.now() - timedelta(seconds=time.perf_counter() - t0)).astimezone().isoformat(timespec="seconds")
     panel, risk_free = prep.panel, cfg.report.risk_free  # annual rate; see backtest.metrics
     feats_tn = feats.transpose(0, 2, 1)  # (F, T, N) view of the kernel's (F, N, T) stack
-    equity = result.total_equity
-    invested = (result.equity - result.cash).sum(axis=1)
+    live = accounts(result, panel)
     bench = pd.DataFrame({"index": index_returns(panel.series["index_close"]),
-                          "equal_weight": equal_weight_returns(panel.fields["close"])}, index=equity.index)
-    stats = summary(equity, invested, result.trades, result.orders, bench, risk_free)
+                          "equal_weight": equal_weight_returns(panel.fields["close"])}, index=live.index)
+    # The index held at the strategy's average exposure (the rest in cash at 0): what the same
+    # capital at work would have earned in the market, rebalanced daily.
+    bench["index_at_exposure"] = float(np.nanmean(live["exposure"].to_numpy())) * bench["index"]
+    capital = result.init_cash * int((first_bars(result, panel) < len(panel.dates)).sum())
+    stats = summary(live["equity"], live["invested"], result.trades, result.orders, bench, risk_free,
+                    returns=live["return"].to_numpy(), capital=capital)
     stats["skipped_entries"] = int((result.orders["status"] != "filled").sum())
-    bench_stats = {name: return_stats(bench[name].to_numpy()[1:], risk_free) for name in bench.columns}
+    per_symbol = None
+    if cfg.execution.mode == "independent":
+        per_symbol = symbol_results(result.equity, result.cash, result.trades, first_bars(result, panel), risk_free)
+        stats.update(symbol_distribution(per_symbol))
+    years = stats["years"]
+    bench_stats = {name: return_stats(bench[name].to_numpy()[1:], risk_free, years=years) for name in bench.columns}
     events = event_study(feats_tn, prep.plan.entry_rule, prep.plan.entry, panel.fields["open"], panel.fields["close"],
                          panel.symbols, cfg.execution.fill)
-    return RunOutput(prep, feats_tn, result, stats, time.perf_counter() - t0, bench, bench_stats, events, started)
+    return RunOutput(prep, feats_tn, result, stats, time.perf_counter() - t0, bench, bench_stats, events, started,
+                     live, per_symbol)
+
+
+def first_bars(result: Result, panel: Panel) -> np.ndarray:
+    """Per account, the bar it exists from: its symbol's first tradable bar (independent mode) or
+    bar 0 (the portfolio's one account)."""
+    if list(result.equity.columns) == ["portfolio"]:
+        return np.zeros(1, dtype=np.int64)
+    return first_tradable(panel.fields["close"])
+
+
+def accounts(result: Result, panel: Panel) -> pd.DataFrame:
+    """`backtest.metrics.live_accounts` of a run: the capital that exists, bar by bar."""
+    return live_accounts(result.equity, result.cash, first_bars(result, panel))
+
+
+def whole_numbers(frame: pd.DataFrame, board_lots: bool) -> pd.DataFrame:
+    """A trade list or order log with its whole numbers as integers, for the CSV files: `bars`
+    always, `shares` when they are board lots (fractional shares stay floats)."""
+    out = frame.copy()
+    if "bars" in out:
+        out["bars"] = out["bars"].astype(np.int64)
+    if board_lots:
+        out["shares"] = np.round(out["shares"].to_numpy()).astype(np.int64)
+    return out

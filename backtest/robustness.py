@@ -40,7 +40,9 @@ from scipy.stats import norm
 
 from backtest.metrics import PERIODS
 
-METRICS = ("sharpe", "mean")
+METRICS = ("sharpe", "mean", "total_return")
+SWEEP_METRICS = {"sharpe": "sharpe", "total_return": "total_return", "cagr": "total_return"}
+"""sweep.metric -> the metric PBO and walk-forward compute from block sums (`robust_metric`)."""
 MAX_SPLITS = 12_870  # C(16, 8): every split for S <= 16; larger S is sampled down to this
 _CHUNK_ELEMENTS = 2_000_000  # (P x splits) elements per array per chunk in pbo_cscv
 _EPS = np.finfo(np.float64).eps
@@ -109,10 +111,36 @@ def _sharpe(n, s1, s2, risk_free: float = 0.0, periods: int = PERIODS) -> np.nda
     return np.where(n >= 2, sr, np.nan)
 
 
-def _metric(n, s1, s2, metric: str) -> np.ndarray:
+def robust_metric(sweep_metric: str) -> tuple[str, str]:
+    """(metric for PBO and walk-forward, note) for a sweep's ranking metric.
+
+    Sharpe is exact from the block sums; total return and CAGR rank alike over one set of blocks
+    and come from the sum of log(1 + r) to fourth order (`_metric`); Sortino, max drawdown and win
+    rate are not sums over blocks, so PBO and walk-forward rank those sweeps by Sharpe, and the
+    note says so."""
+    if sweep_metric in SWEEP_METRICS:
+        return SWEEP_METRICS[sweep_metric], ""
+    return "sharpe", (f"sweep.metric = {sweep_metric} cannot be computed per time block from the sweep's power "
+                      "sums; PBO and walk-forward rank by Sharpe instead")
+
+
+
+def _perf(arrays, metric: str) -> np.ndarray:
+    """`_metric` of a list of sums [n, s1, s2] or [n, s1, s2, s3, s4]."""
+    return _metric(arrays[0], arrays[1], arrays[2], metric, *arrays[3:])
+
+
+def _metric(n, s1, s2, metric: str, s3=None, s4=None) -> np.ndarray:
+    """Performance over a union of blocks from its sums. total_return: exp(G) - 1 with
+    G = S1 - S2 / 2 + S3 / 3 - S4 / 4, the sum of log(1 + r) to fourth order (error below
+    |r|^5 / 5 a day: 2e-7 at a 5 % day)."""
     if metric == "sharpe":
         return _sharpe(n, s1, s2)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if metric == "total_return":
+            if s3 is None or s4 is None:
+                raise ValueError("metric 'total_return' needs the third and fourth power sums (s3, s4)")
+            return np.where(n >= 1, np.expm1(s1 - s2 / 2.0 + s3 / 3.0 - s4 / 4.0), np.nan)
         return np.where(n >= 1, s1 / n, np.nan)
 
 
@@ -230,6 +258,34 @@ def deflated_sharpe_ratio(sr, n_obs, skew, kurt, n_trials, sr_trials_var):
                                       n_obs, skew, kurt)
 
 
+def effective_trials(series) -> float:
+    """Effective number of independent trials among M correlated ones (Nyholt 2004):
+
+        M_eff = 1 + (M - 1) (1 - Var(lambda) / M)  =  M - sum_{i != j} rho_ij^2 / M
+
+    lambda: the eigenvalues of the M x M correlation matrix of the trials' return series (rows of
+    `series`, (M, S)); Var with divisor M - 1 (the eigenvalues average 1). M identical series give
+    1, M uncorrelated ones M. Constant rows (a combination that never trades) carry no
+    information and are left out; the sum of rho^2 comes from the S x S Gram matrix, so the cost
+    is O(M S^2), not O(M^2 S). Nyholt, D. R. (2004), A simple correction for multiple testing for
+    single-nucleotide polymorphisms in linkage disequilibrium with each other, American Journal
+    of Human Genetics 74(4), 765-769.
+    """
+    x = np.asarray(series, dtype=np.float64)
+    x = x[np.all(np.isfinite(x), axis=1)]
+    if x.ndim != 2 or x.shape[1] < 2:
+        raise ValueError(f"effective_trials needs (M, S >= 2) series, got shape {np.shape(series)}")
+    x = x - x.mean(axis=1, keepdims=True)
+    norm_ = np.sqrt((x * x).sum(axis=1))
+    z = x[norm_ > 0] / norm_[norm_ > 0, None]
+    m = z.shape[0]
+    if m <= 1:
+        return float(max(m, 1))
+    gram = z.T @ z  # S x S; trace((Z Z^T)^2) = ||Z^T Z||_F^2 = sum of squared correlations
+    sum_sq = float((gram * gram).sum())
+    return float(min(max(m - (sum_sq - m) / m, 1.0), m))
+
+
 # ---------------------------------------------------------------- PBO by CSCV
 
 
@@ -302,7 +358,7 @@ def _oos_logit(is_perf: np.ndarray, oos_perf: np.ndarray):
 
 
 def pbo_cscv(n, s1, s2, metric: str = "sharpe", n_splits: int | None = None,
-             seed: int = 0) -> PBOResult:
+             seed: int = 0, s3=None, s4=None) -> PBOResult:
     """Probability of backtest overfitting by combinatorially symmetric cross-validation.
 
     Bailey, Borwein, Lopez de Prado and Zhu (2017). The S blocks (S even) are split
@@ -315,7 +371,8 @@ def pbo_cscv(n, s1, s2, metric: str = "sharpe", n_splits: int | None = None,
 
     with R, Rbar the performance over J and over its complement, computed exactly from the block
     sums: `metric="sharpe"` is the annualised Sharpe ratio of the concatenated daily returns
-    (risk-free 0), `metric="mean"` the mean daily return. NaN performance (a combination that is
+    (risk-free 0), `metric="mean"` the mean daily return, `metric="total_return"` the compounded
+    return (needs `s3`, `s4`; see `_metric`). NaN performance (a combination that is
     flat over a union, Sharpe 0 / 0) ranks below every number. PBO near 0: the in-sample winner stays above the
     OOS median; near 0.5 or above: picking the in-sample best is no better than a coin.
 
@@ -329,7 +386,11 @@ def pbo_cscv(n, s1, s2, metric: str = "sharpe", n_splits: int | None = None,
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    n, s1, s2 = _as_sums(n, s1, s2)
+    extra = metric == "total_return"
+    if extra and (s3 is None or s4 is None):
+        raise ValueError("metric 'total_return' needs the third and fourth power sums (s3, s4)")
+    arrays = _as_sums(n, s1, s2, *((s3, s4) if extra else ()))
+    n = arrays[0]
     if n.ndim != 2:
         raise ValueError(f"pbo_cscv needs (P, S) arrays, got shape {n.shape}")
     n_comb, n_blocks = n.shape
@@ -340,15 +401,15 @@ def pbo_cscv(n, s1, s2, metric: str = "sharpe", n_splits: int | None = None,
     n_pairs = len(halves)
     out = {k: np.empty(2 * n_pairs) for k in ("logits", "is_perf", "oos_perf")}
     out["is_best"] = np.empty(2 * n_pairs, dtype=np.int64)
-    sums_t = [np.ascontiguousarray(x.T) for x in (n, s1, s2)]  # (S, P)
+    sums_t = [np.ascontiguousarray(x.T) for x in arrays]  # (S, P)
     totals = [x.sum(axis=0) for x in sums_t]
     chunk = max(1, _CHUNK_ELEMENTS // n_comb)
     for lo in range(0, n_pairs, chunk):
         hi = min(lo + chunk, n_pairs)
         mask = halves[lo:hi].astype(np.float64)  # (k, S): the halves holding block 0
         sums_a = [mask @ x for x in sums_t]  # (k, P) sums over each half
-        perf_a = _metric(*sums_a, metric)
-        perf_b = _metric(*(tot - a for tot, a in zip(totals, sums_a)), metric)  # complements
+        perf_a = _perf(sums_a, metric)
+        perf_b = _perf([tot - a for tot, a in zip(totals, sums_a)], metric)  # complements
         for offset, (ins, oos) in ((0, (perf_a, perf_b)), (n_pairs, (perf_b, perf_a))):
             best, r_is, r_oos, lam = _oos_logit(ins, oos)
             sl = slice(offset + lo, offset + hi)
@@ -397,14 +458,15 @@ class WalkForwardResult:
 
 
 def walk_forward(n, s1, s2, train_blocks: int, test_blocks: int = 1, anchored: bool = False,
-                 metric: str = "sharpe") -> WalkForwardResult:
+                 metric: str = "sharpe", s3=None, s4=None) -> WalkForwardResult:
     """Walk-forward selection: pick the in-sample best on past blocks, trade it on the next ones.
 
     Step k tests blocks [t, t + test_blocks) (the last window is cut at S), t = train_blocks +
     k * test_blocks, and trains on blocks [t - train_blocks, t) (rolling) or [0, t)
     (`anchored=True`). The pick is argmax_p of the metric over the training blocks; ties go to the
-    lowest index and NaN never wins. `metric` is "sharpe" (annualised, risk-free 0) or "mean"
-    (mean daily return), computed exactly from the block sums.
+    lowest index and NaN never wins. `metric` is "sharpe" (annualised, risk-free 0), "mean"
+    (mean daily return), computed exactly from the block sums, or "total_return" (compounded,
+    from `s3` and `s4` too; see `_metric`).
 
     `stitched` is the metric of the out-of-sample daily returns obtained by trading each step's
     pick over its test blocks, one after another. It takes each pick's returns from the sweep as
@@ -416,7 +478,11 @@ def walk_forward(n, s1, s2, train_blocks: int, test_blocks: int = 1, anchored: b
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    n, s1, s2 = _as_sums(n, s1, s2)
+    extra = metric == "total_return"
+    if extra and (s3 is None or s4 is None):
+        raise ValueError("metric 'total_return' needs the third and fourth power sums (s3, s4)")
+    arrays = _as_sums(n, s1, s2, *((s3, s4) if extra else ()))
+    n = arrays[0]
     if n.ndim != 2:
         raise ValueError(f"walk_forward needs (P, S) arrays, got shape {n.shape}")
     n_blocks = n.shape[1]
@@ -431,20 +497,19 @@ def walk_forward(n, s1, s2, train_blocks: int, test_blocks: int = 1, anchored: b
     for k, (a, b) in enumerate(zip(train, test)):
         train_mask[a, k] = 1.0
         test_mask[b, k] = 1.0
-    perf_is = _metric(*(train_mask.T @ x.T for x in (n, s1, s2)), metric)  # (K, P)
+    perf_is = _perf([train_mask.T @ x.T for x in arrays], metric)  # (K, P)
     chosen = _argbest(perf_is)
-    oos_n, oos_s1, oos_s2 = ((x[chosen] * test_mask.T).sum(axis=1) for x in (n, s1, s2))
+    oos = [(x[chosen] * test_mask.T).sum(axis=1) for x in arrays]
     oos_blocks = test_mask.any(axis=1)
-    reference = int(_argbest(_metric(n.sum(1), s1.sum(1), s2.sum(1), metric)))
+    reference = int(_argbest(_perf([x.sum(1) for x in arrays], metric)))
     return WalkForwardResult(
         train=train,
         test=test,
         chosen=chosen,
         is_perf=perf_is[np.arange(len(starts)), chosen],
-        oos_perf=_metric(oos_n, oos_s1, oos_s2, metric),
-        stitched=float(_metric(oos_n.sum(), oos_s1.sum(), oos_s2.sum(), metric)),
+        oos_perf=_perf(oos, metric),
+        stitched=float(_perf([x.sum() for x in oos], metric)),
         reference=reference,
-        reference_oos=float(_metric(*(x[reference, oos_blocks].sum() for x in (n, s1, s2)),
-                                    metric)),
+        reference_oos=float(_perf([x[reference, oos_blocks].sum() for x in arrays], metric)),
         metric=metric,
     )

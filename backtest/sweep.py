@@ -140,7 +140,21 @@ def block_edges(n_t: int, blocks: int) -> np.ndarray:
     return np.round(np.linspace(1, n_t, blocks + 1)).astype(np.int64)
 
 
-def make_inputs(prep: Prepared, sp: SweepPlan) -> Inputs:
+FINE_SUMS = 2_000_000  # most (combination x fine block) cells kept for the effective number of trials
+
+
+def fine_edges(n_t: int, blocks: int, n_p: int) -> np.ndarray:
+    """`block_edges` with each block cut into m near-equal sub-blocks (about 21 bars each, i.e.
+    months, at most FINE_SUMS / (P x blocks) of them): the sweep keeps power sums per sub-block,
+    whose sums over a block are exactly the block's, and whose series give the correlation of
+    combinations for the DSR's effective number of trials."""
+    coarse = block_edges(n_t, blocks)
+    m = int(max(1, min(np.min(np.diff(coarse)) // 21, FINE_SUMS // max(n_p * blocks, 1))))
+    parts = [np.round(np.linspace(a, b, m + 1)).astype(np.int64)[:-1] for a, b in zip(coarse[:-1], coarse[1:])]
+    return np.concatenate([*parts, coarse[-1:]])
+
+
+def make_inputs(prep: Prepared, sp: SweepPlan, edges: np.ndarray | None = None) -> Inputs:
     from backtest.features import compute_features
     from backtest.simulate import FILLS, cost_model, kernel_inputs
     from backtest.costs import cost_table
@@ -151,7 +165,7 @@ def make_inputs(prep: Prepared, sp: SweepPlan) -> Inputs:
     return Inputs(arrays=(*kernel_inputs(prep.panel), feats), costs=cost_table(cost_model(cfg), prep.panel.dates),
                   fill=FILLS[ex.fill], init_cash=ex.init_cash, slippage=ex.slippage_bps / 1e4, use_lots=ex.board_lots,
                   max_positions=ex.max_positions if ex.mode == "portfolio" else 0,
-                  edges=block_edges(prep.panel.shape[0], cfg.sweep.blocks))
+                  edges=block_edges(prep.panel.shape[0], cfg.sweep.blocks) if edges is None else edges)
 
 
 def _fingerprint(cfg: Config, prep: Prepared, grid: Grid, chunk: int) -> str:
@@ -178,11 +192,12 @@ class SweepResult:
     out_dir: Path
     grid: Grid
     table: pd.DataFrame  # one row per combination: parameters, metrics
-    by_symbol: pd.DataFrame | None  # independent mode: (combination, symbol) metrics
+    by_symbol: pd.DataFrame | None  # independent mode: (combination, symbol) metrics, each from the symbol's first tradable bar
     sums: np.ndarray  # (P, S, 5) power sums of daily returns per block
     seconds: float
     computed: int  # combinations computed in this call (the rest came from finished chunks)
     market: MarketData  # what the sweep ran on, for re-runs of its picks
+    fine_sums: np.ndarray | None = None  # (P, S * m, 5) the same power sums per sub-block (fine_edges)
 
 
 def run_sweep(cfg: Config, out_dir: str | Path, workers: int | None = None, scheduler: str | None = None,
@@ -220,7 +235,8 @@ def run_sweep(cfg: Config, out_dir: str | Path, workers: int | None = None, sche
                                     "chunk_size": chunk_size, "chunks": n_chunks}, indent=2) + "\n")
     path = lambda i: chunk_dir / f"chunk_{i:06d}.npz"  # noqa: E731
     todo = [i for i in range(n_chunks) if not path(i).exists()]
-    inputs = make_inputs(prep, sp) if todo else None
+    edges = fine_edges(prep.panel.shape[0], cfg.sweep.blocks, n_p)
+    inputs = make_inputs(prep, sp, edges) if todo else None
     bounds = lambda i: (i * chunk_size, min((i + 1) * chunk_size, n_p))  # noqa: E731
     bar = _progress(n_p, n_p - sum(bounds(i)[1] - bounds(i)[0] for i in todo), progress)
     try:
@@ -245,7 +261,8 @@ def run_sweep(cfg: Config, out_dir: str | Path, workers: int | None = None, sche
     parts = [np.load(path(i)) for i in range(n_chunks)]
     combo = np.concatenate([p["combo"] for p in parts])
     per_symbol = np.concatenate([p["per_symbol"] for p in parts])
-    sums = np.concatenate([p["sums"] for p in parts])
+    fine = np.concatenate([p["sums"] for p in parts])
+    sums = fine.reshape(n_p, cfg.sweep.blocks, -1, fine.shape[-1]).sum(axis=2)  # sub-blocks -> blocks
     params = pd.DataFrame({k: v[grid.indices(0, n_p)[:, i]] for i, (k, v) in enumerate(zip(grid.keys, grid.values))})
     table = pd.concat([pd.DataFrame({"combo": np.arange(n_p)}), params, pd.DataFrame(combo, columns=METRIC_NAMES)],
                       axis=1)
@@ -257,8 +274,11 @@ def run_sweep(cfg: Config, out_dir: str | Path, workers: int | None = None, sche
         by_symbol.insert(0, "symbol", np.tile(np.asarray(prep.panel.symbols, dtype=object), n_p))
         by_symbol.insert(0, "combo", np.repeat(np.arange(n_p), n_s))
         by_symbol["trades"] = by_symbol["trades"].astype(np.int64)
+    from backtest.ranking import ranking_columns
+
+    table, by_symbol = ranking_columns(table, by_symbol, prep.panel.fields["close"], prep.panel.dates)
     return SweepResult(out, grid, table, by_symbol, sums, time.perf_counter() - t0,
-                       sum(bounds(i)[1] - bounds(i)[0] for i in todo), market)
+                       sum(bounds(i)[1] - bounds(i)[0] for i in todo), market, fine)
 
 
 def _progress(total: int, done: int, enabled: bool):

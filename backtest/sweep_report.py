@@ -19,6 +19,7 @@ page section by section.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import time
@@ -32,10 +33,14 @@ import pandas as pd
 from backtest import metrics
 from backtest.config import Config
 from backtest.grid import Grid
-from backtest.robustness import (PBOResult, WalkForwardResult, deflated_sharpe_ratio, expected_max_sharpe, moments,
-                                 pbo_cscv, probabilistic_sharpe_ratio, sharpe_from_sums, walk_forward)
+from backtest.ranking import activity, edge_warning, exposure_column, ranked_column
+from backtest.ranking import ranking as _ranking
+from backtest.robustness import (PBOResult, WalkForwardResult, deflated_sharpe_ratio, effective_trials,
+                                 expected_max_sharpe, moments, pbo_cscv, probabilistic_sharpe_ratio, robust_metric,
+                                 sharpe_from_sums, walk_forward)
 from backtest.sweep import SweepResult, block_edges, combo_config
-from backtest.page import CSP, CSS, RC, SORT_JS, Canvas, e, finite, html_table, mpl_text, num, pct, sign_class, td
+from backtest.page import (CSP, CSS, RC, SORT_JS, SYNTHETIC_BANNER, Canvas, e, finite, html_table, is_synthetic,
+                           mpl_text, num, pct, sign_class, td)
 
 SECTIONS = (
     ("summary", "Summary"),
@@ -54,7 +59,6 @@ TOP = 10  # rows of the top table
 PICKS = 5  # top combinations whose neighbourhood is shown
 ANNOTATE_CELLS = 150  # heatmaps with at most this many cells, and at most ANNOTATE_AXIS per axis, print values
 ANNOTATE_AXIS = 15
-WF_METRIC = "sharpe"  # walk-forward and PBO rank by Sharpe (robustness computes Sharpe or mean from sums)
 METRIC_LABELS = {"total_return": "Total return", "cagr": "CAGR", "sharpe": "Sharpe", "sortino": "Sortino",
                  "max_drawdown": "Max drawdown", "exposure": "Exposure", "trades": "Trades", "win_rate": "Win rate"}
 PERCENT = {"total_return", "cagr", "max_drawdown", "exposure", "win_rate"}
@@ -73,9 +77,37 @@ tr.pick td{font-weight:600}
 # Numbers
 
 
-def ranking(table: pd.DataFrame, metric: str) -> np.ndarray:
-    """Combination ids, best first: higher is better for every metric; ties keep grid order; NaN last."""
-    return table.sort_values(metric, ascending=False, kind="stable", na_position="last")["combo"].to_numpy()
+def ranking(table: pd.DataFrame, metric: str, eligible: np.ndarray | None = None) -> np.ndarray:
+    """Combination ids, best first (backtest.ranking.ranking): the active enough first; higher is
+    better for every metric; ties keep grid order; NaN last."""
+    return _ranking(table, metric, eligible)
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """What the page ranks: the column, who is eligible, the order, the warnings."""
+
+    metric: str  # sweep.metric
+    column: str  # the table column ranked (sym_<metric> in independent mode)
+    eligible: np.ndarray  # (P,) bool: active enough to be ranked
+    order: np.ndarray  # combination ids, best first, eligible first
+    robust: str  # the metric PBO and walk-forward use
+    robust_note: str  # why it differs from sweep.metric ("" if it does not)
+    min_trades: int
+    min_exposure: float
+
+    @property
+    def excluded(self) -> int:
+        return int((~self.eligible).sum())
+
+
+def ranked(res: SweepResult, cfg: Config) -> Ranked:
+    """Rank the sweep as the page and the CLI do (docs/sweeps.md, "Honest ranking")."""
+    sw = cfg.sweep
+    eligible = activity(res.table, sw.min_trades, sw.min_exposure)
+    robust, note = robust_metric(sw.metric)
+    return Ranked(sw.metric, ranked_column(sw.metric, res.table), eligible, ranking(res.table, sw.metric, eligible),
+                  robust, note, sw.min_trades, sw.min_exposure)
 
 
 def _cube(grid: Grid, values: np.ndarray) -> np.ndarray:
@@ -123,23 +155,31 @@ class Deflated:
     n_obs: np.ndarray  # (P,) daily returns
     skew: np.ndarray
     kurt: np.ndarray  # non-excess
-    n_trials: int
+    n_trials: float  # effective number of independent trials (Nyholt 2004), at most n_combos
+    n_combos: int
     var: float  # variance of the finite daily Sharpe ratios over all combinations (ddof=1)
     sr0: float  # expected maximum daily Sharpe of n_trials skill-less trials
     psr0: np.ndarray  # (P,) PSR against 0
     dsr: np.ndarray  # (P,) DSR: PSR against sr0
 
 
-def deflated(sums: np.ndarray) -> Deflated:
-    """Deflated Sharpe ratio of every combination with n_trials = P (docs/robustness.md, recipe)."""
+def deflated(sums: np.ndarray, fine: np.ndarray | None = None) -> Deflated:
+    """Deflated Sharpe ratio of every combination (docs/robustness.md, recipe). The number of
+    trials is the effective number of independent ones (`effective_trials`) among the P
+    combinations, from the correlation of their mean daily returns per sub-block of `fine`
+    (P, S', 5) power sums; without `fine` (or with fewer than 2 sub-blocks), P."""
     n, s1, s2, s3, s4 = (sums[..., i] for i in range(5))
     sr = sharpe_from_sums(n, s1, s2, periods=1)
     m = moments(n, s1, s2, s3, s4)
     fin = sr[np.isfinite(sr)]
     var = float(np.var(fin, ddof=1)) if fin.size >= 2 else 0.0
-    n_trials = int(n.shape[0])
+    n_combos = int(n.shape[0])
+    n_trials = float(n_combos)
+    if fine is not None and fine.shape[1] >= 2 and n_combos >= 2:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            n_trials = effective_trials(fine[..., 1] / fine[..., 0])
     n_obs = n.sum(axis=1)
-    return Deflated(sr, n_obs, m.skew, m.kurt, n_trials, var, float(expected_max_sharpe(n_trials, var)),
+    return Deflated(sr, n_obs, m.skew, m.kurt, n_trials, n_combos, var, float(expected_max_sharpe(n_trials, var)),
                     np.atleast_1d(probabilistic_sharpe_ratio(sr, 0.0, n_obs, m.skew, m.kurt)),
                     np.atleast_1d(deflated_sharpe_ratio(sr, n_obs, m.skew, m.kurt, n_trials, var)))
 
@@ -159,25 +199,38 @@ class WalkForwardOOS:
     seconds: float
 
 
-def _run_stats(r: np.ndarray) -> dict:
-    return {"total_return": metrics.total_return(r), "cagr": metrics.cagr(r), "sharpe": metrics.sharpe(r),
+def _run_stats(r: np.ndarray, years: float | None = None) -> dict:
+    return {"total_return": metrics.total_return(r), "cagr": metrics.cagr(r, years=years), "sharpe": metrics.sharpe(r),
             "max_drawdown": metrics.max_drawdown(r)}
 
 
-def walk_forward_oos(res: SweepResult, cfg: Config, market=None):
+def _pool(rk: Ranked) -> np.ndarray:
+    """Combinations PBO and walk-forward choose among: the eligible ones (all if fewer than 2)."""
+    ids = np.flatnonzero(rk.eligible)
+    return ids if ids.size >= 2 else np.arange(rk.eligible.size)
+
+
+def walk_forward_oos(res: SweepResult, cfg: Config, market=None, rk: Ranked | None = None):
     """Walk-forward picks (robustness.walk_forward on the block sums), each re-run with
     `backtest.pipeline.run` (once per distinct combination) and its daily returns taken over its
     test blocks. Block b holds the returns ending at bars edges[b] .. edges[b + 1] - 1.
+
+    The picks are made among the combinations active enough to be ranked (`ranked`; all of them
+    when fewer than two are), by the metric `robust_metric(sweep.metric)`.
 
     Returns (WalkForwardOOS, the Prepared of the first re-run: data fingerprint, strategy module).
     """
     from backtest.pipeline import load_market, run
 
     t0 = time.perf_counter()
-    n, s1, s2 = (res.sums[..., i] for i in range(3))
-    wf = walk_forward(n, s1, s2, train_blocks=cfg.sweep.train_blocks, metric=WF_METRIC)
+    rk = rk if rk is not None else ranked(res, cfg)
+    ids = _pool(rk)
+    n, s1, s2, s3, s4 = (res.sums[ids][..., i] for i in range(5))
+    wf = walk_forward(n, s1, s2, train_blocks=cfg.sweep.train_blocks, metric=rk.robust, s3=s3, s4=s4)
+    wf = dataclasses.replace(wf, chosen=ids[wf.chosen], reference=int(ids[wf.reference]))
     market = market if market is not None else load_market(cfg)
     cache: dict[int, np.ndarray] = {}
+    exposure: dict[int, np.ndarray] = {}  # share of the pick's equity invested at each bar's close
     first = []
 
     def returns(p: int) -> np.ndarray:
@@ -187,6 +240,7 @@ def walk_forward_oos(res: SweepResult, cfg: Config, market=None):
                 first.append(out)
             eq = out.result.total_equity.to_numpy(dtype=np.float64)
             cache[p] = np.concatenate([[np.nan], eq[1:] / eq[:-1] - 1.0])  # r[t] ends at bar t
+            exposure[p] = 1.0 - out.result.total_cash.to_numpy(dtype=np.float64) / eq
         return cache[p]
 
     returns(int(wf.steps[0][1]))
@@ -210,7 +264,11 @@ def walk_forward_oos(res: SweepResult, cfg: Config, market=None):
     for p, r in cache.items():
         block = np.array([r[edges[b]:edges[b + 1]].sum() for b in range(len(edges) - 1)])
         gap = max(gap, float(np.max(np.abs(block - res.sums[p, :, 1]))))
-    stats = {"stitched": _run_stats(frame["oos_return"].to_numpy()), "reference": _run_stats(reference)}
+    years = metrics.calendar_years(frame["date"])
+    stats = {"stitched": _run_stats(frame["oos_return"].to_numpy(), years), "reference": _run_stats(reference, years)}
+    stats["stitched"]["exposure"] = float(np.mean(np.concatenate(
+        [exposure[p][edges[test[0]]:edges[test[-1] + 1]] for test, p in wf.steps])))
+    stats["reference"]["exposure"] = float(np.mean(exposure[int(wf.reference)][a0:b1]))
     return (WalkForwardOOS(wf, frame, reference, dates, edges, stats, gap, len(cache), time.perf_counter() - t0),
             prep)
 
@@ -383,8 +441,9 @@ def degradation(charts: Canvas, pbo: PBOResult) -> str:
         ax.set_title(f"fit: OOS = {pbo.intercept:.2f} {'+' if pbo.slope >= 0 else '−'} {abs(pbo.slope):.2f} × IS",
                      color="#dc2626", loc="left")
     ax.axhline(0.0, color="#6b7280", lw=0.8)
-    ax.set_xlabel("in-sample Sharpe of the in-sample best")
-    ax.set_ylabel("its out-of-sample Sharpe")
+    label = "Sharpe" if pbo.metric == "sharpe" else pbo.metric.replace("_", " ")
+    ax.set_xlabel(f"in-sample {label} of the in-sample best")
+    ax.set_ylabel(f"its out-of-sample {label}")
     return charts.svg(fig, "out-of-sample versus in-sample Sharpe of each split's winner")
 
 
@@ -414,7 +473,12 @@ def wf_chart(charts: Canvas, wfo: WalkForwardOOS) -> str:
 # Sections
 
 
-def _header(res: SweepResult, cfg: Config, about: dict) -> str:
+def _label(rk: Ranked) -> str:
+    base = METRIC_LABELS.get(rk.metric, rk.metric)
+    return f"median per-symbol {base}" if rk.column != rk.metric else base
+
+
+def _header(res: SweepResult, cfg: Config, about: dict, rk: Ranked) -> str:
     grid = res.grid
     values = "<br>".join(f"<code>{e(k)}</code> ({len(v)}): {e(', '.join(fmt_value(x) for x in v))}"
                          for k, v in zip(grid.keys, grid.values))
@@ -430,45 +494,113 @@ def _header(res: SweepResult, cfg: Config, about: dict) -> str:
                                                  f"{res.computed:,} computed in this call, the rest read from saved "
                                                  "chunks") + ")")),
         ("Grid", values or "–"),
-        ("Ranked by", e(f"{cfg.sweep.metric} (higher is better); {cfg.sweep.blocks} time blocks, walk-forward "
-                        f"trains on {cfg.sweep.train_blocks}")),
-        ("Execution", e(f"{ex.mode}, fill {ex.fill}, slippage {ex.slippage_bps:g} bps")),
+        ("Ranked by", e(f"{_label(rk)} (higher is better), among combinations with at least {rk.min_trades} closed "
+                        f"trades and {pct(rk.min_exposure, 1)} average exposure ({rk.excluded:,} of {grid.size:,} "
+                        f"excluded); {cfg.sweep.blocks} time blocks, walk-forward trains on {cfg.sweep.train_blocks}")),
+        ("Execution", e(f"{ex.mode}" + (f" (HK${ex.init_cash:,.0f} shared by at most {ex.max_positions} positions)"
+                                        if ex.mode == "portfolio" else
+                                        " (one account per symbol, each from its first tradable bar)")
+                        + f", fill {ex.fill}, slippage {ex.slippage_bps:g} bps")),
         ("Run", e(f"sweep {res.seconds:.2f} s · walk-forward re-runs {about.get('wf_seconds', 0.0):.2f} s")),
     ]
     meta = "".join(f"<div><dt>{k}</dt><dd>{v}</dd></div>" for k, v in items)
-    return (f'<header id="header"><div class="in"><h1>{e(about.get("strategy") or cfg.strategy.name)} · sweep</h1>'
+    synthetic = about.get("synthetic")
+    return (f'<header id="header">{SYNTHETIC_BANNER if synthetic else ""}<div class="in"><h1>'
+            f'{e(about.get("strategy") or cfg.strategy.name)} · sweep{" · synthetic data" if synthetic else ""}</h1>'
             f'<p class="help">{e(str(about.get("help") or ""))}</p><dl class="meta">{meta}</dl></div></header>')
 
 
-def _summary(res, metric, order, nb, dfl, pbo, wfo) -> str:
+def warnings_for(res: SweepResult, rk: Ranked, nb: Neighbourhood) -> list[str]:
+    """Plain-text warnings the page and the CLI print: nothing active enough to rank, a best or a
+    stable-region centre on the grid's edge, a metric PBO and walk-forward cannot use."""
+    out = []
+    best = int(rk.order[0])
+    if not rk.eligible.any():
+        out.append(f"no combination has {rk.min_trades} closed trades and {pct(rk.min_exposure, 1)} average exposure: "
+                   "the ranking below is of inactive combinations (lower sweep.min_trades / min_exposure knowingly, "
+                   "or widen the grid)")
+    w = edge_warning(res.grid, best, "the best combination")
+    if w:
+        out.append(w)
+    centre = _centre(nb)
+    if centre is not None:
+        w = edge_warning(res.grid, centre, "the centre of the most stable region")
+        if w:
+            out.append(w)
+    if rk.robust_note:
+        out.append(rk.robust_note)
+    return out
+
+
+def best_lines(res: SweepResult, cfg: Config) -> list[str]:
+    """What the CLI prints about the ranking: how many were ranked, the best with its trades and
+    exposure, then one "warning: ..." line per warning."""
+    rk = ranked(res, cfg)
+    p = int(rk.order[0])
+    t = res.table
+    combo = ", ".join(f"{k}={v}" for k, v in res.grid.combo(p).items())
+    head = (f"{int(rk.eligible.sum())} ranked, {rk.excluded} below {rk.min_trades} trades or "
+            f"{rk.min_exposure:.1%} exposure; best {_label(rk)} {float(t[rk.column].iloc[p]):.3f} "
+            f"({int(t['trades'].iloc[p])} trades, exposure {float(t[exposure_column(t)].iloc[p]):.1%}) at {combo}")
+    nb = neighbourhood(res.grid, _ranked_values(res, rk))
+    return [head] + [f"warning: {w}" for w in warnings_for(res, rk, nb)]
+
+
+def _centre(nb: Neighbourhood) -> int | None:
+    """The combination whose neighbourhood (itself included) has the highest mean."""
+    if not np.isfinite(nb.region).any():
+        return None
+    return int(np.argmax(np.where(np.isfinite(nb.region), nb.region, -np.inf)))
+
+
+def _activity(res: SweepResult, p: int) -> str:
+    t = res.table
+    return f"{int(t['trades'].iloc[p]):,} trades · exposure {pct(float(t[exposure_column(t)].iloc[p]), 1)}"
+
+
+def _summary(res, rk: Ranked, nb, dfl, pbo, wfo, warns: list[str]) -> str:
+    metric, order = rk.column, rk.order
     best = int(order[0])
     v = res.table[metric].to_numpy()
     s = wfo.stats
     cards = [
-        _card(f"Best {METRIC_LABELS.get(metric, metric)}", fmt_metric(metric, v[best]), v[best],
-              f"combination #{best}"),
+        _card(f"Best {_label(rk)}", fmt_metric(rk.metric, v[best]), v[best],
+              f"combination #{best} · {_activity(res, best)}"),
+        _card("Ranked", f"{int(rk.eligible.sum()):,} of {len(v):,}", None,
+              f"{rk.excluded:,} below {rk.min_trades} trades or {pct(rk.min_exposure, 1)} exposure"),
         _card("Neighbour mean / best", num(_ratio(nb.mean[best], v[best])),
-              None, f"neighbour mean {fmt_metric(metric, nb.mean[best])}"),
-        _card("Deflated Sharpe (best)", num(dfl.dsr[best], 3), None, f"over {dfl.n_trials:,} trials; ≥ 0.95 = skill"),
+              None, f"neighbour mean {fmt_metric(rk.metric, nb.mean[best])}"),
+        _card("Deflated Sharpe (best)", num(dfl.dsr[best], 3), None,
+              f"over {dfl.n_trials:,.1f} effective trials; ≥ 0.95 = skill"),
         _card("PBO", num(pbo.pbo, 3) if pbo is not None else "–", None,
               "≈ 0 good · 0.5 = coin toss" if pbo is not None else "needs an even number of blocks"),
-        _card("Walk-forward Sharpe", num(s["stitched"]["sharpe"]), s["stitched"]["sharpe"],
+        _card(f"Walk-forward Sharpe (picks by {rk.robust})", num(s["stitched"]["sharpe"]), s["stitched"]["sharpe"],
               f"look-ahead best: {num(s['reference']['sharpe'])}"),
         _card("Walk-forward return", pct(s["stitched"]["total_return"]), s["stitched"]["total_return"],
-              f"look-ahead best: {pct(s['reference']['total_return'])}"),
+              f"at {pct(s['stitched']['exposure'], 1)} exposure · look-ahead best: "
+              f"{pct(s['reference']['total_return'])}"),
     ]
-    note = ("Read left to right: how good the best looks, whether its neighbours agree, whether it beats the best of "
-            f"{dfl.n_trials:,} skill-less trials, whether in-sample winners stay winners, and what picking on the past "
-            "would have earned. Details below; docs/sweeps.md explains each.")
-    return _section("summary", f'<div class="cards">{"".join(cards)}</div>', e(note))
+    note = ("Read left to right: how good the best looks and how active it is, how many combinations were active "
+            "enough to be ranked, whether its neighbours agree, whether it beats the best of "
+            f"{dfl.n_trials:,.1f} skill-less trials, whether in-sample winners stay winners, and what picking on the "
+            "past would have earned. Details below; docs/sweeps.md explains each.")
+    warn_html = "".join(f'<div class="warn" role="alert">WARNING: {e(w)}</div>' for w in warns)
+    return _section("summary", f'{warn_html}<div class="cards">{"".join(cards)}</div>', e(note))
 
 
-def _heatmaps(res: SweepResult, metric: str, charts: Canvas, best: int) -> str:
+def _ranked_values(res: SweepResult, rk: Ranked) -> np.ndarray:
+    """The ranked column, NaN where a combination is not active enough to be ranked (unless none is)."""
+    v = res.table[rk.column].to_numpy(dtype=np.float64)
+    return np.where(rk.eligible, v, np.nan) if rk.eligible.any() else v
+
+
+def _heatmaps(res: SweepResult, rk: Ranked, charts: Canvas, best: int) -> str:
     grid = res.grid
-    cube = _cube(grid, res.table[metric].to_numpy())
+    metric = rk.metric
+    cube = _cube(grid, _ranked_values(res, rk))
     axes = [i for i, v in enumerate(grid.values) if len(v) >= 2]
     best_idx = grid.indices(best, best + 1)[0]
-    label = METRIC_LABELS.get(metric, metric)
+    label = _label(rk)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: no combination traded
         if len(axes) == 0:
@@ -486,15 +618,17 @@ def _heatmaps(res: SweepResult, metric: str, charts: Canvas, best: int) -> str:
     svgs = [heatmap(charts, m, (grid.keys[i], grid.keys[j]), (grid.values[i], grid.values[j]), metric, lo, hi,
                     (best_idx[i], best_idx[j])) for (i, j), m in zip(pairs, means)]
     unit = " (cells in %)" if metric in PERCENT else ""
-    note = (f"Mean {label}{unit} over the other parameters, for every pair of grid parameters; one colour scale for "
-            "all maps. The blue square is the best combination. A broad bright plateau is a robust region; a lone "
-            "bright cell among dull ones is luck.")
+    note = (f"Mean {label}{unit} over the other parameters, for every pair of grid parameters, of the combinations "
+            "active enough to be ranked (grey: none); one colour scale for all maps. The blue square is the best "
+            "combination. A broad bright plateau is a robust region; a lone bright cell among dull ones is luck; a "
+            "best on the border of a map may have its optimum outside the grid.")
     cells = "".join(f'<div class="chart">{s}</div>' for s in svgs)
     return _section("heatmaps", f'<div class="grid2">{cells}</div>', e(note))
 
 
-def _distribution(res: SweepResult, metric: str, charts: Canvas, order: np.ndarray) -> str:
-    v = res.table[metric].to_numpy(dtype=np.float64)
+def _distribution(res: SweepResult, rk: Ranked, charts: Canvas) -> str:
+    metric, order = rk.metric, rk.order
+    v = _ranked_values(res, rk)
     svg = histogram(charts, v, metric, v[order[0]], v[order[:PICKS]])
     fin = v[np.isfinite(v)]
     rows = []
@@ -503,59 +637,79 @@ def _distribution(res: SweepResult, metric: str, charts: Canvas, order: np.ndarr
             x = float(np.percentile(fin, q))
             rows.append(f'<tr><td class="t">{e(name)}</td>{td(fmt_metric(metric, x), x, sign_class(x))}</tr>')
         rows.append(f'<tr><td class="t">above 0</td>{td(pct(float(np.mean(fin > 0)), 1))}</tr>')
-    table = html_table(["Quantile", METRIC_LABELS.get(metric, metric)], rows)
-    note = (f"{metric} of all {len(v):,} combinations"
-            + (f"; {len(v) - fin.size:,} not finite (never traded, or no losing day) are left out"
+    table = html_table(["Quantile", _label(rk)], rows)
+    note = (f"{_label(rk)} of all {len(v):,} combinations"
+            + (f"; {len(v) - fin.size:,} are left out (not active enough to be ranked, never traded, or no losing day)"
                if fin.size < len(v) else "")
             + f". The blue line is the best, the orange ticks the top {PICKS}. A best far out in the right tail "
             "of a distribution centred near 0 is what selection from noise looks like.")
     return _section("distribution", f'<div class="two"><div class="chart">{svg}</div><div>{table}</div></div>', e(note))
 
 
-def _top(res: SweepResult, metric: str, order: np.ndarray, nb: Neighbourhood, dfl: Deflated) -> str:
+def _columns(t: pd.DataFrame, rk: Ranked) -> list[tuple[str, str, str]]:
+    """(column, title, format metric) of the tables: the ranked one first, then trades and exposure
+    beside it, then the rest."""
+    cols = [(rk.column, _label(rk), rk.metric), ("trades", "Trades", "trades"),
+            (exposure_column(t), "Exposure" + (" (mean of symbols)" if exposure_column(t) != "exposure" else ""),
+             "exposure")]
+    if "symbols_traded" in t:
+        cols.append(("symbols_traded", "Symbols traded", "trades"))
+    prefix = "All accounts: " if rk.column != rk.metric else ""
+    cols += [(m, prefix + METRIC_LABELS[m], m) for m in METRIC_LABELS if m not in {c for c, _, _ in cols}]
+    return cols
+
+
+def _top(res: SweepResult, rk: Ranked, nb: Neighbourhood, dfl: Deflated) -> str:
     grid, t = res.grid, res.table
-    names = list(METRIC_LABELS)
-    cols = {m: t[m].to_numpy() for m in names}
+    metric, order = rk.column, rk.order
+    cols = _columns(t, rk)
+    vals = {c: t[c].to_numpy() for c, _, _ in cols}
     rows = []
-    v = cols[metric]
+    v = vals[metric]
     for rank, p in enumerate(order[:TOP], 1):
         ratio = _ratio(nb.mean[p], v[p])
-        cells = "".join(td(fmt_metric(m, cols[m][p]), float(cols[m][p]), sign_class(cols[m][p]) if m == metric else "")
-                        for m in names)
-        rows.append(f'<tr><td class="t" data-v="{rank}">{rank}</td>{td(f"#{p}", int(p))}{_param_cells(grid, p)}'
+        cells = "".join(td(fmt_metric(f, vals[c][p]), float(vals[c][p]), sign_class(vals[c][p]) if c == metric else "")
+                        for c, _, f in cols)
+        rank_cell = f'<td class="t" data-v="{rank}">{rank if rk.eligible[p] else "not ranked"}</td>'
+        rows.append(f'<tr>{rank_cell}{td(f"#{p}", int(p))}{_param_cells(grid, p)}'
                     f"{cells}{td(num(dfl.dsr[p], 3), float(dfl.dsr[p]))}{td(num(ratio), ratio)}</tr>")
-    head = ["#", "Combo", *grid.keys, *(METRIC_LABELS[m] + (" ▸" if m == metric else "") for m in names),
+    head = ["#", "Combo", *grid.keys, *(title + (" ▸" if c == metric else "") for c, title, _ in cols),
             "DSR", "Neighbour mean / value"]
-    note = (f"Ranked by {metric} (▸). DSR: deflated Sharpe ratio of that combination against the best of all "
-            f"{dfl.n_trials:,} combinations (see below). Neighbour mean / value: the {metric} of the combination's grid "
-            "neighbours relative to its own; near 1 (or above) = a plateau. Click a header to sort.")
-    return _section("top", f'<div class="scroll">{html_table(head, rows, sortable=True)}</div>', e(note))
+    note = (f"Ranked by {e(_label(rk))} (▸) among the {int(rk.eligible.sum()):,} combinations with at least "
+            f"{rk.min_trades} closed trades and {pct(rk.min_exposure, 1)} average exposure; {rk.excluded:,} less active "
+            "ones are not ranked (sweep.min_trades, sweep.min_exposure). Trades and exposure stand beside the ranked "
+            f"metric. DSR: deflated Sharpe ratio against the best of {dfl.n_trials:,.1f} effective independent trials "
+            f"(see below). Neighbour mean / value: the ranked metric of the combination's grid neighbours relative to "
+            "its own; near 1 (or above) = a plateau. Click a header to sort.")
+    return _section("top", f'<div class="scroll">{html_table(head, rows, sortable=True)}</div>', note)
 
 
-def _stability(res: SweepResult, metric: str, order: np.ndarray, nb: Neighbourhood) -> str:
-    grid = res.grid
-    v = res.table[metric].to_numpy(dtype=np.float64)
-    region = np.where(np.isfinite(nb.region), nb.region, -np.inf)
-    centre = int(np.argmax(region)) if np.isfinite(nb.region).any() else None
+def _stability(res: SweepResult, rk: Ranked, nb: Neighbourhood) -> str:
+    grid, t = res.grid, res.table
+    metric, order = rk.column, rk.order
+    v = _ranked_values(res, rk)
+    centre = _centre(nb)
+    trades, expo = t["trades"].to_numpy(), t[exposure_column(t)].to_numpy()
 
     def row(label: str, p: int, cls: str = "") -> str:
         ratio = _ratio(nb.mean[p], v[p])
         c = f' class="{cls}"' if cls else ""
         return (f'<tr{c}><td class="t">{e(label)}</td>{td(f"#{p}")}{_param_cells(grid, p)}'
-                f"{td(fmt_metric(metric, v[p]), v[p], sign_class(v[p]))}{td(str(int(nb.count[p])))}"
-                f"{td(fmt_metric(metric, nb.mean[p]), nb.mean[p], sign_class(nb.mean[p]))}"
-                f"{td(fmt_metric(metric, nb.min[p]), nb.min[p], sign_class(nb.min[p]))}{td(num(ratio), ratio)}"
-                f"{td(fmt_metric(metric, nb.region[p]), nb.region[p])}</tr>")
+                f"{td(fmt_metric(rk.metric, v[p]), v[p], sign_class(v[p]))}"
+                f"{td(f'{int(trades[p]):,}', int(trades[p]))}{td(pct(expo[p], 1), expo[p])}{td(str(int(nb.count[p])))}"
+                f"{td(fmt_metric(rk.metric, nb.mean[p]), nb.mean[p], sign_class(nb.mean[p]))}"
+                f"{td(fmt_metric(rk.metric, nb.min[p]), nb.min[p], sign_class(nb.min[p]))}{td(num(ratio), ratio)}"
+                f"{td(fmt_metric(rk.metric, nb.region[p]), nb.region[p])}</tr>")
 
-    rows = [row(str(rank), int(p)) for rank, p in enumerate(order[:PICKS], 1)]
+    rows = [row(str(rank), int(p)) for rank, p in enumerate(order[:PICKS], 1) if rk.eligible[p]]
     if centre is not None:
         rows.append(row("best region", centre, "pick"))
-    label = METRIC_LABELS.get(metric, metric)
-    head = ["#", "Combo", *grid.keys, label, "Neighbours", "Neighbour mean", "Neighbour min", "Mean / pick",
-            "Region mean (with pick)"]
+    head = ["#", "Combo", *grid.keys, _label(rk), "Trades", "Exposure", "Neighbours", "Neighbour mean",
+            "Neighbour min", "Mean / pick", "Region mean (with pick)"]
     note = (f"Neighbours of a combination: every combination one grid step away or less along each parameter "
             f"(all offsets in {{−1, 0, +1}} per axis except all 0; up to 3^{len(grid.keys)} − 1), ignoring those whose "
-            f"{metric} is undefined. Mean / pick near 1 means the result does not hinge on the exact parameters; "
+            f"{_label(rk)} is undefined or that are not active enough to be ranked. Mean / pick near 1 means the "
+            "result does not hinge on the exact parameters; "
             "a ratio far below 1 or a negative neighbour min means the pick is a lucky point. 'best region' is the "
             "combination whose neighbourhood (itself included) has the highest mean: the centre of the most robust "
             "region, a better candidate than the luckiest point.")
@@ -567,12 +721,14 @@ def _dsr(res: SweepResult, order: np.ndarray, dfl: Deflated) -> str:
     root = np.sqrt(metrics.PERIODS)
     rows = [
         ("Combination", f"#{b} ({_params(res.grid, b)})"),
+        ("Its activity", _activity(res, b)),
         ("Sharpe ratio, annualised", num(dfl.sr[b] * root, 3)),
         ("Sharpe ratio per day (SR)", num(dfl.sr[b], 4)),
         ("Daily returns (T)", f"{int(dfl.n_obs[b]):,}"),
         ("Skewness", num(dfl.skew[b], 3)),
         ("Kurtosis (non-excess, normal = 3)", num(dfl.kurt[b], 3)),
-        ("Trials (N = combinations)", f"{dfl.n_trials:,}"),
+        ("Combinations tried", f"{dfl.n_combos:,}"),
+        ("Effective independent trials (N, Nyholt 2004)", f"{dfl.n_trials:,.1f}"),
         ("Variance of the trials' daily Sharpe ratios (V)", f"{dfl.var:.3g}" if finite(dfl.var) else "–"),
         ("Expected best of N skill-less trials (SR0), per day", num(dfl.sr0, 4)),
         ("SR0 annualised", num(dfl.sr0 * root, 3)),
@@ -582,58 +738,73 @@ def _dsr(res: SweepResult, order: np.ndarray, dfl: Deflated) -> str:
     table = html_table(["Best combination", "Value"], [f'<tr><td class="t">{e(k)}</td>{td(e(v))}</tr>' for k, v in rows])
     cards = (f'<div class="cards">{_card("DSR of the best", num(dfl.dsr[b], 3), None, "≥ 0.95: skill at 5 %")}'
              f'{_card("Its Sharpe", num(dfl.sr[b] * root), dfl.sr[b], "annualised")}'
-             f'{_card("Bar to beat (SR0)", num(dfl.sr0 * root), None, "annualised best of N null trials")}</div>')
+             f'{_card("Bar to beat (SR0)", num(dfl.sr0 * root), None, "annualised best of N null trials")}'
+             f'{_card("Effective trials", f"{dfl.n_trials:,.1f}", None, f"of {dfl.n_combos:,} correlated combinations")}'
+             "</div>")
     note = ("Bailey and López de Prado (2014): the probability that the best combination's true Sharpe ratio is above "
             "the Sharpe ratio the best of N skill-less trials would show by luck, given its skewness and kurtosis. "
-            "All Sharpe values in the formula are per day (docs/robustness.md). N is the number of combinations; "
-            "neighbouring combinations are correlated, so the effective number of trials is smaller and this DSR is "
-            "strict. Count every sweep you ran on this data, not only this one. Read it like 1 − p-value.")
+            "All Sharpe values in the formula are per day (docs/robustness.md). Neighbouring combinations are "
+            "correlated, so N is the effective number of independent trials: M − Σ(i≠j) ρᵢⱼ² / M over the "
+            "correlations ρ of the combinations' mean daily returns per sub-block of about a month (Nyholt 2004; "
+            "docs/robustness.md). The Sharpe and the ranking use every combination tried, active or not. "
+            "Count every sweep you ran on this data, not only this one. Read it like 1 − p-value.")
     return _section("dsr", cards + table, e(note))
 
 
-def _pbo(pbo: PBOResult | None, why: str, charts: Canvas) -> str:
+def _pbo(pbo: PBOResult | None, why: str, charts: Canvas, rk: Ranked) -> str:
     if pbo is None:
         return _section("pbo", f"<p>{e(why)}</p>")
     cards = (f'<div class="cards">{_card("PBO", num(pbo.pbo, 3), None, "share of splits with logit ≤ 0")}'
              f'{_card("P(OOS loss)", num(pbo.prob_oos_loss, 3), None, "winner loses out of sample")}'
-             f'{_card("Degradation slope", num(pbo.slope), pbo.slope, "OOS on IS Sharpe")}'
+             f'{_card("Degradation slope", num(pbo.slope), pbo.slope, f"OOS on IS {pbo.metric}")}'
              f'{_card("Splits", f"{len(pbo.logits):,}", None, f"{pbo.splits.shape[1]} blocks, half in sample")}</div>')
     body = (cards + f'<div class="two even"><div class="chart">{logit_hist(charts, pbo)}</div>'
             f'<div class="chart">{degradation(charts, pbo)}</div></div>')
     note = ("Combinatorially symmetric cross-validation (Bailey, Borwein, López de Prado and Zhu 2017): the time blocks "
-            "are split every way into two halves; the best combination on one half (by Sharpe) is ranked on the other. "
+            f"are split every way into two halves; the best combination on one half (by {pbo.metric}, from "
+            f"sweep.metric = {rk.metric}, among the {_pool(rk).size:,} combinations active enough to be ranked) is "
+            "ranked on the other. "
             "PBO is the share of splits where it lands at or below the out-of-sample median: near 0, selection by "
             "backtest carries information; near 0.5, it is a coin toss (pure noise gives 0.5); above, the optimiser "
             "fits noise that reverses. A negative degradation slope: the better in sample, the worse out of sample.")
     return _section("pbo", body, e(note))
 
 
-def _walk_forward(res: SweepResult, wfo: WalkForwardOOS, charts: Canvas) -> str:
+def _walk_forward(res: SweepResult, wfo: WalkForwardOOS, charts: Canvas, rk: Ranked) -> str:
     wf, grid, f = wfo.wf, res.grid, wfo.frame
+    perf = num if wf.metric == "sharpe" else pct
+    mlabel = "Sharpe" if wf.metric == "sharpe" else wf.metric.replace("_", " ")
+    t = res.table
+    trades, expo = t["trades"].to_numpy(), t[exposure_column(t)].to_numpy()
     rows = []
     for k, ((test, p), train) in enumerate(zip(wf.steps, wf.train)):
         r = f.loc[f["step"] == k, "oos_return"].to_numpy()
         tr = metrics.total_return(r)
         rows.append(f'<tr><td class="t">{k + 1}</td><td class="t">{e(_period(wfo.dates, wfo.edges, train))}</td>'
                     f'<td class="t">{e(_period(wfo.dates, wfo.edges, test))}</td>{td(f"#{p}")}{_param_cells(grid, p)}'
-                    f"{td(num(wf.is_perf[k]), wf.is_perf[k], sign_class(wf.is_perf[k]))}"
-                    f"{td(num(wf.oos_perf[k]), wf.oos_perf[k], sign_class(wf.oos_perf[k]))}{td(pct(tr), tr, sign_class(tr))}</tr>")
-    steps = html_table(["Step", "Train (in sample)", "Test (out of sample)", "Chosen", *grid.keys, "IS Sharpe",
-                    "OOS Sharpe", "OOS return"], rows, left=3)
+                    f"{td(f'{int(trades[p]):,}', int(trades[p]))}{td(pct(expo[p], 1), expo[p])}"
+                    f"{td(perf(wf.is_perf[k]), wf.is_perf[k], sign_class(wf.is_perf[k]))}"
+                    f"{td(perf(wf.oos_perf[k]), wf.oos_perf[k], sign_class(wf.oos_perf[k]))}{td(pct(tr), tr, sign_class(tr))}</tr>")
+    steps = html_table(["Step", "Train (in sample)", "Test (out of sample)", "Chosen", *grid.keys,
+                        "Trades (full run)", "Exposure (full run)", f"IS {mlabel}", f"OOS {mlabel}", "OOS return"],
+                       rows, left=3)
     s = wfo.stats
     krows = []
-    for label, key, fmt in (("Total return", "total_return", pct), ("CAGR", "cagr", pct), ("Sharpe", "sharpe", num),
+    for label, key, fmt in (("Exposure (average share invested)", "exposure", pct), ("Total return", "total_return", pct),
+                            ("CAGR", "cagr", pct), ("Sharpe", "sharpe", num),
                             ("Max drawdown", "max_drawdown", pct)):
         a, b = s["stitched"][key], s["reference"][key]
-        krows.append(f'<tr><td class="t">{e(label)}</td>{td(fmt(a), a, sign_class(a))}{td(fmt(b), b, sign_class(b))}</tr>')
-    krows.append(f'<tr><td class="t">Sharpe from the sweep\'s block sums</td>{td(num(wf.stitched))}'
-                 f"{td(num(wf.reference_oos))}</tr>")
+        ca, cb = ("", "") if key == "exposure" else (sign_class(a), sign_class(b))
+        krows.append(f'<tr><td class="t">{e(label)}</td>{td(fmt(a), a, ca)}{td(fmt(b), b, cb)}</tr>')
+    krows.append(f'<tr><td class="t">{e(mlabel)} from the sweep\'s block sums</td>{td(perf(wf.stitched))}'
+                 f"{td(perf(wf.reference_oos))}</tr>")
     key_table = html_table(["Out of sample", "Walk-forward", f"Best #{int(wf.reference)} (look-ahead)"], krows)
     distinct = len(set(int(c) for c in wf.chosen))
     check = (f"the re-runs reproduce the sweep's block sums (largest gap {wfo.sums_gap:.1e})" if wfo.sums_gap < 1e-8
              else f"WARNING: the re-runs differ from the sweep's block sums by up to {wfo.sums_gap:.2e}")
-    note = (f"Rolling walk-forward: at each step, pick the combination with the best Sharpe over the previous "
-            f"{len(wf.train[0])} blocks and trade it over the next block; {len(wf.steps)} steps, {distinct} distinct "
+    note = (f"Rolling walk-forward: at each step, pick the combination with the best {mlabel} (from sweep.metric = "
+            f"{rk.metric}) over the previous {len(wf.train[0])} blocks, among the {_pool(rk).size:,} combinations "
+            f"active enough to be ranked, and trade it over the next block; {len(wf.steps)} steps, {distinct} distinct "
             f"picks. Each pick is re-run with the single-run engine ({wfo.runs} runs, {wfo.seconds:.1f} s) and its daily "
             "returns over its test block are chained into one out-of-sample curve (walk_forward.csv); a switch at a "
             "block boundary inherits the new pick's positions at no cost. The dashed line is the full-sample best over "
@@ -647,28 +818,32 @@ def _walk_forward(res: SweepResult, wfo: WalkForwardOOS, charts: Canvas) -> str:
 def render(res: SweepResult, cfg: Config, wfo: WalkForwardOOS, about: dict) -> str:
     """The whole page as one string. `about`: strategy, help, source, fingerprint, period, wf_seconds
     (plain texts, escaped here). Every text from data or config is escaped."""
-    metric = cfg.sweep.metric
     if not np.array_equal(res.table["combo"].to_numpy(), np.arange(res.grid.size)):
         raise ValueError("the sweep table must hold one row per combination, in grid order")
-    order = ranking(res.table, metric)
-    nb = neighbourhood(res.grid, res.table[metric].to_numpy())
-    dfl = deflated(res.sums)
+    rk = ranked(res, cfg)
+    order = rk.order
+    nb = neighbourhood(res.grid, _ranked_values(res, rk))
+    dfl = deflated(res.sums, res.fine_sums)
     pbo, why = None, ""
     try:
-        pbo = pbo_cscv(res.sums[..., 0], res.sums[..., 1], res.sums[..., 2], metric=WF_METRIC)
+        ids = _pool(rk)
+        sums = res.sums[ids]
+        pbo = pbo_cscv(*(sums[..., i] for i in range(3)), metric=rk.robust, s3=sums[..., 3], s4=sums[..., 4])
+        pbo = dataclasses.replace(pbo, is_best=ids[pbo.is_best])
     except ValueError as exc:
         why = f"PBO by CSCV is not available for this sweep: {exc}. Use an even sweep.blocks (8 to 16)."
+    warns = warnings_for(res, rk, nb)
     charts = Canvas()
     with charts.mpl.rc_context(RC):
         sections = [
-            _summary(res, metric, order, nb, dfl, pbo, wfo),
-            _heatmaps(res, metric, charts, int(order[0])),
-            _distribution(res, metric, charts, order),
-            _top(res, metric, order, nb, dfl),
-            _stability(res, metric, order, nb),
+            _summary(res, rk, nb, dfl, pbo, wfo, warns),
+            _heatmaps(res, rk, charts, int(order[0])),
+            _distribution(res, rk, charts),
+            _top(res, rk, nb, dfl),
+            _stability(res, rk, nb),
             _dsr(res, order, dfl),
-            _pbo(pbo, why, charts),
-            _walk_forward(res, wfo, charts),
+            _pbo(pbo, why, charts, rk),
+            _walk_forward(res, wfo, charts, rk),
             _section("config", f"<pre>{e(cfg.text or '(no config text)')}</pre>",
                      e(f"Source: {cfg.source or '(in memory)'}")),
         ]
@@ -681,11 +856,11 @@ def render(res: SweepResult, cfg: Config, wfo: WalkForwardOOS, about: dict) -> s
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title><link rel="icon" href="data:,">
 <style>{CSS}{EXTRA_CSS}</style></head><body>
-{_header(res, cfg, about)}
+{_header(res, cfg, about, rk)}
 <nav aria-label="sections"><div class="in">{nav}</div></nav>
 <main>
 {chr(10).join(sections)}
-<footer>dipflow sweep report · data fingerprint {fp} · machine-readable twins: results.parquet, results.csv, \
+<footer>{"SYNTHETIC DATA · " if about.get("synthetic") else ""}dipflow sweep report · data fingerprint {fp} · machine-readable twins: results.parquet, results.csv, \
 walk_forward.csv</footer>
 </main>
 <script>{SORT_JS}</script>
@@ -706,14 +881,15 @@ def write_sweep_report(res: SweepResult, cfg: Config, market=None) -> Path:
     walk-forward re-runs.
     """
     out = Path(res.out_dir)
-    wfo, prep = walk_forward_oos(res, cfg, market)
+    wfo, prep = walk_forward_oos(res, cfg, market, ranked(res, cfg))
     frame = wfo.frame.assign(date=wfo.frame["date"].dt.strftime("%Y-%m-%d"))
     _atomic(out / "walk_forward.csv", lambda p: frame.to_csv(p, index=False))
     about = {"strategy": prep.module.NAME, "help": getattr(prep.module, "HELP", ""),
              "source": f"{prep.panel.source or cfg.data.path or 'sample market'} · {len(prep.panel.symbols)} symbols × "
                        f"{len(wfo.dates):,} bars",
              "fingerprint": prep.panel.fingerprint,
-             "period": f"{_date(wfo.dates[0])} to {_date(wfo.dates[-1])}", "wf_seconds": wfo.seconds}
+             "period": f"{_date(wfo.dates[0])} to {_date(wfo.dates[-1])}", "wf_seconds": wfo.seconds,
+             "synthetic": is_synthetic(prep.panel.source, prep.panel.meta.get("name"))}
     page = render(res, cfg, wfo, about)
     path = out / "sweep.html"
     _atomic(path, lambda p: p.write_text(page, encoding="utf-8"))

@@ -18,7 +18,8 @@ import pandas as pd
 from backtest import event_study as es
 from backtest.event_study import POOLED
 from backtest.metrics import ROLLING_WINDOW, drawdown_periods, period_returns, rolling_sharpe
-from backtest.page import CSP, CSS, RC, SORT_JS, Canvas, e, finite, html_table, mpl_text, num, pct, sign_class, td
+from backtest.page import (CSP, CSS, RC, SORT_JS, SYNTHETIC_BANNER, Canvas, e, finite, html_table, mpl_text, num, pct,
+                           sign_class, td)
 from backtest.pipeline import RunOutput
 
 SECTIONS = (
@@ -37,7 +38,7 @@ SECTIONS = (
 )
 """(id, title) of every section after the header (id "header"), in page order."""
 
-COLORS = {"strategy": "#1d4ed8", "index": "#ea580c", "equal_weight": "#0d9488"}
+COLORS = {"strategy": "#1d4ed8", "index": "#ea580c", "equal_weight": "#0d9488", "index_at_exposure": "#a16207"}
 UP, DOWN = (22, 163, 74), (220, 38, 38)
 BENCH_LABELS = {"equal_weight": "Equal weight"}
 
@@ -102,12 +103,17 @@ class _Charts(Canvas):
 
     def exposure(self, index, exposure: np.ndarray) -> str:
         fig, ax = self.figure(2.5, top=0.35)
-        ax.fill_between(index, exposure, 0.0, color=COLORS["strategy"], alpha=0.25, lw=0, step="post")
+        ax.fill_between(index, exposure, 0.0, color=COLORS["strategy"], alpha=0.25, lw=0, step="post",
+                        label="share of equity invested, each day")
         smooth = pd.Series(exposure).rolling(60, min_periods=1).mean().to_numpy()
         ax.plot(index, smooth, color=COLORS["strategy"], lw=1.2, label="60-day average")
-        ax.set_ylim(0.0, max(float(np.nanmax(exposure)) * 1.1, 0.01))
+        mean = float(np.nanmean(exposure)) if np.isfinite(exposure).any() else np.nan
+        if finite(mean):
+            ax.axhline(mean, color="#111827", lw=0.9, ls="--", label=f"average {pct(mean, 1)}")
+        top = float(np.nanmax(exposure)) if np.isfinite(exposure).any() else 0.0
+        ax.set_ylim(0.0, max(top * 1.1, 0.01))
         ax.set_ylabel("equity invested")
-        self.legend_above(ax, 1)
+        self.legend_above(ax, 3 if finite(mean) else 2)
         self.percent(ax)
         self.dates(ax, index)
         return self.svg(fig, "exposure over time")
@@ -203,43 +209,81 @@ def _header(out: RunOutput, record: dict) -> str:
         ("max hold", f"{xc.max_hold} bars" if xc.max_hold else "off")))
     costs = (f"HK schedule (dated), commission {num(c.commission_bps, 1)} bps, min HK${num(c.commission_min, 0)}"
              if c.model == "hk" else f"flat {num(c.flat_pct, 3)}%")
+    if ex.mode == "portfolio":
+        capital = f"portfolio: HK${ex.init_cash:,.0f} shared by at most {ex.max_positions} positions"
+    else:
+        capital = (f"independent: HK${ex.init_cash:,.0f} per symbol's account, from its first tradable bar "
+                   f"({s.get('symbols', 0)} accounts)")
     items = [
         ("Parameters", params or "–"),
         ("Entry rule", f"<code>{e(record['entry_rule'])}</code>"),
         ("Exit rule", f"<code>{e(str(record['exit_rule'] or 'none'))}</code>"),
-        ("Execution", e(f"{ex.mode}, fill {ex.fill}, slippage {ex.slippage_bps:g} bps, "
-                        f"HK${ex.init_cash:,.0f} per account" + ("" if ex.board_lots else ", fractional shares"))),
+        ("Capital", e(capital)),
+        ("Execution", e(f"fill {ex.fill}, slippage {ex.slippage_bps:g} bps"
+                        + ("" if ex.board_lots else ", fractional shares"))),
         ("Exits", exits),
         ("Costs", e(costs)),
-        ("Data", e(f"{data['source']} · {data['symbols']} symbols × {data['bars']} bars")),
+        ("Data", e(f"{data['source']} · {data['symbols']} symbols × {data['bars']} bars")
+         + (" · <strong>SYNTHETIC</strong>" if data.get("synthetic") else "")),
         ("Fingerprint", f"<code>{e(data['fingerprint'])}</code>"),
-        ("Period", e(f"{s['start']} to {s['end']} ({s['years']:.1f} years)")),
+        ("Period", e(f"{s['start']} to {s['end']} ({s['years']:.2f} calendar years)")),
+        ("Risk-free rate", e(f"{cfg.report.risk_free:.2%} a year (report.risk_free)")),
         ("Run", e(f"{out.started or 'unknown'} · backtest {out.seconds:.2f} s")),
         ("Config", e(str(record["config"] or "(in memory)"))),
     ]
     meta = "".join(f"<div><dt>{k}</dt><dd>{v}</dd></div>" for k, v in items)
-    return (f'<header id="header"><div class="in"><h1>{e(record["strategy"])}</h1>'
+    title = e(record["strategy"]) + (" · synthetic data" if data.get("synthetic") else "")
+    banner = SYNTHETIC_BANNER if data.get("synthetic") else ""
+    return (f'<header id="header">{banner}<div class="in"><h1>{title}</h1>'
             f'<p class="help">{e(str(getattr(prep.module, "HELP", "")))}</p><dl class="meta">{meta}</dl></div></header>')
 
 
 def _bench_names(out: RunOutput) -> dict[str, str]:
-    return {"index": out.prepared.panel.index_name or "Index", **BENCH_LABELS}
+    index = out.prepared.panel.index_name or "Index"
+    return {"index": index, **BENCH_LABELS, "index_at_exposure": f"{index} × {pct(out.stats['exposure'], 1)} exposure"}
+
+
+def _exposure_of(out: RunOutput, key: str) -> float:
+    """Average share of capital at work: the strategy's, or a benchmark's (fully invested but the
+    exposure-matched index)."""
+    return out.stats["exposure"] if key in ("strategy", "index_at_exposure") else 1.0
 
 
 def _metrics(out: RunOutput) -> str:
     s, b = out.stats, out.benchmark_stats or {}
     names = _bench_names(out)
-    cards = [("Total return", pct(s["total_return"]), s["total_return"]), ("CAGR", pct(s["cagr"]), s["cagr"]),
-             ("Sharpe", num(s["sharpe"]), s["sharpe"]), ("Max drawdown", pct(s["max_drawdown"]), None),
-             ("Trades", f"{s['trades']:,}", None), ("Win rate", pct(s["win_rate"], 1), None)]
-    card_html = "".join(f'<div class="card"><div class="k">{k}</div><div class="v {sign_class(v)}">{t}</div></div>'
-                        for k, t, v in cards)
+    at_work = f"at {pct(s['exposure'], 1)} average exposure"
+    cards = [("Total return", pct(s["total_return"]), s["total_return"], at_work),
+             ("CAGR", pct(s["cagr"]), s["cagr"], at_work),
+             ("Exposure", pct(s["exposure"], 1), None, "average share of capital invested"),
+             ("Return on capital employed", pct(s["return_on_capital_employed"]), s["return_on_capital_employed"],
+              "P&L a year / average HK$ invested"),
+             ("Sharpe", num(s["sharpe"]), s["sharpe"], f"risk-free {pct(out.prepared.cfg.report.risk_free, 2)}"),
+             ("Max drawdown", pct(s["max_drawdown"]), None, ""),
+             ("Trades", f"{s['trades']:,}", None, f"{num(s['trades_per_year'], 1)} a year")]
+    if out.per_symbol is not None:
+        # Independent accounts: the headline is the spread of per-symbol results, not their sum.
+        def spread(m, f):
+            return f"quartiles {f(s[f'symbol_{m}_q1'])} to {f(s[f'symbol_{m}_q3'])}"
+
+        cards = [("Median symbol total return", pct(s["symbol_total_return_median"]), s["symbol_total_return_median"],
+                  spread("total_return", pct)),
+                 ("Median symbol CAGR", pct(s["symbol_cagr_median"]), s["symbol_cagr_median"], spread("cagr", pct)),
+                 ("Median symbol Sharpe", num(s["symbol_sharpe_median"]), s["symbol_sharpe_median"],
+                  spread("sharpe", num)),
+                 ("Symbols positive", pct(s["symbols_positive"], 0), None,
+                  f"of {s['symbols_traded']} that traded ({s['symbols']} accounts)"),
+                 ("Median symbol exposure", pct(s["symbol_exposure_median"], 1), None, "share of its account invested"),
+                 ("Trades", f"{s['trades']:,}", None, f"{num(s['trades_per_year'], 1)} a year")]
+    card_html = "".join(f'<div class="card"><div class="k">{k}</div><div class="v {sign_class(v)}">{t}</div>'
+                        f'<div class="k">{e(sub)}</div></div>' for k, t, v, sub in cards)
     risk = [("Total return", "total_return", pct), ("CAGR", "cagr", pct), ("Annual volatility", "annual_volatility", pct),
             ("Sharpe", "sharpe", num), ("Sortino", "sortino", num), ("Max drawdown", "max_drawdown", pct),
             ("Max drawdown duration (trading days)", "max_drawdown_days", lambda v: f"{v:,}"),
             ("Longest drawdown (trading days)", "longest_drawdown_days", lambda v: f"{v:,}"),
             ("Calmar", "calmar", num)]
-    rows = []
+    rows = [f'<tr><td class="t">Exposure (average share of capital invested)</td>{td(pct(s["exposure"], 1))}'
+            + "".join(td(pct(_exposure_of(out, n), 1)) for n in names) + "</tr>"]
     for label, key, f in risk:
         cells = [td(f(s[key]))] + [td(f(b[n][key])) if n in b else td("–") for n in names]
         rows.append(f'<tr><td class="t">{e(label)}</td>{"".join(cells)}</tr>')
@@ -247,23 +291,54 @@ def _metrics(out: RunOutput) -> str:
                           ("Excess total return vs benchmark", "excess_return", pct)):
         cells = [td("")] + [td(f(s.get(f"{key}_{n}", np.nan))) for n in names]
         rows.append(f'<tr><td class="t">{e(label)}</td>{"".join(cells)}</tr>')
-    t1 = html_table(["Returns and risk", "Strategy", *names.values()], rows)
+    strategy = "All accounts pooled" if out.per_symbol is not None else "Strategy"
+    t1 = html_table(["Returns and risk", strategy, *names.values()], rows)
     money = lambda v: "HK$" + num(v, 0)  # noqa: E731
     trading = [("Closed trades", f"{s['trades']:,}"), ("Open at the end", f"{s['open_trades']:,}"),
                ("Win rate", pct(s["win_rate"], 1)), ("Profit factor", num(s["profit_factor"])),
                ("Average trade", pct(s["avg_trade"])), ("Median trade", pct(s["median_trade"])),
                ("Trades per year", num(s["trades_per_year"], 1)),
                ("Exposure (average share of equity invested)", pct(s["exposure"])),
+               ("Return on capital employed (P&L a year / average HK$ invested)",
+                pct(s["return_on_capital_employed"])),
                ("Time in market (bars with a position)", pct(s["time_in_market"], 1)),
                ("Turnover (equity traded per year)", num(s["turnover"]) + "×"),
                ("Fees paid", money(s["fees_paid"])), ("Fees / starting equity", pct(s["fees_pct_of_start"])),
                ("Skipped entries", f"{s.get('skipped_entries', 0):,}")]
     t2 = html_table(["Trading", "Strategy"], [f'<tr><td class="t">{e(k)}</td>{td(v)}</tr>' for k, v in trading])
-    note = ("Daily returns of total equity; annualisation 252; risk-free rate 0. Alpha and beta: daily CAPM regression "
-            "on each benchmark, alpha compounded to a year (empyrical). Equal weight: all names of the universe, "
-            "rebalanced daily. Definitions: docs/tearsheet.md.")
-    body = f'<div class="cards">{card_html}</div><div class="two"><div>{t1}</div><div>{t2}</div></div>'
+    rf = out.prepared.cfg.report.risk_free
+    mode = out.prepared.cfg.execution.mode
+    capital = ("the portfolio's equity (one account, shared cash)" if mode == "portfolio" else
+               "all symbols' accounts pooled, each from its symbol's first tradable bar (time-weighted) in the table; "
+               "the cards and the per-symbol table below give the spread of the symbols' own results, the headline "
+               "of independent accounts")
+    note = (f"Daily returns of {capital}; annualisation 252; CAGR over {s['years']:.2f} calendar years; "
+            f"risk-free rate {rf:.2%} a year (report.risk_free) in Sharpe, Sortino and alpha. Exposure stands beside "
+            f"every return: the strategy had {pct(s['exposure'], 1)} of its capital invested on average, the index and "
+            "equal weight 100 %; the last column holds the index at the strategy's average exposure (rest in cash), "
+            "the fair yardstick for a part-time strategy. Alpha and beta: daily CAPM regression on each benchmark, "
+            "alpha compounded to a year (empyrical). Equal weight: all names of the universe, rebalanced daily. "
+            "Definitions: docs/tearsheet.md.")
+    side = _per_symbol(out) if out.per_symbol is not None else ""
+    body = (f'<div class="cards">{card_html}</div>{t1}'
+            f'<div class="two even" style="margin-top:14px"><div>{t2}</div><div>{side}</div></div>')
     return _section("metrics", body, note)
+
+
+def _per_symbol(out: RunOutput) -> str:
+    """Independent mode: the distribution of per-symbol results, not a sum counting idle cash."""
+    s = out.stats
+    rows = []
+    for label, m, f in (("Total return", "total_return", pct), ("CAGR", "cagr", pct), ("Sharpe", "sharpe", num),
+                        ("Max drawdown", "max_drawdown", pct), ("Exposure", "exposure", pct)):
+        rows.append(f'<tr><td class="t">{e(label)}</td>'
+                    + "".join(td(f(s[f"symbol_{m}_{q}"])) for q in ("q1", "median", "q3")) + "</tr>")
+    head = ["Per symbol (symbols that traded)", "Lower quartile", "Median", "Upper quartile"]
+    line = (f"{s['symbols_traded']:,} of {s['symbols']:,} symbols traded; {pct(s['symbols_positive'], 1)} of those "
+            "ended with a positive total return. Each account counts from its symbol's first tradable bar; "
+            "per_symbol.csv has every symbol.")
+    return (f'<h3 style="margin-top:4px">Independent accounts: per-symbol results</h3><p class="note">{e(line)}</p>'
+            f"{html_table(head, rows)}")
 
 
 def _heat(v: float, scale: float) -> str:
@@ -378,10 +453,9 @@ def render(out: RunOutput, record: dict, eq: pd.DataFrame) -> str:
     """The whole page as one string; every text from data or config is escaped."""
     charts = _Charts()
     index = pd.DatetimeIndex(eq.index)
-    equity = eq["equity"]
-    returns = equity.pct_change().iloc[1:]
+    returns = eq["return"].iloc[1:]
     names = _bench_names(out)
-    lines = {"Strategy": (equity.to_numpy() / equity.iloc[0], COLORS["strategy"])}
+    lines = {"Strategy": (eq["growth"].to_numpy(), COLORS["strategy"])}
     for key, label in names.items():
         col = f"bench_{key}"
         if col in eq and eq[col].notna().any():
@@ -403,28 +477,34 @@ def render(out: RunOutput, record: dict, eq: pd.DataFrame) -> str:
         yearly_svg = charts.yearly(yearly, [COLORS["strategy"], *(COLORS[k] for k in names if k in bench)])
         trade_html = _trade_section(out.result.trades, charts)
         event_html = _event_study(out, charts)
-    yrows = [f'<tr><td class="t">{y}</td>' + "".join(td(pct(v, 1), v, sign_class(v)) for v in row) + "</tr>"
-             for y, row in zip(yearly.index, yearly.to_numpy())]
+    expo = eq["exposure"].groupby(index.year).mean().reindex(yearly.index)
+    yrows = [f'<tr><td class="t">{y}</td>{td(pct(row[0], 1), row[0], sign_class(row[0]))}{td(pct(x, 1), x)}'
+             + "".join(td(pct(v, 1), v, sign_class(v)) for v in row[1:]) + "</tr>"
+             for y, row, x in zip(yearly.index, yearly.to_numpy(), expo.to_numpy())]
     meta_names = out.prepared.panel.meta["name"] if "name" in out.prepared.panel.meta else pd.Series(dtype=object)
-    toggle = ('<input class="scale" type="radio" name="scale" id="scale-lin" checked>'
-              '<input class="scale" type="radio" name="scale" id="scale-log">'
+    toggle = ('<input class="scale" type="radio" name="scale" id="scale-lin">'
+              '<input class="scale" type="radio" name="scale" id="scale-log" checked>'
               '<div class="toggle" role="group" aria-label="y-axis scale"><label for="scale-lin">linear</label>'
               '<label for="scale-log">log</label></div>'
               f'<div class="chart lin">{eq_lin}</div><div class="chart log">{eq_log}</div>')
     sections = [
         _metrics(out),
-        _section("equity", toggle, "Value of 1 invested in the strategy (total equity), the benchmark index and an "
-                 "equal-weight portfolio of the universe rebalanced daily."),
+        _section("equity", toggle, "Value of 1 invested in the strategy (its daily returns, compounded), the benchmark "
+                 "index, an equal-weight portfolio of the universe rebalanced daily, and the index at the strategy's "
+                 "average exposure. Log scale by default, so equal percentage moves look equal whatever the level."),
         _section("underwater", f'<div class="chart">{dd_svg}</div>', "Strategy equity below its running peak."),
         _drawdown_table(returns.to_numpy(), index),
         _monthly(returns),
         _section("yearly", f'<div class="two"><div class="chart">{yearly_svg}</div><div>'
-                 f'{html_table(["Year", *yearly.columns], yrows)}</div></div>'),
+                 f'{html_table(["Year", "Strategy", "Its exposure", *yearly.columns[1:]], yrows)}</div></div>',
+                 "Compounded return per calendar year; the strategy's average exposure that year beside it."),
         _section("rolling-sharpe", f'<div class="chart">{roll_svg}</div>',
-                 f"Annualised Sharpe ratio of the trailing {ROLLING_WINDOW} trading days (about six months), risk-free 0."),
+                 f"Annualised Sharpe ratio of the trailing {ROLLING_WINDOW} trading days (about six months), risk-free 0 "
+                 "(a chart of shape, not the key metrics' report.risk_free)."),
         trade_html,
         _section("exposure", f'<div class="chart">{exp_svg}</div>',
-                 "Value of open positions / total equity, per bar (in independent mode, all accounts together)."),
+                 "Value of open positions / equity, per bar (in independent mode, the accounts that exist that day "
+                 "together), its 60-day average and its average over the whole run."),
         event_html,
         _trades(out.result.trades, meta_names),
         _section("config", f"<pre>{e(out.prepared.cfg.text or '(no config text)')}</pre>",
@@ -442,7 +522,7 @@ def render(out: RunOutput, record: dict, eq: pd.DataFrame) -> str:
 <nav aria-label="sections"><div class="in">{nav}</div></nav>
 <main>
 {chr(10).join(sections)}
-<footer>dipflow tear sheet · data fingerprint {e(record['data']['fingerprint'])} · machine-readable twins: stats.json, equity.csv, trades.csv, event_study.csv</footer>
+<footer>{"SYNTHETIC DATA · " if record["data"].get("synthetic") else ""}dipflow tear sheet · data fingerprint {e(record['data']['fingerprint'])} · machine-readable twins: stats.json, equity.csv, trades.csv, orders.csv, event_study.csv{", per_symbol.csv" if out.per_symbol is not None else ""}</footer>
 </main>
 <script>{SORT_JS}</script>
 </body></html>

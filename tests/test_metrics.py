@@ -274,7 +274,10 @@ def test_summary_is_consistent_with_the_metric_functions():
     close(s["exposure"], (invested / equity).mean())
     close(s["time_in_market"], 200 / 300)
     close(s["fees_paid"], 30.0)
-    close(s["turnover"], 3e5 / equity.mean() / (299 / 252))
+    years = (idx[-1] - idx[0]).days / 365.25  # the calendar span, not bars / 252
+    close(s["years"], years)
+    close(s["turnover"], 3e5 / equity.mean() / years)
+    close(s["cagr"], (equity.iloc[-1] / equity.iloc[0]) ** (1 / years) - 1)
     close([s["alpha_index"], s["beta_index"]], ep.alpha_beta(r, bench["index"].to_numpy()[1:], risk_free=0.01 / 252))
     close(s["excess_return_index"], s["total_return"] - ep.cum_returns_final(bench["index"].to_numpy()[1:]))
     assert s["start"] == "2020-01-01" and s["trades"] == 2

@@ -41,6 +41,8 @@ commission_min = 50.0
 metric = "sharpe"
 blocks = 6
 train_blocks = 2
+min_trades = 0           # rank every combination here; the activity filter has its own tests
+min_exposure = 0.0
 [sweep.grid]
 dip = [0.03, 0.06, 0.09]
 flow_z = { start = 0.5, stop = 1.5, num = 3 }
@@ -132,7 +134,7 @@ def test_text_from_config_and_data_is_escaped(sweep):
 
 def test_neighbourhood_of_a_pick_equals_pandas(sweep):
     cfg, res, page = sweep
-    metric, t = cfg.sweep.metric, res.table
+    metric, t = "sym_sharpe", res.table  # independent mode ranks the median per-symbol Sharpe
     order = sr.ranking(t, metric)
     assert order[0] == t[metric].idxmax()
     nb = sr.neighbourhood(res.grid, t[metric].to_numpy())
@@ -156,18 +158,32 @@ def test_neighbourhood_of_a_pick_equals_pandas(sweep):
 
 
 def test_deflated_sharpe_of_the_best_equals_an_independent_computation(sweep, single_runs):
+    """DSR of the ranked best against scipy on the single-run engine's returns, with the effective
+    number of trials from numpy's eigenvalues of the combinations' correlation matrix (Nyholt 2004:
+    1 + (M - 1)(1 - Var(lambda) / M)) over their mean daily returns per sub-block."""
     cfg, res, page = sweep
     t = res.table
-    best = int(t["sharpe"].idxmax())
+    best = int(t["sym_sharpe"].idxmax())  # independent mode ranks the median per-symbol Sharpe
+    assert best == sr.ranked(res, cfg).order[0]
     r = single_runs(best).to_numpy()
     sharpes = t["sharpe"].to_numpy()
     sharpes = sharpes[np.isfinite(sharpes)]
+    means = res.fine_sums[..., 1] / res.fine_sums[..., 0]
+    assert res.fine_sums.shape[1] > res.sums.shape[1]
+    np.testing.assert_allclose(res.fine_sums.reshape(18, 6, -1, 5).sum(axis=2), res.sums, rtol=1e-12, atol=1e-15)
+    live = means[means.std(axis=1) > 0]
+    lam = np.linalg.eigvalsh(np.corrcoef(live))
+    m = len(live)
+    n_eff = 1 + (m - 1) * (1 - np.var(lam, ddof=1) / m)
+    assert 1 <= n_eff < 18
     expected = deflated_sharpe_ratio(r.mean() / r.std(ddof=1), len(r), stats.skew(r),
-                                     stats.kurtosis(r, fisher=False), n_trials=len(t),
+                                     stats.kurtosis(r, fisher=False), n_trials=n_eff,
                                      sr_trials_var=np.var(sharpes, ddof=1) / 252)
-    got = sr.deflated(res.sums)
+    got = sr.deflated(res.sums, res.fine_sums)
+    assert got.n_trials == pytest.approx(n_eff, rel=1e-9)
     assert got.dsr[best] == pytest.approx(expected, rel=1e-6, abs=1e-9)
-    assert got.n_trials == 18 and got.n_obs[best] == len(r)
+    assert got.n_combos == 18 and got.n_obs[best] == len(r)
+    assert sr.deflated(res.sums).n_trials == 18  # without sub-blocks: every combination counts
     html = page.read_text()
     assert f">{sr.num(expected, 3)}</td>" in _section(html, "dsr")
     assert f">{sr.num(expected, 3)}</td>" in _section(html, "top")  # DSR column of the top 10

@@ -64,7 +64,8 @@ def test_shapes_types_and_labels(market):
         assert df.index.equals(md.hk["close"].index)
     assert list(md.southbound.columns) == ["sh", "sz"]
     assert md.index_close.dtype == np.float64 and md.usdhkd.dtype == np.float64
-    pd.testing.assert_frame_equal(md.symbols, syms)
+    # the reference table, every name marked as synthetic (its prices are invented)
+    pd.testing.assert_frame_equal(md.symbols, syms.assign(name=syms["name"] + " (synthetic)"))
     dual = [t for t in syms["adr_ticker"] if t]
     assert list(md.adr_close.columns) == dual
     assert md.index_name == "HSTECH" and md.index_close.name == "HSTECH"

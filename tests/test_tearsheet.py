@@ -106,7 +106,7 @@ def test_machine_readable_twins(sheet):
     assert stats["metrics"]["total_return"] == pytest.approx(out.stats["total_return"], rel=1e-15)
     for key in ("alpha_index", "beta_index", "excess_return_equal_weight", "turnover", "max_drawdown_days"):
         assert key in stats["metrics"]
-    assert set(stats["benchmarks"]) == {"index", "equal_weight"}
+    assert set(stats["benchmarks"]) == {"index", "equal_weight", "index_at_exposure"}
     assert stats["benchmarks"]["index"]["name"] == out.prepared.panel.index_name
     assert stats["run"]["started"] and stats["data"]["fingerprint"] == out.prepared.panel.fingerprint
     ev = pd.read_csv(d / "event_study.csv", keep_default_na=False, na_values=[""])
@@ -184,11 +184,11 @@ def test_tearsheet_in_headless_chromium(sheet, tmp_path):
             assert driver.find_element(By.ID, sid).is_displayed(), sid
         # Readable on a laptop: no horizontal scrolling.
         assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
-        # The linear/log toggle (pure CSS).
+        # The linear/log toggle (pure CSS); log scale by default.
         lin, log = (driver.find_element(By.CSS_SELECTOR, f"#equity .chart.{c}") for c in ("lin", "log"))
-        assert lin.is_displayed() and not log.is_displayed()
-        driver.find_element(By.CSS_SELECTOR, "label[for=scale-log]").click()
         assert log.is_displayed() and not lin.is_displayed()
+        driver.find_element(By.CSS_SELECTOR, "label[for=scale-lin]").click()
+        assert lin.is_displayed() and not log.is_displayed()
         # The trade list sorts on a header click (the inline script ran under the CSP).
         header = driver.find_element(By.XPATH, "//section[@id='trades']//th[normalize-space()='Return']")
         header.click()

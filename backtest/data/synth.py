@@ -197,6 +197,9 @@ def _date_index(values) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(values, name="date")
 
 
+SYNTHETIC_SUFFIX = " (synthetic)"
+
+
 def generate(seed: int = 7, symbols: int = 25, years: float = 10.0, end: str = "2025-12-31",
              params: SynthParams | None = None) -> MarketData:
     """A deterministic synthetic market of the first `symbols` default names over `years` to `end`."""
@@ -217,6 +220,7 @@ def generate_detailed(seed: int = 7, symbols: int = 25, years: float = 10.0,
         raise ValueError(f"years must be a positive number, got {years!r}")
     k = int(symbols)
     meta = universe.iloc[:k].copy()
+    meta["name"] = meta["name"].astype(str) + SYNTHETIC_SUFFIX  # invented prices: never mistaken for history
     syms = [str(s) for s in meta.index]
     end_ts = pd.Timestamp(end).normalize()
     start_ts = end_ts - pd.Timedelta(days=int(round(years * 365.25))) + pd.Timedelta(days=1)

@@ -1,0 +1,136 @@
+"""Honest ranking of a sweep (DESIGN §7): what is ranked, who may be ranked, and where the best sits.
+
+- What is ranked (`ranked_column`): in portfolio mode the fund's metric; in independent mode the
+  median over the symbols that traded of each symbol's own metric, counted from its first
+  tradable bar (`rebase_symbols`), never the sum of accounts that counts idle cash as invested.
+- Who may be ranked (`activity`): combinations with at least `sweep.min_trades` closed trades and
+  `sweep.min_exposure` average exposure; the rest are listed but not ranked.
+- Where the best sits (`grid_edges`): a pick on the first or last value of a grid parameter may
+  have its optimum outside the grid.
+
+docs/sweeps.md describes the choices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from backtest.grid import Grid
+from backtest.metrics import PERIODS, calendar_years, first_tradable
+
+SYMBOL_METRICS = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "exposure", "win_rate")
+
+
+def rebase_symbols(by_symbol: pd.DataFrame, first: np.ndarray, dates) -> pd.DataFrame:
+    """Per-symbol sweep metrics counted from each symbol's first tradable bar, not from bar 0.
+
+    The kernel measures every account over all T bars; before its symbol lists an account is
+    flat (daily return exactly 0), so the metrics over the bars it exists follow exactly:
+    total return, max drawdown, trades and win rate are unchanged; exposure scales by T / T';
+    Sortino = S1 sqrt(252) / sqrt(n D2) scales by sqrt(n / n'); CAGR compounds the total return
+    over the symbol's calendar years; Sharpe, a function of n and a = S1^2 / S2 only, is
+    recomputed with n' returns (n = T - 1, n' = T - 1 - first bar; S1, S2, D2 the sums of r, r^2,
+    min(r, 0)^2). Symbols that never trade are dropped.
+    """
+    dates = pd.DatetimeIndex(dates)
+    n_t = len(dates)
+    first = np.asarray(first, dtype=np.int64)
+    syms = by_symbol["symbol"].to_numpy()
+    pos = pd.Index(by_symbol["symbol"].unique())
+    f = first[pos.get_indexer(syms)]
+    keep = f < n_t
+    out = by_symbol.loc[keep].copy()
+    f = f[keep]
+    n = n_t - 1.0
+    n1 = n - f
+    years = np.array([calendar_years(dates[a:]) for a in range(n_t)])[f]
+    out["exposure"] = out["exposure"].to_numpy() * n_t / (n_t - f)
+    out["sortino"] = out["sortino"].to_numpy() * np.sqrt(n / n1)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        out["cagr"] = np.where(years > 0, (1.0 + out["total_return"].to_numpy()) ** (1.0 / years) - 1.0, np.nan)
+        x = out["sharpe"].to_numpy() / np.sqrt(PERIODS)
+        a = x * x * n * n / (n - 1.0 + x * x * n)  # S1^2 / S2
+        x1 = np.sqrt(np.maximum(a * (n1 - 1.0) / (n1 * (n1 - a)), 0.0))
+        out["sharpe"] = np.where(np.isfinite(x) & (n1 > a) & (n1 >= 2), np.sign(x) * x1 * np.sqrt(PERIODS),
+                                 out["sharpe"].to_numpy())
+    return out
+
+
+def symbol_medians(rebased: pd.DataFrame, n_combos: int) -> pd.DataFrame:
+    """Per combination: median over the symbols that traded of each metric (`sym_<metric>`), the
+    mean exposure over all symbols that exist (`sym_exposure_mean`; idle accounts count as 0),
+    and how many symbols traded."""
+    traded = rebased[rebased["trades"] > 0]
+    med = traded.groupby("combo")[list(SYMBOL_METRICS)].median().add_prefix("sym_")
+    med["symbols_traded"] = traded.groupby("combo").size()
+    med["sym_exposure_mean"] = rebased.groupby("combo")["exposure"].mean()
+    med = med.reindex(np.arange(n_combos))
+    med["symbols_traded"] = med["symbols_traded"].fillna(0).astype(np.int64)
+    return med
+
+
+def ranking_columns(table: pd.DataFrame, by_symbol: pd.DataFrame | None, close,
+                    dates) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The sweep table with CAGR over the calendar span and, in independent mode (`by_symbol`
+    given), the per-symbol columns of `symbol_medians`; and the per-symbol table counted from each
+    symbol's first tradable bar (`rebase_symbols`). close: (T, N) prices; dates: the bars."""
+    out = table.copy()
+    years = calendar_years(dates)
+    with np.errstate(invalid="ignore"):
+        out["cagr"] = (1.0 + out["total_return"]) ** (1.0 / years) - 1.0 if years > 0 else np.nan
+    rebased = None
+    if by_symbol is not None:
+        rebased = rebase_symbols(by_symbol, first_tradable(close), dates).reset_index(drop=True)
+        med = symbol_medians(rebased, len(out))
+        for c in med.columns:
+            out[c] = med[c].to_numpy()
+    return out, rebased
+
+
+def ranked_column(metric: str, table: pd.DataFrame) -> str:
+    """The column a sweep ranks by: `sym_<metric>` in independent mode (when the table has it)."""
+    return f"sym_{metric}" if f"sym_{metric}" in table.columns else metric
+
+
+def exposure_column(table: pd.DataFrame) -> str:
+    """Independent mode: the mean exposure of the symbols' accounts; portfolio: the fund's."""
+    return "sym_exposure_mean" if "sym_exposure_mean" in table.columns else "exposure"
+
+
+def activity(table: pd.DataFrame, min_trades: int, min_exposure: float) -> np.ndarray:
+    """(P,) bool: combinations active enough to be ranked (closed trades and average exposure)."""
+    return ((table["trades"].to_numpy() >= min_trades)
+            & (table[exposure_column(table)].to_numpy(dtype=np.float64) >= min_exposure))
+
+
+def ranking(table: pd.DataFrame, metric: str, eligible: np.ndarray | None = None) -> np.ndarray:
+    """Combination ids, best first by `ranked_column(metric)` (higher is better); the eligible
+    ones first, then the rest; ties keep grid order; NaN last within each part."""
+    col = ranked_column(metric, table)
+    t = pd.DataFrame({"combo": table["combo"].to_numpy(), "v": table[col].to_numpy(dtype=np.float64),
+                      "out": ~np.asarray(eligible, dtype=bool) if eligible is not None else False})
+    t = t.sort_values("v", ascending=False, kind="stable", na_position="last")
+    return t.sort_values("out", kind="stable")["combo"].to_numpy()
+
+
+def grid_edges(grid: Grid, p: int) -> list[tuple[str, str]]:
+    """(key, "lowest" or "highest") for every grid parameter with at least two values whose
+    value in combination p is the first or last of its grid."""
+    idx = grid.indices(int(p), int(p) + 1)[0]
+    out = []
+    for k, v, i in zip(grid.keys, grid.values, idx):
+        if len(v) >= 2 and i in (0, len(v) - 1):
+            out.append((k, "lowest" if i == 0 else "highest"))
+    return out
+
+
+def edge_warning(grid: Grid, p: int, what: str) -> str:
+    """A one-line warning when combination p sits on an edge of the grid, else ""."""
+    edges = grid_edges(grid, p)
+    if not edges:
+        return ""
+    combo = grid.combo(int(p))
+    where = "; ".join(f"{k} = {combo[k]:g} is the {side} value swept" for k, side in edges)
+    return (f"{what} #{int(p)} sits on the edge of the grid ({where}): the optimum may lie outside the grid; "
+            "extend the grid past it before trusting the pick")
