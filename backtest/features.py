@@ -196,9 +196,9 @@ def _c(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def _bars(name: str, lo: int = 2) -> Param:
-    """A window in bars; rolling statistics need >= 2 bars, a return horizon or a sum may be 1."""
-    return Param(name, int, 20, lo, MAX_BARS, "bars" if lo == 2 else "bars (>= 1)")
+def _bars(name: str, lo: int = 2, help: str = "bars") -> Param:
+    """A window; rolling statistics need >= 2 values, a return horizon or a sum may be 1."""
+    return Param(name, int, 20, lo, MAX_BARS, help)
 
 
 def _builtin(name: str, compute: Callable, params: tuple[Param, ...], known: str, help: str) -> None:
@@ -230,12 +230,13 @@ def _sb_cum(p: Panel, window: int) -> np.ndarray:
     return _k().sum_last_valid(_market(p, "sb_net_buy"), window, window)
 
 
-_builtin("sb_cum", lambda p, window: _wide(_sb_cum(p, window), len(p.symbols)), (_bars("window", 1),), "next_open",
+_builtin("sb_cum", lambda p, window: _wide(_sb_cum(p, window), len(p.symbols)), (_bars("window", 1, "Connect days"),),
+         "next_open",
          "aggregate southbound net buy (HK$) summed over the last `window` Connect days (closed days skipped; "
          "NaN until `window` of them, and on closed days)")
 _builtin("sb_cum_z", lambda p, window, z_window: _wide(_k().trailing_zscore(_sb_cum(p, window), z_window,
                                                                             _z_min(z_window)), len(p.symbols)),
-         (_bars("window", 1), _bars("z_window")), "next_open",
+         (_bars("window", 1, "Connect days"), _bars("z_window")), "next_open",
          "z-score of sb_cum(window) vs its values on the prior `z_window` bars")
 _builtin("sb_stock_z", lambda p, window: _k().trailing_zscore(p.fields["sb_net_buy"], window, _z_min(window)),
          W, "next_open", "z-score of the stock's southbound net buy (CCASS record date) vs prior `window` bars")
