@@ -160,7 +160,8 @@ def register_feature(name: str | Callable | None = None, *, params: tuple[Param,
         except TypeError as exc:
             raise ConfigError(f"{where}: compute must accept (panel, {', '.join(p.name for p in params)}) "
                               f"as declared in params: {exc}") from None
-        FEATURES[fname] = FeatureDef(fname, fn, tuple(params), known, help, builtin=False)
+        doc = (inspect.getdoc(fn) or "").strip().splitlines()
+        FEATURES[fname] = FeatureDef(fname, fn, tuple(params), known, help or (doc[0] if doc else ""), builtin=False)
         return fn
 
     return deco
