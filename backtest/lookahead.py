@@ -31,7 +31,7 @@ from backtest.rules import evaluate
 
 CLOSE_HK_FIELDS = ("open", "high", "low", "close", "volume", "turnover")
 KINDS = ("feature", "entry rule", "exit rule", "fills", "equity")
-SETS = {"close": "after the close of the cut bar", "open": "after the next open"}
+SETS = {"close": "published after the HK close of", "open": "dated after"}
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Finding:
     """Something at or before the cut bar that changed when only later information did."""
 
     kind: str  # one of KINDS
-    name: str  # the feature reference, rule text or "orders"/"equity"
+    name: str  # the feature reference or rule text ("" for fills and equity)
     known: str  # the feature's declared `known` ("" for rules, fills, equity)
     perturbed: str  # "close" or "open": which information set was perturbed (SETS)
     cut: str  # date of the cut bar
@@ -47,14 +47,14 @@ class Finding:
     bar_index: int
 
     def __str__(self) -> str:
-        what = f"{self.kind} {self.name}" + (f" (declared known at {self.known})" if self.known else "")
+        what = " ".join(filter(None, [self.kind, self.name])) + (f" (declared known at {self.known})" if self.known else "")
         why = ""
         if self.kind == "feature":
             why = ("; it reads data published only after the close (flows, ADR closes, FX): declare "
                    "known=\"next_open\"" if self.perturbed == "close" and self.bar == self.cut
                    else "; it uses data from after the bar it is dated on (look-ahead)")
         return (f"{what} changed on {self.bar} (bar {self.bar_index}) when only data {SETS[self.perturbed]} "
-                f"{self.cut} changed{why}")
+                f"the cut {self.cut} changed{why}")
 
 
 @dataclass
@@ -133,10 +133,10 @@ def check(cfg: Config, market: MarketData | None = None, cuts: int = 5, seed: in
                     found(kind, str(rule), "", bar)
             bar = _first_order_diff(base.orders, moved.orders, dates, t)
             if bar is not None:
-                found("fills", "orders", "", bar)
+                found("fills", "", "", bar)
             bar = _first_diff(base.equity, moved.equity, t)
             if bar is not None:
-                found("equity", "equity", "", bar)
+                found("equity", "", "", bar)
     report.findings.sort(key=lambda f: (KINDS.index(f.kind), f.bar_index, f.perturbed != "open"))
     return report
 
