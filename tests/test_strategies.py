@@ -20,7 +20,7 @@ from backtest.strategy import load_strategy, plan, resolve_params, shipped_strat
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = shipped_strategies()
 CONFIGS = {"configs/dip.toml": "southbound_dip", "configs/adr.toml": "adr_discount",
-           "configs/flow_discount.toml": "flow_discount"}
+           "configs/flow_discount.toml": "flow_discount", "configs/slump_flow.toml": "slump_flow"}
 SMALL = "[data]\nsynthetic = { seed = 3, symbols = 8, years = 3 }\n"
 
 
