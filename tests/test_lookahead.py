@@ -167,3 +167,27 @@ def test_a_different_seed_picks_different_cuts():
     cfg, md = _small(load_config(ROOT / "configs" / "dip.toml"), 1)
     a, b = check(cfg, md, cuts=2, seed=0), check(cfg, md, cuts=2, seed=1)
     assert a.cuts != b.cuts and len(a.cuts) == 2
+
+
+def test_the_readme_strategy_and_feature_are_listed_and_clean(tmp_path):
+    import re
+
+    text = (ROOT / "README.md").read_text().split("## Writing a strategy", 1)[1].split("\n## ", 1)[0]
+    code = re.findall(r"```python\n(.*?)```", text, re.S)[0]
+    feature_lines = code.split("@register_feature", 1)[1].split("\n\n\n", 1)[0].strip().splitlines()
+    assert len(feature_lines) + 1 < 15  # "a feature in under 15 lines"
+    pkg = tmp_path / "my_strats"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "adr_snap.py").write_text(code)
+    cfg = tmp_path / "snap.toml"
+    cfg.write_text('[strategy]\nname = "my_strats.adr_snap"\n[data]\nsynthetic = { seed = 3, symbols = 8, years = 3 }\n')
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "backtest", *a], cwd=ROOT, capture_output=True,  # noqa
+                                    text=True, env=env)
+    r = run("strategies", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert "adr_snap: " in r.stdout and "premium_drop(window)  known: next_open  [my_strats.adr_snap]" in r.stdout
+    r = run("lookahead", str(cfg), "--cuts", "3")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "checked 3 features" in r.stdout
