@@ -110,7 +110,8 @@ def _as_panel_array(out: Any, panel: Panel, where: str) -> np.ndarray:
         out = out.to_numpy()
     arr = np.asarray(out)
     if arr.dtype.kind not in "biuf":
-        raise UserError(f"{where}: returned values of dtype {arr.dtype}; expected numbers (float64)")
+        got = "None" if out is None else f"values of dtype {arr.dtype}"
+        raise UserError(f"{where}: returned {got}; expected a (dates, symbols) array or DataFrame of numbers")
     if arr.ndim == 1 and arr.shape[0] == n_t:
         arr = np.broadcast_to(arr[:, None], (n_t, n_s))
     if arr.shape != (n_t, n_s):
@@ -282,8 +283,10 @@ def compute_features(panel: Panel, refs: list[FeatureRef]) -> np.ndarray:
     """Stack the features in `refs` order into one symbol-major (F, N, T) array, each computed once."""
     n_t, n_s = panel.shape
     out = np.empty((len(refs), n_s, n_t), dtype=np.float64)
+    first: dict[FeatureRef, int] = {}
     for i, ref in enumerate(refs):
-        out[i] = check_ref(ref).values(panel, ref).T
+        j = first.setdefault(ref, i)
+        out[i] = out[j] if j < i else check_ref(ref).values(panel, ref).T
     return out
 
 

@@ -61,7 +61,7 @@ class Finding:
 class LookaheadReport:
     source: str
     cuts: list[str]
-    checked: list[str]  # what was compared: features, rules, fills, equity
+    checked: list[tuple[str, str, str]]  # (kind, name, known) of every feature, rule, fills, equity compared
     findings: list[Finding] = field(default_factory=list)
     reached: int = 0  # runs whose perturbation changed something after the cut (else the check is vacuous)
     runs: int = 0
@@ -71,13 +71,17 @@ class LookaheadReport:
         return not self.findings
 
     def __str__(self) -> str:
-        head = (f"{self.source}: {len(self.cuts)} cuts ({', '.join(self.cuts)}) x 2 information sets; "
-                f"checked {', '.join(self.checked)}")
+        lines = [f"{self.source}: perturbed the data after {len(self.cuts)} cut bars ({', '.join(self.cuts)}), "
+                 f"twice each (after the HK close, after the next open)"]
+        for kind, name, known in self.checked:
+            first = next((f for f in self.findings if (f.kind, f.name) == (kind, name)), None)
+            status = "ok" if first is None else f"LEAK: changed on {first.bar} (cut {first.cut})"
+            label = f"{kind} {name}".strip() + (f" [known: {known}]" if known else "")
+            lines.append(f"  {label:<72} {status}")
         reach = f"the perturbation changed results after the cut in {self.reached} of {self.runs} runs"
         if self.clean:
-            return f"{head}\nclean: nothing at or before a cut changed ({reach})"
-        first = self.findings[0]
-        lines = [head, f"LOOK-AHEAD: {first}", f"{len(self.findings)} finding(s):"]
+            return "\n".join(lines + [f"clean: nothing at or before a cut changed ({reach})"])
+        lines += [f"LOOK-AHEAD: {self.findings[0]}", f"{len(self.findings)} finding(s):"]
         lines += [f"  - {f}" for f in self.findings[:20]]
         if len(self.findings) > 20:
             lines.append(f"  ... and {len(self.findings) - 20} more")
@@ -107,9 +111,10 @@ def check(cfg: Config, market: MarketData | None = None, cuts: int = 5, seed: in
     picks = np.sort(rng.choice(np.arange(1, n_t - 1), size=min(cuts, n_t - 2), replace=False))
     known = [FEATURES[r.name].known for r in plan.refs]
     all_close = all(k == "close" for k in known)
-    report = LookaheadReport(cfg.source or "config", [str(dates[t].date()) for t in picks],
-                             [f"{len(plan.refs)} features", "entry and exit rules", f"{len(base.orders)} orders",
-                              f"equity of {base.equity.shape[1]} accounts"])
+    checked = [("feature", str(r), k) for r, k in zip(plan.refs, known)]
+    checked += [("entry rule", str(plan.entry_rule), ""), ("exit rule", str(plan.exit_rule), ""),
+                ("fills", "", ""), ("equity", "", "")]
+    report = LookaheadReport(cfg.source or "config", [str(dates[t].date()) for t in picks], checked)
     for t in picks:
         for info in ("open", "close"):
             moved = _run(cfg, prep, _perturb(md, dates[t], info, rng))
@@ -203,7 +208,8 @@ def _perturb(md: MarketData, cut: pd.Timestamp, info: str, rng: np.random.Genera
     def flows(obj, mask):
         obj = obj.copy()
         part = obj.loc[mask]
-        spread = float(np.nanstd(obj.to_numpy(dtype=float))) if obj.size else 0.0
+        values = obj.to_numpy(dtype=float)
+        spread = float(np.nanstd(values)) if np.isfinite(values).sum() > 1 else 0.0
         obj.loc[mask] = part + rng.normal(0.0, 3.0 * (spread or 1.0), size=part.shape)
         return obj
 

@@ -190,4 +190,4 @@ def test_the_readme_strategy_and_feature_are_listed_and_clean(tmp_path):
     assert "adr_snap: " in r.stdout and "premium_drop(window)  known: next_open  [my_strats.adr_snap]" in r.stdout
     r = run("lookahead", str(cfg), "--cuts", "3")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "checked 3 features" in r.stdout
+    assert "feature premium_drop(window=60) [known: next_open]" in r.stdout and "clean:" in r.stdout

@@ -210,6 +210,7 @@ BAD_OUTPUTS = {
     "transposed": ("return np.zeros((len(panel.symbols), len(panel.dates)))", "returned shape"),
     "strings": ("return np.full(panel.shape, 'x')", "dtype <U1"),
     "objects": ("return np.full(panel.shape, None)", "dtype object"),
+    "none": ("x = 1", "returned None"),
     "text_column": ("f = panel.frame('close')\nf[f.columns[0]] = 'a'\nreturn f", "non-numeric column"),
     "shifted_index": ("f = panel.frame('close')\nf.index = f.index + pd.Timedelta(days=1)\nreturn f",
                       "index is not the panel's"),
@@ -408,3 +409,23 @@ def test_a_user_feature_causes_no_recompile_of_the_simulation_kernel(tmp_path):
     b = probe("b")
     assert b["features"] == 3 and b["signatures"] == 1
     assert b["misses"] == 0 and b["hits"] >= b["kernels"] >= 1, b
+
+
+def test_duplicate_references_in_one_call_are_computed_once(user, panel):
+    user.CALLS.clear()
+    feats = compute_features(panel, [feature("uf_stretch", window=7), feature("drawdown", window=5),
+                                     feature("uf_stretch", window=7)])
+    assert user.CALLS == [7]
+    np.testing.assert_array_equal(feats[0], feats[2])
+
+
+def test_the_docs_feature_example_registers_and_matches_pandas(panel, scratch):
+    import re
+
+    text = (ROOT / "docs" / "strategies.md").read_text().split("## Writing a feature", 1)[1].split("\n## ", 1)[0]
+    code = re.findall(r"```python\n(.*?)```", text, re.S)[0]
+    exec(compile(code, "docs_example.py", "exec"), {})
+    got = compute_features(panel, [feature("stretch", window=15)])[0].T
+    close = panel.frame("close")
+    np.testing.assert_allclose(got, (close / close.rolling(15, min_periods=15).mean() - 1).to_numpy(), rtol=1e-12)
+    assert FEATURES["stretch"].known == "close" and not FEATURES["stretch"].builtin
