@@ -52,8 +52,9 @@ class FeatureDef:
         try:
             out = self.compute(_read_only(panel), **given)
         except Exception as exc:  # the user's code failed: show their frame, not ours
+            text = " ".join(str(exc).split())  # one line, whatever the exception's message
             raise UserError(f"feature {ref}: {self.compute.__name__}() raised "
-                            f"{type(exc).__name__}: {exc}{_user_frame(exc, self.compute)}") from None
+                            f"{type(exc).__name__}: {text}{_user_frame(exc, self.compute)}") from None
         return _as_panel_array(out, panel, f"feature {ref}")
 
 

@@ -4,8 +4,8 @@ For each of several random cut bars t the raw market is perturbed in two ways an
 (align -> features -> rules -> simulate), and everything at or before the cut is compared bit for
 bit with the unperturbed run:
 
-- "after the open of t+1": every source dated after bar t changes (HK prices, index, southbound,
-  per-stock flows, ADR closes, FX). Nothing on rows <= t may change: no feature, no entry or exit
+- "after the open of t+1": every source dated after bar t changes (HK prices, volumes, board lots,
+  index, southbound, per-stock flows, ADR closes, FX). Nothing on rows <= t may change: no feature, no entry or exit
   signal, no fill dated <= t, no equity value.
 - "after the close of t": additionally the inputs published between the HK close of t and the next
   open change (southbound and per-stock flows of date t, the ADR close of US date t, the FX close
@@ -223,6 +223,11 @@ def _perturb(md: MarketData, cut: pd.Timestamp, info: str, rng: np.random.Genera
             m = after(df.index)
             df.loc[m] = df.loc[m] * (factor if df.shape == close.shape else rng.uniform(0.7, 1.3, df.loc[m].shape))
             hk[name] = df
+    if "board_lot" in hk:  # lots change over time; a future lot must not size a past order
+        df = hk["board_lot"].copy()
+        m = after(df.index)
+        df.loc[m] = df.loc[m] * rng.choice([1.0, 2.0, 5.0], size=df.loc[m].shape)
+        hk["board_lot"] = df
     if "sb_net_buy" in hk:
         hk["sb_net_buy"] = flows(hk["sb_net_buy"], later(hk["sb_net_buy"].index))
     index_close, _ = scale(md.index_close, after(md.index_close.index), 0.7, 1.3)
