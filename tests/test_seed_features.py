@@ -270,3 +270,17 @@ def test_overnight_kernels_are_causal(case):
         cb = c.copy()
         cb[t + 1:] = np.abs(b[t + 1:]) + 1.0
         np.testing.assert_array_equal(f(pa, c)[: t + 1], f(pb, cb)[: t + 1])
+
+
+def test_market_level_features_by_hand():
+    md = _hand_market()  # index closes 80, 82, 78, 79, 70
+    md.southbound = pd.DataFrame({"sh": [1e9, 2e9, 4e9, 8e9], "sz": [0.0] * 4},
+                                 index=md.southbound.index.delete(2))  # Connect shut on Tue 16 Jan
+    p = align(md)
+    got = compute_features(p, [feature("index_dd", window=3), feature("index_ret", window=1),
+                               feature("sb_cum", window=2)])[:, 0]
+    nan = np.nan
+    np.testing.assert_allclose(got[0], [nan, nan, 78 / 82 - 1, 79 / 82 - 1, 70 / 79 - 1], rtol=1e-15)
+    np.testing.assert_allclose(got[1], [nan, 82 / 80 - 1, 78 / 82 - 1, 79 / 78 - 1, 70 / 79 - 1], rtol=1e-15)
+    # the last 2 Connect days: -, 1+2, shut (missing, not zero), 2+4 (the shut day skipped), 4+8
+    np.testing.assert_array_equal(got[2], [nan, 3e9, nan, 6e9, 12e9])
