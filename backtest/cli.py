@@ -139,7 +139,7 @@ def _strategies(args) -> int:
 
                 raise UserError(f"strategies: cannot import {arg!r} ({exc}); is it on PYTHONPATH?") from None
             if all(hasattr(mod, a) for a in ("NAME", "HELP", "PARAMS", "entry")):
-                modules.append(load_strategy(arg))
+                modules.append(mod)
     seen = {}
     for m in modules:
         seen.setdefault(m.__name__, m)

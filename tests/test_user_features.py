@@ -429,3 +429,30 @@ def test_the_docs_feature_example_registers_and_matches_pandas(panel, scratch):
     close = panel.frame("close")
     np.testing.assert_allclose(got, (close / close.rolling(15, min_periods=15).mean() - 1).to_numpy(), rtol=1e-12)
     assert FEATURES["stretch"].known == "close" and not FEATURES["stretch"].builtin
+
+
+def test_strategies_command_lists_a_top_level_strategy_module(tmp_path):
+    (tmp_path / "uf_solo.py").write_text(textwrap.dedent('''
+        from backtest.features import register_feature
+        from backtest.params import Param
+        from backtest.rules import feature
+
+        NAME, HELP = "uf_solo", "a strategy module outside any package"
+        PARAMS = (Param("lvl", float, 0.5, 0.0, 1.0, "level"),)
+
+
+        @register_feature(known="next_open")
+        def uf_solo_flow(panel):
+            """aggregate southbound net buy in HK$ bn"""
+            return panel.series["sb_net_buy"] / 1e9
+
+
+        def entry(p):
+            return feature("uf_solo_flow") >= p.lvl
+        '''))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    r = subprocess.run([sys.executable, "-m", "backtest", "strategies", "uf_solo"], cwd=ROOT, capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "uf_solo: a strategy module outside any package" in r.stdout
+    assert "uf_solo_flow()  known: next_open  [uf_solo]\n      aggregate southbound net buy in HK$ bn" in r.stdout
