@@ -83,7 +83,7 @@ def _as_panel_array(out: Any, panel: Panel, where: str) -> np.ndarray:
     """A user feature's result as C-contiguous float64 (T, N); one error naming what is wrong.
 
     A DataFrame must carry the panel's dates and symbols (in any order: it is reindexed, but none
-    may be missing or extra); a Series or 1-D array of length T is a market-level series that holds
+    may be missing or extra); a Series, or an array of shape (T,) or (T, 1), is a market-level series that holds
     for every symbol.
     """
     import pandas as pd
@@ -113,11 +113,11 @@ def _as_panel_array(out: Any, panel: Panel, where: str) -> np.ndarray:
     if arr.dtype.kind not in "biuf":
         got = "None" if out is None else f"values of dtype {arr.dtype}"
         raise UserError(f"{where}: returned {got}; expected a (dates, symbols) array or DataFrame of numbers")
-    if arr.ndim == 1 and arr.shape[0] == n_t:
-        arr = np.broadcast_to(arr[:, None], (n_t, n_s))
+    if arr.shape in ((n_t,), (n_t, 1)):  # a market-level series: the same value for every symbol
+        arr = np.broadcast_to(arr.reshape(n_t, 1), (n_t, n_s))
     if arr.shape != (n_t, n_s):
         raise UserError(f"{where}: returned shape {arr.shape}; expected (dates, symbols) = ({n_t}, {n_s}) "
-                        f"or ({n_t},) for a market-level series")
+                        f"or ({n_t},) / ({n_t}, 1) for a market-level series")
     arr = np.ascontiguousarray(arr, dtype=np.float64)
     inf = np.isinf(arr)
     if inf.any():

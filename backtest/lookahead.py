@@ -112,8 +112,8 @@ def check(cfg: Config, market: MarketData | None = None, cuts: int = 5, seed: in
     known = [FEATURES[r.name].known for r in plan.refs]
     all_close = all(k == "close" for k in known)
     checked = [("feature", str(r), k) for r, k in zip(plan.refs, known)]
-    checked += [("entry rule", str(plan.entry_rule), ""), ("exit rule", str(plan.exit_rule), ""),
-                ("fills", "", ""), ("equity", "", "")]
+    checked += [("entry rule", str(plan.entry_rule), "")] + ([("exit rule", str(plan.exit_rule), "")] * (
+        plan.exit_rule is not None)) + [("fills", "", ""), ("equity", "", "")]
     report = LookaheadReport(cfg.source or "config", [str(dates[t].date()) for t in picks], checked)
     for t in picks:
         for info in ("open", "close"):
