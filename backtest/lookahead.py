@@ -147,10 +147,11 @@ def check(cfg: Config, market: MarketData | None = None, cuts: int = 5, seed: in
 
 
 def _run(cfg: Config, prep, md: MarketData) -> _Run:
-    from backtest.data.align import align
+    """Align (as a run does), compute features, evaluate the rules and simulate."""
+    from backtest.pipeline import prepare
     from backtest.simulate import simulate
 
-    panel = align(md)
+    panel = prepare(cfg, md).panel
     plan = prep.plan
     feats = compute_features(panel, plan.refs)
     index = {ref: i for i, ref in enumerate(plan.refs)}
