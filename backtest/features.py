@@ -218,7 +218,8 @@ _builtin("ret_z", lambda p, window, vol_window: _k().return_zscore(p.fields["clo
          (_bars("window", 1), _bars("vol_window")), "close",
          "`window`-bar return / (daily-return std over `vol_window` x sqrt(window))")
 _builtin("index_dd", lambda p, window: _wide(_k().drawdown(_market(p, "index_close"), window, window), len(p.symbols)),
-         W, "close", "benchmark index close / its highest close of the last `window` bars - 1 (<= 0), same for every symbol")
+         W, "close", "benchmark index close / its highest close of the last `window` bars - 1 (<= 0); "
+                     "the same for every symbol")
 _builtin("index_ret", lambda p, window: _wide(_k().pct_change(_market(p, "index_close"), window), len(p.symbols)),
          (_bars("window", 1),), "close", "`window`-bar return of the benchmark index, same for every symbol")
 _builtin("sb_z", lambda p, window: _wide(_k().trailing_zscore(_market(p, "sb_net_buy"), window, _z_min(window)),

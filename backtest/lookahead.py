@@ -47,7 +47,8 @@ class Finding:
     bar_index: int
 
     def __str__(self) -> str:
-        what = " ".join(filter(None, [self.kind, self.name])) + (f" (declared known at {self.known})" if self.known else "")
+        what = " ".join(filter(None, [self.kind, self.name]))
+        what += f" (declared known at {self.known})" if self.known else ""
         why = ""
         if self.kind == "feature":
             why = ("; it reads data published only after the close (flows, ADR closes, FX): declare "

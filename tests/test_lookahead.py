@@ -13,7 +13,6 @@ import textwrap
 import types
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from backtest.config import StrategyConfig, SynthConfig, load_config

@@ -4,7 +4,6 @@ market with pandas, and causality (bit-for-bit, perturbing the future)."""
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pandas as pd

@@ -17,6 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from backtest.config import StrategyConfig, load_config
 from backtest.data.align import align
@@ -456,3 +459,27 @@ def test_strategies_command_lists_a_top_level_strategy_module(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "uf_solo: a strategy module outside any package" in r.stdout
     assert "uf_solo_flow()  known: next_open  [uf_solo]\n      aggregate southbound net buy in HK$ bn" in r.stdout
+
+
+_SMALL = align(generate(seed=6, symbols=3, years=0.5))
+_CELL = st.one_of(st.floats(allow_nan=True, allow_infinity=False, width=64), st.just(np.inf), st.just(-np.inf))
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=hnp.arrays(np.float64, _SMALL.shape, elements=_CELL), as_frame=st.booleans())
+def test_any_finite_or_nan_result_passes_bit_for_bit_and_any_infinity_is_refused(values, as_frame):
+    out = pd.DataFrame(values, index=pd.DatetimeIndex(_SMALL.dates), columns=list(_SMALL.symbols)) if as_frame \
+        else values
+    name = "uf_prop"
+    FEATURES.pop(name, None)
+    register_feature(name)(lambda panel: out)
+    try:
+        if np.isinf(values).any():
+            t, j = np.argwhere(np.isinf(values))[0]
+            with pytest.raises(UserError, match=f"for symbol {_SMALL.symbols[j]}"):
+                compute_features(_SMALL, [feature(name)])
+        else:
+            got = compute_features(_SMALL, [feature(name)])[0].T
+            np.testing.assert_array_equal(got, values)
+    finally:
+        del FEATURES[name]
