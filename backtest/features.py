@@ -53,7 +53,7 @@ class FeatureDef:
             out = self.compute(_read_only(panel), **given)
         except Exception as exc:  # the user's code failed: show their frame, not ours
             text = " ".join(str(exc).split())  # one line, whatever the exception's message
-            raise UserError(f"feature {ref}: {self.compute.__name__}() raised "
+            raise UserError(f"feature {ref}: {getattr(self.compute, '__name__', self.name)}() raised "
                             f"{type(exc).__name__}: {text}{_user_frame(exc, self.compute)}") from None
         return _as_panel_array(out, panel, f"feature {ref}")
 
@@ -72,7 +72,7 @@ def _read_only(panel: Panel) -> Panel:
 def _user_frame(exc: BaseException, fn: Callable) -> str:
     """' at FILE:LINE in FUNC: `source`' for the deepest traceback frame in the feature's own file."""
     frames = traceback.extract_tb(exc.__traceback__)
-    home = fn.__code__.co_filename
+    home = getattr(getattr(fn, "__code__", None), "co_filename", None)
     mine = [f for f in frames if f.filename == home] or frames[1:] or frames
     f = mine[-1]
     line = (f.line or linecache.getline(f.filename, f.lineno)).strip()
@@ -296,7 +296,7 @@ def describe_features() -> str:
     """Every registered feature with its parameters, ranges and when it is known (for `strategies`)."""
     lines = []
     for fd in sorted(FEATURES.values(), key=lambda f: (not f.builtin, f.name)):
-        origin = "" if fd.builtin else f"  [{fd.compute.__module__}]"
+        origin = "" if fd.builtin else f"  [{_origin(fd.compute)[0]}]"
         lines.append(f"  {fd.name}({', '.join(p.name for p in fd.params)})  known: {fd.known}{origin}")
         lines.append(f"      {fd.help}")
         for p in fd.params:
