@@ -26,6 +26,7 @@ import pandas as pd
 
 from backtest.config import Config
 from backtest.data.market import MarketData
+from backtest.errors import UserError
 from backtest.features import FEATURES, compute_features
 from backtest.rules import evaluate
 
@@ -108,6 +109,9 @@ def check(cfg: Config, market: MarketData | None = None, cuts: int = 5, seed: in
     base = _run(cfg, prep, md)
     dates = pd.DatetimeIndex(prep.panel.dates)
     n_t = len(dates)
+    if n_t < 3 or cuts < 1:
+        raise UserError(f"{cfg.source or 'config'}: the look-ahead check needs at least 3 bars and 1 cut "
+                        f"(got {n_t} bars, cuts={cuts})")
     rng = np.random.default_rng(seed)
     picks = np.sort(rng.choice(np.arange(1, n_t - 1), size=min(cuts, n_t - 2), replace=False))
     known = [FEATURES[r.name].known for r in plan.refs]
