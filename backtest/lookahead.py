@@ -5,12 +5,13 @@ For each of several random cut bars t the raw market is perturbed in two ways an
 bit with the unperturbed run:
 
 - "after the open of t+1": every source dated after bar t changes (HK prices, volumes, board lots,
-  index, southbound, per-stock flows, ADR closes, FX). Nothing on rows <= t may change: no feature, no entry or exit
-  signal, no fill dated <= t, no equity value.
+  index, southbound, per-stock flows, ADR closes, FX). Nothing on rows <= t may change: no
+  feature, no entry or exit signal, no fill dated <= t, no equity value.
 - "after the close of t": additionally the inputs published between the HK close of t and the next
   open change (southbound and per-stock flows of date t, the ADR close of US date t, the FX close
   of date t). A feature declared `known="close"` must not change on rows <= t; a `next_open`
-  feature (and a rule using one) may change on row t, not before. Fills and equity <= t must not.
+  feature may change on row t, not before. Rules are re-evaluated on the moved `close` features
+  and the unmoved `next_open` ones and must not change on rows <= t. Fills and equity <= t must not.
 
 The second perturbation is what catches a feature built from flows or ADR closes that is declared
 known at the close. Either finding names the feature, the cut and the first bar that moved.
@@ -29,6 +30,7 @@ from backtest.data.market import MarketData
 from backtest.errors import UserError
 from backtest.features import FEATURES, compute_features
 from backtest.rules import evaluate
+from backtest.strategy import StrategyPlan
 
 CLOSE_HK_FIELDS = ("open", "high", "low", "close", "volume", "turnover")
 KINDS = ("feature", "entry rule", "exit rule", "fills", "equity")
@@ -106,7 +108,7 @@ def check(cfg: Config, market: MarketData | None = None, cuts: int = 5, seed: in
     md = market if market is not None else load_market(cfg)
     prep = prepare(cfg, md)
     plan = prep.plan
-    base = _run(cfg, prep, md)
+    base = _run(cfg, plan, md)
     dates = pd.DatetimeIndex(prep.panel.dates)
     n_t = len(dates)
     if n_t < 3 or cuts < 1:
@@ -115,14 +117,15 @@ def check(cfg: Config, market: MarketData | None = None, cuts: int = 5, seed: in
     rng = np.random.default_rng(seed)
     picks = np.sort(rng.choice(np.arange(1, n_t - 1), size=min(cuts, n_t - 2), replace=False))
     known = [FEATURES[r.name].known for r in plan.refs]
-    all_close = all(k == "close" for k in known)
+    late = [i for i, k in enumerate(known) if k == "next_open"]
+    index = {ref: i for i, ref in enumerate(plan.refs)}
     checked = [("feature", str(r), k) for r, k in zip(plan.refs, known)]
     checked += [("entry rule", str(plan.entry_rule), "")] + ([("exit rule", str(plan.exit_rule), "")] * (
         plan.exit_rule is not None)) + [("fills", "", ""), ("equity", "", "")]
     report = LookaheadReport(cfg.source or "config", [str(dates[t].date()) for t in picks], checked)
     for t in picks:
         for info in ("open", "close"):
-            moved = _run(cfg, prep, _perturb(md, dates[t], info, rng))
+            moved = _run(cfg, plan, _perturb(md, dates[t], info, rng))
             report.runs += 1
             report.reached += _changed_after(base, moved, t)
             cut = str(dates[t].date())
@@ -135,10 +138,15 @@ def check(cfg: Config, market: MarketData | None = None, cuts: int = 5, seed: in
                 bar = _first_diff(base.feats[i].T, moved.feats[i].T, upto)
                 if bar is not None:
                     found("feature", str(ref), known[i], bar)
-            upto = t if info == "open" or all_close else t - 1
-            for kind, a, b, rule in (("entry rule", base.entry, moved.entry, plan.entry_rule),
-                                     ("exit rule", base.exit, moved.exit, plan.exit_rule)):
-                bar = _first_diff(a, b, upto)
+            # Rules: under "close", next_open features may move on bar t; evaluate the rules on the
+            # moved close features and the unmoved next_open ones, so any change on bars <= t is the rule's.
+            feats = moved.feats
+            if info == "close" and late:
+                feats = feats.copy()
+                feats[late] = base.feats[late]
+            for kind, a, rule in (("entry rule", base.entry, plan.entry_rule),
+                                  ("exit rule", base.exit, plan.exit_rule)):
+                bar = _first_diff(a, evaluate(rule, feats, index), t)
                 if bar is not None:
                     found(kind, str(rule), "", bar)
             bar = _first_order_diff(base.orders, moved.orders, dates, t)
@@ -151,13 +159,12 @@ def check(cfg: Config, market: MarketData | None = None, cuts: int = 5, seed: in
     return report
 
 
-def _run(cfg: Config, prep, md: MarketData) -> _Run:
+def _run(cfg: Config, plan: StrategyPlan, md: MarketData) -> _Run:
     """Align (as a run does), compute features, evaluate the rules and simulate."""
     from backtest.pipeline import prepare
     from backtest.simulate import simulate
 
     panel = prepare(cfg, md).panel
-    plan = prep.plan
     feats = compute_features(panel, plan.refs)
     index = {ref: i for i, ref in enumerate(plan.refs)}
     res = simulate(panel, plan, feats, cfg)
