@@ -1,4 +1,4 @@
-"""Command line: `python -m backtest {run,validate,strategies,data synth}`.
+"""Command line: `python -m backtest {run,sweep,validate,strategies,lookahead,bench,data synth}`.
 
 Imports stay inside the commands so `--help` never loads numba, pandas or vectorbt.
 """
@@ -31,7 +31,16 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check a config and its data without running")
     v.add_argument("config")
 
-    sub.add_parser("strategies", help="list strategies and their parameters")
+    st = sub.add_parser("strategies", help="list strategies and features with their parameters")
+    st.add_argument("extra", nargs="*", metavar="CONFIG_OR_MODULE",
+                    help="also list the strategy of a config, or a module of your own strategies/features "
+                         "(import path, e.g. my_strats.adr_snap)")
+
+    la = sub.add_parser("lookahead", help="prove a config's strategy and features free of look-ahead "
+                                          "(exit 0 clean, 1 leak)")
+    la.add_argument("config")
+    la.add_argument("--cuts", type=int, default=5, help="random cut bars to perturb after (default 5)")
+    la.add_argument("--seed", type=int, default=0, help="seed of the cut bars and perturbations")
 
     b = sub.add_parser("bench", help="benchmarks and the speed-regression gate (docs/performance.md)")
     b.add_argument("--quick", action="store_true", help="the reduced set the CI gate runs")
@@ -149,10 +158,40 @@ def _validate(args) -> int:
 
 
 def _strategies(args) -> int:
+    import importlib
+
+    from backtest.config import load_config
+    from backtest.features import describe_features
     from backtest.strategy import describe, load_strategy, shipped_strategies
 
-    print("\n\n".join(describe(load_strategy(name)) for name in shipped_strategies()))
+    modules = [load_strategy(name) for name in shipped_strategies()]
+    for arg in args.extra:  # importing a module registers its features
+        if arg.endswith(".toml"):
+            modules.append(load_strategy(load_config(arg).strategy.name, arg))
+        else:
+            try:
+                mod = importlib.import_module(arg)
+            except ModuleNotFoundError as exc:
+                from backtest.errors import UserError
+
+                raise UserError(f"strategies: cannot import {arg!r} ({exc}); is it on PYTHONPATH?") from None
+            if all(hasattr(mod, a) for a in ("NAME", "HELP", "PARAMS", "entry")):
+                modules.append(mod)
+    seen = {}
+    for m in modules:
+        seen.setdefault(m.__name__, m)
+    print("\n\n".join(describe(m) for m in seen.values()))
+    print("\n" + describe_features())
     return 0
+
+
+def _lookahead(args) -> int:
+    from backtest.config import load_config
+    from backtest.lookahead import check
+
+    report = check(load_config(args.config), cuts=args.cuts, seed=args.seed)
+    print(report)
+    return 0 if report.clean else 1
 
 
 def _synth(args) -> int:
@@ -178,7 +217,7 @@ def _bench(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"run": _run, "sweep": _sweep, "validate": _validate, "strategies": _strategies,
-               "data": _synth, "bench": _bench}[args.command]
+               "lookahead": _lookahead, "data": _synth, "bench": _bench}[args.command]
     from backtest.errors import UserError
 
     try:

@@ -118,3 +118,17 @@ def compile_rule(rule: Rule | None, index: dict[FeatureRef, int]) -> CompiledRul
     feat = [index.setdefault(c.feature, len(index)) for c in rule.conds]
     sign, bound = zip(*(lower_bound(c.op, c.threshold) for c in rule.conds))
     return CompiledRule(np.array(feat, np.int64), np.array(sign), np.array(bound), rule.k)
+
+
+def evaluate(rule: Rule | Cond | None, feats: np.ndarray, index: dict[FeatureRef, int]) -> np.ndarray:
+    """Whole-panel signals of a rule as (T, N) bool, from the (F, N, T) feature stack whose slots
+    `index` names; the kernel's semantics (a NaN feature never holds). No rule: never true."""
+    _, n_s, n_t = feats.shape
+    rule = as_rule(rule)
+    if rule is None:
+        return np.zeros((n_t, n_s), dtype=bool)
+    held = np.zeros((n_t, n_s), dtype=np.int64)
+    for c in rule.conds:
+        sign, bound = lower_bound(c.op, c.threshold)
+        held += sign * feats[index[c.feature]].T >= bound
+    return held >= rule.k

@@ -11,35 +11,14 @@ import difflib
 import importlib
 from dataclasses import dataclass
 from types import ModuleType, SimpleNamespace
-from typing import Any
 
 from backtest.errors import ConfigError
+from backtest.params import Param  # noqa: F401  (re-exported: strategies import it from here)
 from backtest.features import check_ref
 from backtest.rules import CompiledRule, FeatureRef, Rule, as_rule, compile_rule
 
 FILL_TIMES = {"same_close": "close", "next_open": "next_open", "next_close": "next_open"}
 """The latest a feature may become known for an order of that fill to be look-ahead free."""
-
-
-@dataclass(frozen=True)
-class Param:
-    """A strategy parameter: its type, default, inclusive valid range and one line of help."""
-
-    name: str
-    type: type
-    default: int | float
-    lo: float
-    hi: float
-    help: str
-
-    def check(self, value: Any, where: str) -> int | float:
-        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, self.type) or isinstance(value, bool):
-            raise ConfigError(f"{where}: parameter {self.name!r} expects {self.type.__name__}, got {value!r}")
-        if not self.lo <= value <= self.hi:
-            raise ConfigError(f"{where}: parameter {self.name!r} = {value!r} is out of range [{self.lo}, {self.hi}]")
-        return value
 
 
 def load_strategy(name: str, where: str = "config") -> ModuleType:

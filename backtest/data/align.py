@@ -9,6 +9,8 @@ Convention: row t of the panel holds what is known by the HK open of bar t+1.
 - ADR close of US date D (04:00/05:00 HKT on D+1) and the USDHKD close of D: the latest close at
   or before the HK date. Several US closes inside an HK holiday collapse to the latest one; on a
   US holiday the previous close is carried and `adr_staleness` counts the weekdays it is old.
+- `adr_overnight_hkd` on row t: the ADR close of the US session between the HK close of t-1 and the
+  HK open of t, in HK$ per HK share (known before the open of t; NaN if the US did not trade).
 """
 
 from __future__ import annotations
@@ -34,6 +36,25 @@ def _asof(src_dates: np.ndarray, values: np.ndarray, dates: np.ndarray) -> tuple
 
 def _days(index: pd.Index) -> np.ndarray:
     return np.asarray(index.values, dtype="datetime64[D]")
+
+
+def _overnight_hkd(md: MarketData, meta: pd.DataFrame, dates: np.ndarray, ratio: np.ndarray) -> np.ndarray:
+    """Row t: the ADR close of the latest US date D with d[t-1] <= D < d[t] (the US session after the
+    previous HK close, known before the HK open of t) x the latest USDHKD close before d[t] / ratio:
+    HK$ per HK share. NaN on row 0 and where the US did not trade between the two HK bars."""
+    out = np.full((len(dates), len(meta)), np.nan)
+    before = dates - np.timedelta64(1, "D")
+    fx, _ = _asof(_days(md.usdhkd.index), md.usdhkd.to_numpy(dtype=np.float64), before)
+    prev = np.concatenate([[np.datetime64("NaT", "D")], dates[:-1]])
+    us_dates = _days(md.adr_close.index)
+    for j, ticker in enumerate(meta["adr_ticker"]):
+        if not ticker or ticker not in md.adr_close.columns:
+            continue
+        px, used = _asof(us_dates, md.adr_close[ticker].to_numpy(dtype=np.float64), before)
+        fresh = ~np.isnat(used) & ~np.isnat(prev)
+        fresh[fresh] = used[fresh] >= prev[fresh]
+        out[fresh, j] = px[fresh] * fx[fresh] / ratio[j]
+    return out
 
 
 def align(md: MarketData) -> Panel:
@@ -76,6 +97,7 @@ def align(md: MarketData) -> Panel:
         adr_close[:, j] = px
         staleness[found, j] = np.busday_count(used[found], dates[found])
     fields["adr_close"] = adr_close
+    fields["adr_overnight_hkd"] = _overnight_hkd(md, meta, dates, ratio)
     fields["adr_staleness"] = staleness
     with np.errstate(invalid="ignore", divide="ignore"):
         fields["adr_premium"] = adr_close * fx[:, None] / ratio[None, :] / fields["close"] - 1.0

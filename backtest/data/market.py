@@ -69,7 +69,9 @@ class Panel:
     Row t of every array holds what is known by the HK open of bar t+1 (prices: at the close of t;
     ADR closes, FX and southbound flows: before the next open). See docs/timing.md.
     fields: (T, N) float64 in Fortran order (so `.T` is the kernels' symbol-major layout) — open, high, low, close, volume, turnover, board_lot, sb_net_buy,
-            adr_close (USD), adr_premium, adr_staleness (weekdays since the ADR close used).
+            adr_close (USD), adr_premium, adr_staleness (weekdays since the ADR close used),
+            adr_overnight_hkd (HK$ per HK share: the ADR close between the HK close of t-1 and the
+            HK open of t; known before the open of t).
     series: (T,) float64 — sb_net_buy (sh + sz; NaN when Connect was closed), sb_net_buy_sh,
             sb_net_buy_sz, index_close, usdhkd.
     """

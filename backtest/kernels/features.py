@@ -390,3 +390,108 @@ def rolling_std(x, window, min_periods):
             ok = n >= need and not np.isnan(x[t, j])
             out[t, j] = np.sqrt(m2[t] / (n - 1)) if ok else np.nan
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def sum_last_valid(x, count, min_periods):
+    """Sum of the last `count` valid (non-NaN) values of x at or before row t: windows count valid
+    values, not rows (southbound flows over the last `count` Connect days, closed days skipped).
+    NaN where x[t] is NaN or fewer than max(min_periods, 1) valid values exist so far. Summed
+    directly per row (O(T * count)), so every output is exact to one rounding per addition."""
+    _check_window(count, min_periods)
+    T, N = x.shape
+    out = np.empty((T, N))
+    buf = np.empty(count)
+    need = max(min_periods, 1)
+    for j in range(N):
+        n = 0  # valid values seen so far (the buffer holds the last min(n, count) of them)
+        for t in range(T):
+            v = x[t, j]
+            if np.isnan(v):
+                out[t, j] = np.nan
+                continue
+            buf[n % count] = v
+            n += 1
+            if n < need:
+                out[t, j] = np.nan
+                continue
+            m = min(n, count)
+            s = 0.0
+            for k in range(n - m, n):  # oldest first: the same order whatever the buffer position
+                s += buf[k % count]
+            out[t, j] = s
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def cross_rank(x):
+    """Rank of each valid x[t, j] within row t, 1 = largest; ties share the best (smallest) rank,
+    as pandas `rank(axis=1, ascending=False, method="min")`. NaN stays NaN and is not counted."""
+    T, N = x.shape
+    out = np.empty((T, N))
+    for t in range(T):
+        for j in range(N):
+            v = x[t, j]
+            if np.isnan(v):
+                out[t, j] = np.nan
+                continue
+            above = 0
+            for k in range(N):
+                if x[t, k] > v:  # False for NaN
+                    above += 1
+            out[t, j] = above + 1.0
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def cross_percentile(x):
+    """Fraction (0..1] of the valid values in row t that are <= x[t, j] (1 = the largest; ties all
+    get the highest), as pandas `rank(axis=1, pct=True, method="max")`. NaN stays NaN."""
+    T, N = x.shape
+    out = np.empty((T, N))
+    for t in range(T):
+        n = 0
+        for k in range(N):
+            n += 0 if np.isnan(x[t, k]) else 1
+        for j in range(N):
+            v = x[t, j]
+            if np.isnan(v):
+                out[t, j] = np.nan
+                continue
+            below = 0
+            for k in range(N):
+                if x[t, k] <= v:
+                    below += 1
+            out[t, j] = below / n
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def overnight_return(price, close):
+    """price[t] / close[t-1] - 1: a price seen before the open of t against the previous HK close
+    (the ADR's overnight move in HK$). NaN on row 0, where either is NaN or close[t-1] is 0."""
+    T, N = close.shape
+    out = np.empty((T, N))
+    for j in range(N):
+        out[0, j] = np.nan
+        for t in range(1, T):
+            a = close[t - 1, j]
+            out[t, j] = price[t, j] / a - 1.0 if a != 0.0 else np.nan
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def overnight_gap(price, close):
+    """overnight_return(price, close)[t] - (close[t] / close[t-1] - 1): how much further the ADR moved
+    overnight than the HK line moved by its close (negative: the ADR fell more)."""
+    T, N = close.shape
+    out = np.empty((T, N))
+    for j in range(N):
+        out[0, j] = np.nan
+        for t in range(1, T):
+            a = close[t - 1, j]
+            if a != 0.0:
+                out[t, j] = (price[t, j] / a - 1.0) - (close[t, j] / a - 1.0)
+            else:
+                out[t, j] = np.nan
+    return out
