@@ -239,65 +239,63 @@ class SweepOutput:
         """The grid values of combination p."""
         return self.raw.grid.combo(int(p))
 
-    def best(self, n: int = 10, metric: str | None = None) -> pd.DataFrame:
-        """The n best rows by `metric` (default: sweep.metric; higher is better, NaN last)."""
-        from backtest.sweep_report import ranking
-
-        metric = metric or self.metric
-        if metric not in self.table.columns:
-            raise UserError(f"best: unknown metric {metric!r}; columns: {', '.join(self.table.columns)}")
-        return self.table.set_index("combo").loc[ranking(self.table, metric)[:n]].reset_index()
-
     @cached_property
-    def dsr(self) -> pd.DataFrame:
-        """Per combination: daily Sharpe, PSR against 0 and the deflated Sharpe ratio (n_trials = P)."""
-        from backtest.sweep_report import deflated
+    def review(self):
+        """Ranking (activity filter), neighbourhoods, deflated Sharpe, PBO and warnings, exactly as
+        the report shows them (backtest.sweep_report.Review)."""
+        from backtest.sweep_report import review
 
-        d = deflated(self.raw.sums)
+        return review(self.raw, self.config)
+
+    def best(self, n: int = 10) -> pd.DataFrame:
+        """The n best rows as the report ranks them: combinations below the activity minimum
+        (sweep.min_trades, sweep.min_exposure) come after every eligible one."""
+        return self.table.set_index("combo").loc[self.review.ranked.order[:n]].reset_index()
+
+    @property
+    def dsr(self) -> pd.DataFrame:
+        """Per combination: daily Sharpe, PSR against 0 and the deflated Sharpe ratio over the
+        effective number of trials."""
+        d = self.review.deflated
         return pd.DataFrame({"combo": np.arange(len(d.sr)), "sharpe_daily": d.sr, "n_obs": d.n_obs,
                              "psr0": d.psr0, "dsr": d.dsr})
 
-    @cached_property
+    @property
     def pbo(self):
         """PBO by CSCV (backtest.robustness.PBOResult), or None when the blocks do not allow it."""
-        from backtest.robustness import pbo_cscv
-        from backtest.sweep_report import WF_METRIC
-
-        s = self.raw.sums
-        try:
-            return pbo_cscv(s[..., 0], s[..., 1], s[..., 2], metric=WF_METRIC)
-        except ValueError:
-            return None
+        return self.review.pbo
 
     @cached_property
     def walk_forward(self):
         """Walk-forward picks re-run and stitched out of sample (backtest.sweep_report.WalkForwardOOS)."""
         from backtest.sweep_report import walk_forward_oos
 
-        return walk_forward_oos(self.raw, self.config, self.raw.market)[0]
+        return walk_forward_oos(self.raw, self.config, self.raw.market, self.review.ranked)[0]
 
     @cached_property
     def summary(self) -> pd.Series:
-        """The numbers of the report's summary cards: best, its neighbours, DSR, PBO, walk-forward."""
-        from backtest.sweep_report import deflated, neighbourhood, ranking
-
-        metric = self.metric
-        values = self.table[metric].to_numpy()
-        best = int(ranking(self.table, metric)[0])
-        nb = neighbourhood(self.raw.grid, values)
-        dfl = deflated(self.raw.sums)
+        """The numbers of the report's summary: best eligible pick with its activity, its
+        neighbours, DSR, PBO, walk-forward, and the report's warnings."""
+        rv = self.review
+        rk = rv.ranked
+        best = int(rk.order[0])
+        row = self.table.iloc[best]
         wf = self.walk_forward.stats
-        pbo = self.pbo
+        pbo = rv.pbo
         return pd.Series({
-            "combinations": self.raw.grid.size, "metric": metric, "best_combo": best,
+            "combinations": self.raw.grid.size, "metric": rk.metric, "ranked_column": rk.column,
+            "excluded_inactive": rk.excluded, "best_combo": best,
             **{f"best.{k}": v for k, v in self.combo(best).items()},
-            f"best_{metric}": values[best], f"neighbour_mean_{metric}": nb.mean[best],
-            "dsr_best": dfl.dsr[best], "n_trials": dfl.n_trials,
+            f"best_{rk.metric}": row[rk.column], "best_trades": row["trades"],
+            f"neighbour_mean_{rk.metric}": rv.neighbourhood.mean[best],
+            "dsr_best": rv.deflated.dsr[best], "n_trials": rv.deflated.n_trials,
             "pbo": pbo.pbo if pbo is not None else np.nan,
             "prob_oos_loss": pbo.prob_oos_loss if pbo is not None else np.nan,
             "wf_sharpe": wf["stitched"]["sharpe"], "wf_total_return": wf["stitched"]["total_return"],
+            "wf_exposure": wf["stitched"]["exposure"],
             "wf_lookahead_sharpe": wf["reference"]["sharpe"],
             "wf_lookahead_total_return": wf["reference"]["total_return"],
+            "warnings": list(rv.warnings),
         }, dtype=object, name="sweep")
 
     def run(self, p: int) -> RunResult:

@@ -815,15 +815,23 @@ def _walk_forward(res: SweepResult, wfo: WalkForwardOOS, charts: Canvas, rk: Ran
     return _section("walk-forward", body, e(note))
 
 
-def render(res: SweepResult, cfg: Config, wfo: WalkForwardOOS, about: dict) -> str:
-    """The whole page as one string. `about`: strategy, help, source, fingerprint, period, wf_seconds
-    (plain texts, escaped here). Every text from data or config is escaped."""
-    if not np.array_equal(res.table["combo"].to_numpy(), np.arange(res.grid.size)):
-        raise ValueError("the sweep table must hold one row per combination, in grid order")
+@dataclass(frozen=True)
+class Review:
+    """The robustness verdict on a sweep, as the page, the CLI and the Python API show it."""
+
+    ranked: Ranked
+    neighbourhood: Neighbourhood
+    deflated: Deflated
+    pbo: PBOResult | None
+    pbo_note: str  # why PBO is missing ("" when it is there)
+    warnings: list[str]
+
+
+def review(res: SweepResult, cfg: Config) -> Review:
+    """Rank, neighbourhoods, deflated Sharpe, PBO (among the combinations eligible for ranking)
+    and the warnings of one sweep."""
     rk = ranked(res, cfg)
-    order = rk.order
     nb = neighbourhood(res.grid, _ranked_values(res, rk))
-    dfl = deflated(res.sums, res.fine_sums)
     pbo, why = None, ""
     try:
         ids = _pool(rk)
@@ -832,7 +840,17 @@ def render(res: SweepResult, cfg: Config, wfo: WalkForwardOOS, about: dict) -> s
         pbo = dataclasses.replace(pbo, is_best=ids[pbo.is_best])
     except ValueError as exc:
         why = f"PBO by CSCV is not available for this sweep: {exc}. Use an even sweep.blocks (8 to 16)."
-    warns = warnings_for(res, rk, nb)
+    return Review(rk, nb, deflated(res.sums, res.fine_sums), pbo, why, warnings_for(res, rk, nb))
+
+
+def render(res: SweepResult, cfg: Config, wfo: WalkForwardOOS, about: dict) -> str:
+    """The whole page as one string. `about`: strategy, help, source, fingerprint, period, wf_seconds
+    (plain texts, escaped here). Every text from data or config is escaped."""
+    if not np.array_equal(res.table["combo"].to_numpy(), np.arange(res.grid.size)):
+        raise ValueError("the sweep table must hold one row per combination, in grid order")
+    rv = review(res, cfg)
+    rk, nb, dfl, pbo, why, warns = rv.ranked, rv.neighbourhood, rv.deflated, rv.pbo, rv.pbo_note, rv.warnings
+    order = rk.order
     charts = Canvas()
     with charts.mpl.rc_context(RC):
         sections = [

@@ -61,7 +61,7 @@ def test_dotted_and_keyword_overrides_equal_an_edited_file(tmp_path, market):
     dotted = backtest.run(DIP, market=market, **{"strategy.params.dip": 0.07, "exits.max_hold": 9})
     keyword = backtest.run(str(DIP), market=market, strategy__params__dip=0.07, exits__max_hold=9)
     as_dict = backtest.run({"strategy": {"name": "southbound_dip", "params": {"dip": 0.07, "fade_z": -1.0}},
-                            "execution": {"slippage_bps": 5.0},
+                            "execution": {"mode": "portfolio", "max_positions": 5, "slippage_bps": 5.0},
                             "exits": {"stop_loss": 0.1, "take_profit": 0.2, "max_hold": 9},
                             "costs": {"commission_bps": 3.0, "commission_min": 50.0}}, market=market)
     for got in (dotted, keyword, as_dict):
@@ -107,7 +107,7 @@ def test_run_result_frames_and_tearsheet(tmp_path, market):
     np.testing.assert_array_equal(res.equity["equity"].to_numpy(), res.result.equity.sum(axis=1).to_numpy())
     assert res.stats["trades"] == len(res.trades) and res.stats["start"] == f"{res.panel.dates[0]}"
     assert set(res.event_study["symbol"]) >= {"*"}
-    assert res.cash.shape == res.shares.shape == res.panel.shape
+    assert res.shares.shape == res.panel.shape and list(res.cash.columns) == ["portfolio"]  # dip.toml: one fund
     assert list(res.features) == [str(r) for r in res.output.prepared.plan.refs]
     pd.testing.assert_frame_equal(res.panel.frame("close"), res.result.close, check_names=False)
     out = res.tearsheet(tmp_path / "ts")
@@ -121,7 +121,7 @@ def test_run_to_vectorbt(market):
     pytest.importorskip("vectorbt")
     res = backtest.run(DIP, market=market)
     value = res.to_vectorbt().value()
-    np.testing.assert_allclose(value.to_numpy(), res.result.equity.to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(value.to_numpy(), res.result.equity["portfolio"].to_numpy(), rtol=1e-9)
 
 
 def test_panel_frames(market):
