@@ -63,10 +63,13 @@ def _run(args) -> int:
     from backtest.output import write_outputs
     from backtest.pipeline import run
 
+    from backtest.outdir import prepare_out_dir
+
     cfg = load_config(args.config)
+    out_dir = prepare_out_dir(args.out or cfg.report.out)  # before the backtest: a bad --out fails at once
     out = run(cfg)
     t0 = time.perf_counter()
-    out_dir = write_outputs(out, args.out or cfg.report.out)
+    write_outputs(out, out_dir)
     s = out.stats
     print(f"{out.prepared.module.NAME}: {s['start']} to {s['end']}, {s['trades']} trades, "
           f"total return {s['total_return']:.2%}, Sharpe {s['sharpe']:.2f}, max drawdown {s['max_drawdown']:.2%}")
@@ -105,6 +108,11 @@ def _validate(args) -> int:
     from backtest.pipeline import prepare
 
     prep = prepare(load_config(args.config))
+    if prep.cfg.sweep.grid:  # what `sweep` refuses beyond `run`: rules that change shape across the grid
+        from backtest.grid import build_grid
+        from backtest.sweep import compile_sweep
+
+        compile_sweep(prep, build_grid(prep.cfg, prep.module))
     t, n = prep.panel.shape
     print(f"ok: {args.config}: strategy {prep.module.NAME} {vars(prep.params)}; "
           f"data {prep.panel.source or prep.cfg.data.path}: {t} bars x {n} symbols, fingerprint {prep.panel.fingerprint}")
@@ -123,6 +131,9 @@ def _synth(args) -> int:
     from backtest.data.synth import generate
     from backtest.errors import UserError
 
+    from backtest.outdir import prepare_out_dir
+
+    prepare_out_dir(args.out)
     try:
         md = generate(seed=args.seed, symbols=args.symbols, years=args.years)
     except ValueError as exc:
@@ -152,6 +163,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 -- sorted below: the user's strategy code, or a bug of ours
+        from backtest.strategy import strategy_fault
+
+        fault = strategy_fault(exc)
+        if fault is not None:
+            where = getattr(args, "config", None)
+            print(f"error: {where + ': ' if where else ''}{fault}", file=sys.stderr)
+            return 2
+        import traceback
+
+        traceback.print_exc()
+        print("internal error: the above is a bug in dipflow, not a problem with your input; "
+              "please report it with this traceback", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import re
+import traceback
 from dataclasses import dataclass
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -42,23 +44,70 @@ class Param:
         return value
 
 
+MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
 def load_strategy(name: str, where: str = "config") -> ModuleType:
-    """A shipped strategy by short name (`strategies.<name>`) or a user module by import path."""
+    """A shipped strategy by short name (`strategies.<name>`) or a user module by import path.
+
+    A module that cannot be imported (syntax error, missing package, an exception at import) is a
+    ConfigError naming the module, the file and line, and the exception.
+    """
+    if not MODULE_NAME.fullmatch(name):
+        raise ConfigError(f"{where}: strategy {name!r} is not a module name (e.g. 'southbound_dip' or 'mypkg.my_strategy')")
     path = name if "." in name else f"strategies.{name}"
     try:
         module = importlib.import_module(path)
     except ModuleNotFoundError as exc:
         if exc.name not in {path, *_parents(path)}:
-            raise
+            raise ConfigError(f"{where}: strategy module {path!r} imports {exc.name!r}, which is not installed "
+                              f"({_user_line(exc)})") from None
         hint = ""
         if "." not in name:
             close = difflib.get_close_matches(name, shipped_strategies(), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else f" (shipped: {', '.join(shipped_strategies())})"
         raise ConfigError(f"{where}: strategy {name!r} not found{hint}") from None
+    except Exception as exc:  # noqa: BLE001 -- any failure of the user's module code is reported, not a bug here
+        raise ConfigError(f"{where}: strategy module {path!r} failed to import: {_describe(exc)}") from None
     for attr in ("NAME", "HELP", "PARAMS", "entry"):
         if not hasattr(module, attr):
             raise ConfigError(f"{where}: strategy module {path!r} does not define {attr}")
     return module
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg} ({exc.filename}:{exc.lineno})"
+    return f"{type(exc).__name__}: {exc} ({_user_line(exc)})"
+
+
+def _user_line(exc: BaseException) -> str:
+    """file:line of the deepest traceback frame outside this package, the import machinery and libraries."""
+    import sysconfig
+    from pathlib import Path
+
+    here = str(Path(__file__).resolve().parent)
+    skip = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib")})
+    frames = traceback.extract_tb(exc.__traceback__)
+    user = [f for f in frames if not f.filename.startswith(("<", here, *skip))]
+    f = (user or frames or [None])[-1]
+    return f"{f.filename}:{f.lineno}" if f else "no traceback"
+
+
+def strategy_fault(exc: BaseException) -> ConfigError | None:
+    """If `exc` was raised inside a strategy module's code (entry, exit, rank, helpers), the user's error.
+
+    None otherwise: the exception is then a bug in the engine and must stay visible as one.
+    """
+    tb, module = exc.__traceback__, None
+    while tb is not None:
+        g = tb.tb_frame.f_globals
+        if module is None and all(k in g for k in ("NAME", "PARAMS", "entry")) and g.get("__name__") != __name__:
+            module = (g.get("__name__"), tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    if module is None:
+        return None
+    return ConfigError(f"strategy module {module[0]!r}: {module[1]}(p) raised {_describe(exc)}")
 
 
 def _parents(path: str) -> list[str]:
