@@ -87,6 +87,14 @@ def _sweep(args) -> int:
         from backtest.errors import UserError
 
         raise UserError(f"--workers must be at least 1, got {args.workers}")
+    if args.workers is not None and args.engine == "local" and not args.scheduler:
+        import numba
+
+        if args.workers > numba.config.NUMBA_NUM_THREADS:
+            from backtest.errors import UserError
+
+            raise UserError(f"--workers {args.workers}: the local engine has at most "
+                            f"{numba.config.NUMBA_NUM_THREADS} threads (NUMBA_NUM_THREADS)")
     res = run_sweep(cfg, args.out or cfg.report.out, workers=args.workers, scheduler=args.scheduler,
                     engine=args.engine, resume=args.resume)
     write_results(res)

@@ -70,7 +70,7 @@ def _expand(key: str, spec, param: Param, where: str) -> np.ndarray:
     if isinstance(spec, list):
         if not spec:
             raise ConfigError(f"{where}: [sweep.grid] {key!r} is an empty list")
-        vals = [param.check(v, where) for v in spec]
+        vals = [param.check(v, f"{where}: [sweep.grid]") for v in spec]
     elif isinstance(spec, dict):
         allowed = {"start", "stop", "num", "step", "log"}
         for k in spec:
@@ -105,9 +105,9 @@ def _expand(key: str, spec, param: Param, where: str) -> np.ndarray:
             raw = start + step * np.arange(max(n, 0))
             if not len(raw):
                 raise ConfigError(f"{where}: [sweep.grid] {key!r}: the range is empty (stop < start)")
-        vals = [param.check(int(round(x)) if param.type is int else float(f"{x:.12g}"), where) for x in raw]
+        vals = [param.check(int(round(x)) if param.type is int else float(f"{x:.12g}"), f"{where}: [sweep.grid]") for x in raw]
     else:
-        vals = [param.check(spec, where)]
+        vals = [param.check(spec, f"{where}: [sweep.grid]")]
     if len(set(vals)) != len(vals):
         raise ConfigError(f"{where}: [sweep.grid] {key!r} has repeated values {vals} (integer rounding?)")
     return np.array(vals, dtype=np.int64 if param.type is int else np.float64)

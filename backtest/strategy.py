@@ -131,7 +131,7 @@ def resolve_params(module: ModuleType, given: dict, where: str = "config") -> Si
             close = difflib.get_close_matches(key, list(spec), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else f" (valid: {', '.join(spec)})"
             raise ConfigError(f"{where}: unknown parameter 'strategy.params.{key}' for strategy {module.NAME!r}{hint}")
-    return SimpleNamespace(**{n: p.check(given.get(n, p.default), where) for n, p in spec.items()})
+    return SimpleNamespace(**{n: p.check(given.get(n, p.default), f"{where}: [strategy.params]") for n, p in spec.items()})
 
 
 @dataclass(frozen=True)

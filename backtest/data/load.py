@@ -446,7 +446,7 @@ def _manifest(root: Path, hk_has_sb: bool, probs: _Problems) -> tuple[str, dict[
         return "", factors
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
         probs.add("manifest", Problem(MANIFEST, f"not valid TOML: {exc}"))
         return "", factors
     for key in table:
@@ -577,7 +577,7 @@ def _symbols(t: _Table, probs: _Problems) -> _Symbols:
     if all(col.values()):
         frame = pd.DataFrame({
             "name": pd.array(name, dtype="str"),
-            "board_lot": np.nan_to_num(lot, nan=0).astype(np.int64),
+            "board_lot": np.nan_to_num(np.where(np.abs(lot) <= MAGNITUDE["board_lot"], lot, 0), nan=0).astype(np.int64),
             "adr_ticker": pd.array(ticker, dtype="str"),
             "adr_ratio": ratio.astype(np.float64),
         }, index=pd.Index(pd.array(sym, dtype="str"), name="symbol"))
