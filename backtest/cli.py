@@ -157,6 +157,13 @@ def _bench(args) -> int:
     return run_cli(args)
 
 
+def _located(exc: Exception, args) -> str:
+    """A strategy module's error, prefixed with the config that names the module."""
+    msg = str(exc)
+    config = getattr(args, "config", None)
+    return f"{config}: {msg}" if config and msg.startswith("strategy module") else msg
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"run": _run, "sweep": _sweep, "validate": _validate, "strategies": _strategies,
@@ -166,7 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(args)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if "backtest.strategy" in sys.modules:  # raised inside a strategy module's code: say where
+            from backtest.strategy import strategy_fault
+
+            exc = strategy_fault(exc) or exc
+        print(f"error: {_located(exc, args)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -176,8 +187,7 @@ def main(argv: list[str] | None = None) -> int:
 
         fault = strategy_fault(exc)
         if fault is not None:
-            where = getattr(args, "config", None)
-            print(f"error: {where + ': ' if where else ''}{fault}", file=sys.stderr)
+            print(f"error: {_located(fault, args)}", file=sys.stderr)
             return 2
         import traceback
 

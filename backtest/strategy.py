@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
-from backtest.errors import ConfigError
+from backtest.errors import ConfigError, UserError
 from backtest.features import check_ref
 from backtest.rules import CompiledRule, FeatureRef, Rule, as_rule, compile_rule
 
@@ -72,7 +72,31 @@ def load_strategy(name: str, where: str = "config") -> ModuleType:
     for attr in ("NAME", "HELP", "PARAMS", "entry"):
         if not hasattr(module, attr):
             raise ConfigError(f"{where}: strategy module {path!r} does not define {attr}")
+    _check_shape(module, path, where)
     return module
+
+
+def _check_shape(module: ModuleType, path: str, where: str) -> None:
+    """What the engine assumes of a strategy module, checked once with a message instead of a crash later."""
+    import inspect
+
+    bad = f"{where}: strategy module {path!r} ({getattr(module, '__file__', '?')}):"
+    for attr in ("NAME", "HELP"):
+        if not isinstance(getattr(module, attr), str) or not getattr(module, attr):
+            raise ConfigError(f"{bad} {attr} must be a non-empty string, got {getattr(module, attr)!r}")
+    params = module.PARAMS
+    if not isinstance(params, (tuple, list)) or not all(isinstance(q, Param) for q in params):
+        raise ConfigError(f"{bad} PARAMS must be a tuple of backtest.strategy.Param, got {params!r}")
+    for fn in ("entry", "exit", "rank"):
+        if not hasattr(module, fn):
+            continue
+        f = getattr(module, fn)
+        try:
+            inspect.signature(f).bind(SimpleNamespace())
+        except TypeError:
+            raise ConfigError(f"{bad} {fn} must be a function of one argument, {fn}(p)") from None
+        except ValueError:  # a callable without a signature (some builtins): let the call decide
+            pass
 
 
 def _describe(exc: BaseException) -> str:
@@ -95,7 +119,8 @@ def _user_line(exc: BaseException) -> str:
 
 
 def strategy_fault(exc: BaseException) -> ConfigError | None:
-    """If `exc` was raised inside a strategy module's code (entry, exit, rank, helpers), the user's error.
+    """If `exc` was raised inside a strategy module's code (entry, exit, rank, helpers), the user's error,
+    naming the module and the user's file:line (a UserError raised there, e.g. an unknown feature, too).
 
     None otherwise: the exception is then a bug in the engine and must stay visible as one.
     """
@@ -107,7 +132,10 @@ def strategy_fault(exc: BaseException) -> ConfigError | None:
         tb = tb.tb_next
     if module is None:
         return None
-    return ConfigError(f"strategy module {module[0]!r}: {module[1]}(p) raised {_describe(exc)}")
+    if isinstance(exc, ConfigError) and str(exc).startswith("strategy module"):
+        return exc
+    what = f"{exc} ({_user_line(exc)})" if isinstance(exc, UserError) else f"raised {_describe(exc)}"
+    return ConfigError(f"strategy module {module[0]!r}: {module[1]}(p): {what}")
 
 
 def _parents(path: str) -> list[str]:
@@ -155,13 +183,20 @@ def plan(module: ModuleType, params: SimpleNamespace, fill: str, where: str = "c
         raise ConfigError(f"{where}: strategy {module.NAME!r} must return rules built with all_of/any_of/k_of")
     index: dict[FeatureRef, int] = {}
     entry, exit_ = compile_rule(entry_rule, index), compile_rule(exit_rule, index)
-    rank_ref, order = module.rank(params) if hasattr(module, "rank") else _default_rank(entry_rule)
+    ranked = module.rank(params) if hasattr(module, "rank") else _default_rank(entry_rule)
+    if not (isinstance(ranked, tuple) and len(ranked) == 2 and isinstance(ranked[0], FeatureRef)):
+        raise ConfigError(f"{where}: strategy {module.NAME!r}: rank() must return (feature, 'high_first' or "
+                          f"'low_first'), got {ranked!r}")
+    rank_ref, order = ranked
     if order not in ("high_first", "low_first"):
         raise ConfigError(f"{where}: strategy {module.NAME!r}: rank() must return (feature, 'high_first' or 'low_first')")
     rank_slot = index.setdefault(rank_ref, len(index))
     refs = list(index)
     for ref in refs:
-        fd = check_ref(ref)
+        try:
+            fd = check_ref(ref)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: strategy {module.NAME!r}: {exc}") from None
         if fd.known == "next_open" and FILL_TIMES[fill] == "close":
             raise ConfigError(
                 f"{where}: fill = {fill!r} would trade at the close of the bar whose data forms the signal, "

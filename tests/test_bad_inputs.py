@@ -77,9 +77,9 @@ def entry(p):
     ("import numpy\nimport no_such_package_xyz\n", "imports 'no_such_package_xyz', which is not installed", 2),
     ("\n\nraise RuntimeError('boom at import')\n", "RuntimeError: boom at import", 3),
     ("import os\nX = os.environ['NO_SUCH_VAR_XYZ']\n", "KeyError", 2),
-    (GOOD_BODY.replace("return feature", "return {}['k'] or feature"), "entry(p) raised KeyError", 8),
-    (GOOD_BODY + "def exit(p):\n    return 1 / 0\n", "exit(p) raised ZeroDivisionError", 10),
-    (GOOD_BODY + "def rank(p):\n    raise ValueError('bad rank')\n", "rank(p) raised ValueError: bad rank", 10),
+    (GOOD_BODY.replace("return feature", "return {}['k'] or feature"), "entry(p): raised KeyError", 8),
+    (GOOD_BODY + "def exit(p):\n    return 1 / 0\n", "exit(p): raised ZeroDivisionError", 10),
+    (GOOD_BODY + "def rank(p):\n    raise ValueError('bad rank')\n", "rank(p): raised ValueError: bad rank", 10),
 ])
 def test_strategy_module_faults_name_module_file_and_line(tmp_path, capsys, monkeypatch, body, expect, line):
     pkg = f"userstrat_{uuid.uuid4().hex[:8]}"
@@ -91,6 +91,28 @@ def test_strategy_module_faults_name_module_file_and_line(tmp_path, capsys, monk
     msg = one_error(*cli(capsys, "validate", cfg))
     assert str(cfg) in msg and f"{pkg}.mod" in msg and expect in msg
     assert f"{tmp_path / pkg / 'mod.py'}:{line}" in msg
+
+
+@pytest.mark.parametrize("body, expect", [
+    (GOOD_BODY.replace("def entry(p):", "def entry():"), "entry must be a function of one argument"),
+    (GOOD_BODY + "exit = 3\n", "exit must be a function of one argument"),
+    (GOOD_BODY.replace('PARAMS = (Param("dip", float, 0.1, 0.0, 0.9, "d"),)', "PARAMS = (5,)"),
+     "PARAMS must be a tuple of backtest.strategy.Param"),
+    (GOOD_BODY.replace('NAME = "s"', "NAME = 5"), "NAME must be a non-empty string"),
+    (GOOD_BODY + "def rank(p):\n    return None\n", "rank() must return (feature"),
+    (GOOD_BODY + "def rank(p):\n    return (1, 'high_first')\n", "rank() must return (feature"),
+    (GOOD_BODY.replace('feature("drawdown", window=20)', 'feature("nosuch")'), "unknown feature 'nosuch'"),
+    (GOOD_BODY.replace("window=20", "window=-5"), "parameter 'window' must be"),
+])
+def test_malformed_strategy_modules_are_named(tmp_path, capsys, monkeypatch, body, expect):
+    pkg = f"userstrat_{uuid.uuid4().hex[:8]}"
+    (tmp_path / pkg).mkdir()
+    (tmp_path / pkg / "__init__.py").write_text("")
+    (tmp_path / pkg / "mod.py").write_text(body)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = write_cfg(tmp_path, f'[strategy]\nname = "{pkg}.mod"\n[data.synthetic]\nsymbols = 2\nyears = 0.5\n')
+    msg = one_error(*cli(capsys, "validate", cfg))
+    assert msg.startswith(f"error: {cfg}: strategy") and expect in msg
 
 
 def test_an_engine_bug_stays_a_visible_traceback(tmp_path, capsys, monkeypatch):
@@ -169,12 +191,14 @@ def test_non_finite_or_huge_params_and_grid_values(tmp_path, extra, key):
 ])
 def test_bad_output_location_fails_before_the_backtest(tmp_path, capsys, monkeypatch, command, where, text):
     import backtest.pipeline
+    import backtest.sweep
 
     def must_not_run(*a, **k):
         raise AssertionError("the backtest ran before the output location was checked")
 
     monkeypatch.setattr(backtest.pipeline, "run", must_not_run)
     monkeypatch.setattr(backtest.pipeline, "load_market", must_not_run)
+    monkeypatch.setattr(backtest.sweep, "load_market", must_not_run)
     (tmp_path / "afile").write_text("x")
     out = {"file": tmp_path / "afile", "below_file": tmp_path / "afile" / "sub",
            "proc": Path("/proc/self/no_such_dir/x")}[where]
