@@ -80,27 +80,28 @@ def _run(args) -> int:
 
 def _sweep(args) -> int:
     from backtest.config import load_config
+    from backtest.errors import ConfigError, UserError
+    from backtest.outdir import prepare_out_dir, sweep_lock
     from backtest.sweep import run_sweep, write_results
+    from backtest.sweep_report import write_sweep_report
 
     cfg = load_config(args.config)
     if args.workers is not None and args.workers < 1:
-        from backtest.errors import UserError
-
         raise UserError(f"--workers must be at least 1, got {args.workers}")
     if args.workers is not None and args.engine == "local" and not args.scheduler:
         import numba
 
         if args.workers > numba.config.NUMBA_NUM_THREADS:
-            from backtest.errors import UserError
-
             raise UserError(f"--workers {args.workers}: the local engine has at most "
                             f"{numba.config.NUMBA_NUM_THREADS} threads (NUMBA_NUM_THREADS)")
-    res = run_sweep(cfg, args.out or cfg.report.out, workers=args.workers, scheduler=args.scheduler,
-                    engine=args.engine, resume=args.resume)
-    write_results(res)
-    from backtest.sweep_report import write_sweep_report
-
-    write_sweep_report(res, cfg, res.market)
+    if not cfg.sweep.grid:
+        raise ConfigError(f"{cfg.source}: no [sweep.grid] table: nothing to sweep")
+    out_dir = prepare_out_dir(args.out or cfg.report.out)
+    with sweep_lock(out_dir):  # held until the report is written, so no other sweep interleaves
+        res = run_sweep(cfg, out_dir, workers=args.workers, scheduler=args.scheduler, engine=args.engine,
+                        resume=args.resume)
+        write_results(res)
+        write_sweep_report(res, cfg, res.market)
     metric = cfg.sweep.metric
     best = res.table.sort_values(metric, ascending=False, kind="stable").iloc[0]  # every metric: higher is better
     combo = res.grid.combo(int(best["combo"]))

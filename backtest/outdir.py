@@ -11,6 +11,7 @@ from pathlib import Path
 from backtest.errors import UserError
 
 LOCK = ".sweep.lock"
+_HELD: set[str] = set()  # sweep directories this process has locked
 
 
 def prepare_out_dir(out_dir: str | Path) -> Path:
@@ -39,9 +40,12 @@ def sweep_lock(out_dir: Path) -> Iterator[None]:
 
     `flock` is released by the kernel when the process ends, so a killed sweep leaves no stale lock.
     """
+    key = str(Path(out_dir).resolve())
     try:
         import fcntl
     except ImportError:  # not POSIX: no lock (documented in docs/sweeps.md)
+        fcntl = None
+    if fcntl is None or key in _HELD:  # re-entrant: the CLI holds it around run_sweep and the report
         yield
         return
     path = out_dir / LOCK
@@ -55,6 +59,10 @@ def sweep_lock(out_dir: Path) -> Iterator[None]:
                             "or choose another --out") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
+        _HELD.add(key)
+        try:
+            yield
+        finally:
+            _HELD.discard(key)
     finally:
         os.close(fd)

@@ -328,15 +328,21 @@ def test_old_data_is_fine_with_the_flat_cost_model(tmp_path, capsys, data):
 # --- sweep directories: concurrent runs, corrupt manifest and chunks ---------------------------------------
 
 def test_a_second_sweep_into_a_locked_directory_is_refused(tmp_path, capsys):
-    import os
+    import fcntl
 
-    from backtest.outdir import prepare_out_dir, sweep_lock
+    from backtest.outdir import LOCK
 
-    out = prepare_out_dir(tmp_path / "out")
+    out = tmp_path / "out"
+    out.mkdir()
     cfg = write_cfg(tmp_path, STRAT + "[sweep.grid]\ndip = [0.1, 0.2]\n")
-    with sweep_lock(out):
-        msg = one_error(*cli(capsys, "sweep", cfg, "--out", out, "--resume"))
-    assert f"another sweep is writing {out} (pid {os.getpid()})" in msg
+    with open(out / LOCK, "w") as other:  # another process's lock: its own open file description
+        other.write("4242\n")
+        other.flush()
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        for args in (("--resume",), ()):
+            msg = one_error(*cli(capsys, "sweep", cfg, "--out", out, *args))
+            assert f"another sweep is writing {out} (pid 4242)" in msg
+    assert not (out / "manifest.json").exists()
 
 
 SWEEP = STRAT + """[data.synthetic]
