@@ -58,15 +58,27 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _out_dir(args, cfg):
+    """--out (or report.out), created and proven writable; never the dataset directory itself."""
+    from pathlib import Path
+
+    from backtest.errors import UserError
+    from backtest.outdir import prepare_out_dir
+
+    out = Path(args.out or cfg.report.out)
+    if cfg.data.path is not None and out.resolve() == Path(cfg.data.path).resolve():
+        raise UserError(f"output directory {out} is the dataset directory (data.path); outputs there would "
+                        "make the dataset invalid: choose another --out")
+    return prepare_out_dir(out)
+
+
 def _run(args) -> int:
     from backtest.config import load_config
     from backtest.output import write_outputs
     from backtest.pipeline import run
 
-    from backtest.outdir import prepare_out_dir
-
     cfg = load_config(args.config)
-    out_dir = prepare_out_dir(args.out or cfg.report.out)  # before the backtest: a bad --out fails at once
+    out_dir = _out_dir(args, cfg)  # before the backtest: a bad --out fails at once
     out = run(cfg)
     t0 = time.perf_counter()
     write_outputs(out, out_dir)
@@ -81,7 +93,7 @@ def _run(args) -> int:
 def _sweep(args) -> int:
     from backtest.config import load_config
     from backtest.errors import ConfigError, UserError
-    from backtest.outdir import prepare_out_dir, sweep_lock
+    from backtest.outdir import sweep_lock
     from backtest.sweep import run_sweep, write_results
     from backtest.sweep_report import write_sweep_report
 
@@ -96,7 +108,7 @@ def _sweep(args) -> int:
                             f"{numba.config.NUMBA_NUM_THREADS} threads (NUMBA_NUM_THREADS)")
     if not cfg.sweep.grid:
         raise ConfigError(f"{cfg.source}: no [sweep.grid] table: nothing to sweep")
-    out_dir = prepare_out_dir(args.out or cfg.report.out)
+    out_dir = _out_dir(args, cfg)
     with sweep_lock(out_dir):  # held until the report is written, so no other sweep interleaves
         res = run_sweep(cfg, out_dir, workers=args.workers, scheduler=args.scheduler, engine=args.engine,
                         resume=args.resume)
@@ -183,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a pager or `head` that closed early
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:  # noqa: BLE001 -- sorted below: the user's strategy code, or a bug of ours
         from backtest.strategy import strategy_fault
 

@@ -267,6 +267,29 @@ def test_data_csv_with_a_bom_is_accepted(tmp_path, capsys, data):
     assert code == 0, err
 
 
+@pytest.mark.parametrize("line", [1, 4])
+def test_data_csv_that_is_not_utf8_is_located(tmp_path, capsys, data, line):
+    p = data / "index.csv"
+    lines = p.read_bytes().split(b"\n")
+    lines[line - 1] += b"\xe9"
+    p.write_bytes(b"\n".join(lines))
+    probs = _data_problems(capsys, tmp_path, data)
+    assert len(probs) == 1 and probs[0].startswith(f"index.csv, row {line}: byte 0xe9 at offset"), probs
+
+
+def test_manifest_with_a_bom_is_accepted(tmp_path, capsys, data):
+    p = data / "dataset.toml"
+    p.write_bytes(b"\xef\xbb\xbf" + p.read_bytes())
+    code, err = cli(capsys, "validate", cfg_with_data(tmp_path, data))
+    assert code == 0, err
+
+
+def test_output_into_the_dataset_directory_is_refused(tmp_path, capsys, data):
+    msg = one_error(*cli(capsys, "run", cfg_with_data(tmp_path, data), "--out", data))
+    assert "is the dataset directory" in msg
+    assert not (data / "stats.json").exists()
+
+
 # --- vague messages: costs ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("costs, key", [

@@ -172,7 +172,10 @@ def _read_any(root: Path, rel: str, probs: _Problems) -> _Table | None:
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             header = next(csv.reader(fh), None)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except UnicodeDecodeError:
+        _not_utf8(path, rel, probs)
+        return None
+    except (OSError, csv.Error) as exc:
         probs.add("read", Problem(rel, f"cannot read CSV file: {exc}"))
         return None
     if not header:
@@ -195,6 +198,18 @@ def _read_any(root: Path, rel: str, probs: _Problems) -> _Table | None:
     return _Table(rel, df, False)
 
 
+def _not_utf8(path: Path, rel: str, probs: _Problems) -> bool:
+    """Report the first byte that is not UTF-8, by line and offset; False if the file decodes."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as dec:
+        probs.add("read", Problem(rel, f"byte {raw[dec.start]:#04x} at offset {dec.start} is not UTF-8; "
+                                       "save the file as UTF-8", row=raw[:dec.start].count(b"\n") + 1))
+        return True
+    return False
+
+
 def _read_csv_body(path: Path, rel: str, header: list[str], probs: _Problems) -> pd.DataFrame | None:
     """The data lines as strings, one column per header field; None (reported) if any line has
     another number of fields than the header (shifted fields would be read as wrong values)."""
@@ -215,14 +230,8 @@ def _read_csv_body(path: Path, rel: str, header: list[str], probs: _Problems) ->
             convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names},
                                                 strings_can_be_null=False, quoted_strings_can_be_null=False))
     except (pa.ArrowInvalid, OSError) as exc:
-        raw = path.read_bytes()
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as dec:
-            probs.add("read", Problem(rel, f"byte {raw[dec.start]:#04x} at offset {dec.start} is not UTF-8; "
-                                           "save the file as UTF-8", row=raw[:dec.start].count(b"\n") + 1))
-            return None
-        probs.add("read", Problem(rel, f"cannot parse CSV: {exc}"))
+        if not _not_utf8(path, rel, probs):
+            probs.add("read", Problem(rel, f"cannot parse CSV: {exc}"))
         return None
     probs.many(rel, "field count", np.arange(len(bad)), lambda i: Problem(
         rel, f"line has {'more' if bad[i][1] > len(header) else 'fewer'} fields than the header: "
@@ -445,7 +454,7 @@ def _manifest(root: Path, hk_has_sb: bool, probs: _Problems) -> tuple[str, dict[
                                                     "the units and index_name (docs/data.md)"))
         return "", factors
     try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
+        table = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
         probs.add("manifest", Problem(MANIFEST, f"not valid TOML: {exc}"))
         return "", factors
