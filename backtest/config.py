@@ -183,6 +183,8 @@ def config_from_dict(table: dict, source: str = "<dict>") -> Config:
     cfg = _build(Config, table, source, "")
     if not cfg.strategy.name:
         raise ConfigError(f"{source}: missing required key 'strategy.name'")
+    if cfg.data.path is not None and not cfg.data.path.strip():
+        raise ConfigError(f"{source}: key 'data.path' is empty; give a dataset directory or omit it for the sample market")
     _check_params(cfg.strategy.params, source, "strategy.params")
     _check_params(cfg.sweep.grid, source, "sweep.grid")
     _check_costs(cfg.costs, source)

@@ -31,7 +31,8 @@ KEYS = [(section, f.name) for section, cls in [
     ("costs", C.CostConfig), ("report", C.ReportConfig), ("sweep", C.SweepConfig)]
     for f in dataclasses.fields(cls) if f.name != "grid"] + [
     ("strategy.params", "dip"), ("strategy.params", "dip_window"), ("sweep.grid", "dip"),
-    ("sweep.grid", "exits.max_hold"), ("sweep.grid", "flow_window")]
+    ("sweep.grid", "exits.max_hold"), ("sweep.grid", "flow_window"), ("strategy", "name"), ("data", "path"),
+    ("costs", "model"), ("execution", "fill")]
 
 VALUES = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
@@ -64,6 +65,8 @@ BASE = {"strategy": {"name": '"southbound_dip"'}, "data.synthetic": {"symbols": 
 
 def config_text(section: str, key: str, value) -> str:
     tables = {k: dict(v) for k, v in BASE.items()}
+    if section == "data":  # [data] and its subtable [data.synthetic] must come in this order
+        tables = {"strategy": tables["strategy"], "data": {}, "data.synthetic": tables["data.synthetic"]}
     tables.setdefault(section, {})['"' + key + '"' if "." in key else key] = toml_value(value)
     return "".join(f"[{s}]\n" + "".join(f"{k} = {v}\n" for k, v in kv.items()) for s, kv in tables.items())
 
@@ -79,7 +82,10 @@ def assert_one_config_message(code: int, err: str, cfg: Path) -> None:
     assert "Traceback" not in err
     if code == 2:
         lines = err.splitlines()
-        assert len(lines) == 1 and lines[0].startswith(f"error: {cfg}"), err
+        if re.match(r"error: \d+ data problem\(s\):", lines[0]):  # data.path pointed somewhere bad
+            assert len(lines) > 1 and all(ln.startswith("  - ") for ln in lines[1:]), err
+        else:
+            assert len(lines) == 1 and lines[0].startswith(f"error: {cfg}"), err
 
 
 def assert_finite_config(cfg: Path) -> None:
@@ -101,9 +107,15 @@ def test_config_value_mutations(capsys, key, value):
         assert_one_config_message(code, err, cfg)
         if code == 0:
             assert_finite_config(cfg)
-        else:
-            name = key[1] if key[0] != "sweep.grid" else "sweep.grid"
+        elif key[0] != "data":
+            name = {"sweep.grid": "sweep.grid", "strategy": "strategy"}.get(key[0], key[1])
             assert name.split(".")[-1] in err or "sweep.grid" in err or "strategy.params" in err, err
+        if code == 2:  # what validate refuses, run and sweep refuse with the same message, before simulating
+            commands = ["run", "sweep"] if "[sweep.grid]" in cfg.read_text() else ["run"]
+            for command in commands:
+                with tempfile.TemporaryDirectory() as out:
+                    assert main([command, str(cfg), "--out", str(Path(out) / command)]) == 2
+                assert capsys.readouterr().err.strip() == err, command
 
 
 @SETTINGS
