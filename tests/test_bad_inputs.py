@@ -405,3 +405,41 @@ def test_resume_survives_a_truncated_manifest_and_corrupt_chunks(tmp_path, capsy
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_the_extremes_that_are_accepted_keep_every_result_finite(tmp_path, data):
+    """Prices at both ends of the plausible range, the largest flows, init_cash = 1e15 and the
+    largest costs: the bounds are chosen so that the run stays finite (oracle: np.isfinite)."""
+    import csv
+
+    from backtest.pipeline import run
+
+    p = data / "hk_daily.csv"
+    rows = list(csv.reader(p.open()))
+    h = rows[0]
+    for r in rows[1:]:
+        lo, hi = float(r[h.index("low")]), float(r[h.index("high")])
+        scale = 1.0001e-4 / lo if r[1] == "0700" else 9.99e5 / hi
+        for c in ("open", "high", "low", "close"):
+            r[h.index(c)] = repr(float(r[h.index(c)]) * scale)
+        r[h.index("volume")], r[h.index("turnover")] = "1e13", "1e15"
+    with p.open("w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    sb = data / "southbound.csv"
+    lines = sb.read_text().splitlines()
+    sb.write_text("\n".join([lines[0]] + [f"{ln.split(',')[0]},{'1e15' if i % 3 else '-1e15'},1e15"
+                                           for i, ln in enumerate(lines[1:])]) + "\n")
+    symbols = data / "symbols.csv"  # no ADR: its premium check would (rightly) object to the scaled HK prices
+    symbols.write_text(symbols.read_text().replace(",BABA,8", ",,"))
+    (data / "adr.csv").unlink()
+    (data / "fx.csv").unlink()
+    cfg = C.load_config(cfg_with_data(tmp_path, data, "[strategy.params]\ndip = 0.0\nflow_z = -5.0\n"
+                                      "[execution]\ninit_cash = 1e15\nslippage_bps = 1000\n"
+                                      "[costs]\ncommission_bps = 100\ncommission_min = 1e6\n"))
+    out = run(cfg)
+    assert out.stats["trades"] > 0
+    for frame in (out.result.cash, out.result.equity):
+        assert np.isfinite(frame.to_numpy()).all()
+    closed = out.result.trades[out.result.trades["reason"] != "open"]
+    assert len(closed) and np.isfinite(closed.select_dtypes("number").to_numpy()).all()
+    assert all(np.isfinite(v) for v in out.stats.values() if isinstance(v, float) and v == v)
