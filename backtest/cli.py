@@ -154,6 +154,10 @@ def _synth(args) -> int:
 
     from backtest.outdir import prepare_out_dir
 
+    from backtest.config import SynthConfig, _build
+
+    # the same ranges as [data.synthetic] in a config
+    _build(SynthConfig, {"seed": args.seed, "symbols": args.symbols, "years": args.years}, "data synth", "")
     prepare_out_dir(args.out)
     try:
         md = generate(seed=args.seed, symbols=args.symbols, years=args.years)

@@ -443,3 +443,12 @@ def test_the_extremes_that_are_accepted_keep_every_result_finite(tmp_path, data)
     closed = out.result.trades[out.result.trades["reason"] != "open"]
     assert len(closed) and np.isfinite(closed.select_dtypes("number").to_numpy()).all()
     assert all(np.isfinite(v) for v in out.stats.values() if isinstance(v, float) and v == v)
+
+
+@pytest.mark.parametrize("args, key", [
+    (["--years", "1e308"], "years"), (["--years", "inf"], "years"), (["--symbols", "1000"], "symbols"),
+    (["--seed", "99999999999999999999999"], "seed"), (["--seed", "-1"], "seed"),
+])
+def test_data_synth_options_have_the_config_ranges(tmp_path, capsys, args, key):
+    msg = one_error(*cli(capsys, "data", "synth", "--out", tmp_path / "m", *args))
+    assert f"'{key}'" in msg and not (tmp_path / "m").exists()
