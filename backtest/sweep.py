@@ -205,8 +205,13 @@ def run_sweep(cfg: Config, out_dir: str | Path, workers: int | None = None, sche
 CHUNK_ARRAYS = ("per_symbol", "combo", "sums")
 
 
+class _ForeignChunk(Exception):
+    pass
+
+
 def _load_chunk(path: Path, fp: str, rows: int) -> dict[str, np.ndarray] | None:
-    """A finished chunk's arrays, or None if the file is missing, unreadable, or from another sweep."""
+    """A finished chunk's arrays; None if the file is missing or damaged (to recompute). A whole chunk
+    of another sweep raises _ForeignChunk: it is someone's result, not ours to overwrite."""
     if not path.exists():
         return None
     try:
@@ -214,7 +219,9 @@ def _load_chunk(path: Path, fp: str, rows: int) -> dict[str, np.ndarray] | None:
             arrays = {k: z[k] for k in (*CHUNK_ARRAYS, "fingerprint")}
     except Exception:  # noqa: BLE001 -- truncated zip, bad header, missing array: all mean "recompute"
         return None
-    if str(arrays.pop("fingerprint")) != fp or any(a.shape[0] != rows for a in arrays.values()):
+    if str(arrays.pop("fingerprint")) != fp:
+        raise _ForeignChunk(path.name)
+    if any(a.shape[0] != rows for a in arrays.values()):
         return None
     return arrays
 
@@ -247,8 +254,8 @@ def _run_sweep(cfg: Config, out: Path, workers: int | None, scheduler: str | Non
             raise UserError(f"{out} already holds a sweep; pass --resume to continue it or choose another --out")
         old = _read_manifest(manifest)
         if old is None:
-            print(f"note: {manifest} is missing or unreadable (truncated?); rewriting it and keeping only the "
-                  "chunks whose own fingerprint matches this sweep", file=sys.stderr)
+            print(f"note: {manifest} is missing or unreadable (truncated?); rewriting it (every chunk file "
+                  "carries its own fingerprint, checked below)", file=sys.stderr)
         elif old.get("fingerprint") != fp:
             raise UserError(f"{out} holds a sweep of a different config, data, chunking or engine version; "
                             f"it cannot be resumed with {cfg.source}: choose another --out")
@@ -264,14 +271,18 @@ def _run_sweep(cfg: Config, out: Path, workers: int | None, scheduler: str | Non
     parts: dict[int, dict[str, np.ndarray]] = {}
     bad = []
     for i in range(n_chunks):
-        got = _load_chunk(path(i), fp, bounds(i)[1] - bounds(i)[0])
+        try:
+            got = _load_chunk(path(i), fp, bounds(i)[1] - bounds(i)[0])
+        except _ForeignChunk:
+            raise UserError(f"{path(i)} belongs to a sweep of a different config, data, chunking or engine "
+                            f"version; it cannot be resumed with {cfg.source}: choose another --out") from None
         if got is not None:
             parts[i] = got
         elif path(i).exists():
             bad.append(path(i).name)
     if bad:
-        print(f"note: recomputing {len(bad)} chunk file(s) in {chunk_dir} that are unreadable or belong to "
-              f"another sweep: {', '.join(bad[:5])}" + (" ..." if len(bad) > 5 else ""), file=sys.stderr)
+        print(f"note: recomputing {len(bad)} damaged chunk file(s) in {chunk_dir}: {', '.join(bad[:5])}"
+              + (" ..." if len(bad) > 5 else ""), file=sys.stderr)
     todo = [i for i in range(n_chunks) if i not in parts]
     inputs = make_inputs(prep, sp) if todo else None
     bar = _progress(n_p, n_p - sum(bounds(i)[1] - bounds(i)[0] for i in todo), progress)

@@ -384,6 +384,7 @@ flow_z = [1.0, 2.0]
 def test_resume_survives_a_truncated_manifest_and_corrupt_chunks(tmp_path, capsys):
     import pandas as pd
 
+    from backtest.errors import UserError
     from backtest.sweep import run_sweep
 
     cfg = C.load_config(write_cfg(tmp_path, SWEEP))
@@ -398,9 +399,16 @@ def test_resume_survives_a_truncated_manifest_and_corrupt_chunks(tmp_path, capsy
     keep = chunks[2].stat().st_mtime_ns
     resumed = run_sweep(cfg, out, resume=True, progress=False)
     err = capsys.readouterr().err
-    assert "manifest.json" in err and "recomputing 2 chunk file(s)" in err
+    assert "manifest.json" in err and "recomputing 2 damaged chunk file(s)" in err
     assert resumed.computed == 4 and chunks[2].stat().st_mtime_ns == keep
     pd.testing.assert_frame_equal(resumed.table, fresh.table, check_exact=True)
+    # a chunk of another sweep under a damaged manifest is refused, never overwritten
+    other = C.load_config(write_cfg(tmp_path, SWEEP.replace("0.15", "0.2"), name="other.toml"))
+    (out / "manifest.json").write_text("")
+    before = chunks[0].read_bytes()
+    with pytest.raises(UserError, match="chunk_000000.npz belongs to a sweep of a different config"):
+        run_sweep(other, out, resume=True, progress=False)
+    assert chunks[0].read_bytes() == before
 
 
 if __name__ == "__main__":
