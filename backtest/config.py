@@ -15,6 +15,9 @@ from typing import Any, Literal
 from backtest.errors import ConfigError
 
 
+INT64_MAX = 2**63 - 1  # free-form integers (strategy parameters, grid values) must fit the kernels' int64
+
+
 def _check(lo: float | None = None, hi: float | None = None, help: str = "") -> dict:
     return {"lo": lo, "hi": hi, "help": help}
 
@@ -101,9 +104,6 @@ def _type_name(tp: Any) -> str:
     if typing.get_origin(tp) is Literal:
         return " or ".join(repr(a) for a in typing.get_args(tp))
     return getattr(tp, "__name__", str(tp))
-
-
-INT64_MAX = 2**63 - 1
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
