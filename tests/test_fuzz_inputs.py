@@ -216,3 +216,48 @@ def test_data_file_mutations(capsys, market, table, kind, line, col, cell):
             for s in (md.index_close, md.usdhkd):
                 assert not np.isinf(s.to_numpy(dtype=np.float64)).any()
             assert (np.nan_to_num(md.hk["close"].to_numpy(), nan=1.0) < 1e6 + 1).all()
+
+
+@pytest.fixture(scope="module")
+def market_parquet(tmp_path_factory) -> Path:
+    from backtest.data.synth import generate
+    from backtest.data.write import write_market
+
+    root = tmp_path_factory.mktemp("fzp") / "market"
+    write_market(generate(seed=11, symbols=2, years=0.5), root, fmt="parquet")
+    return root
+
+
+@SETTINGS
+@given(table=st.sampled_from(["symbols", "hk_daily", "southbound", "index", "adr", "fx"]),
+       kind=st.sampled_from(["cell", "cell", "as_text", "drop_column", "no_rows", "garbage"]),
+       row=st.integers(0, 400), col=st.integers(0, 20),
+       value=st.sampled_from([np.nan, np.inf, -np.inf, 1e300, -1e300, 1e-300, -1.0, 0.0, 2.0**62]))
+def test_parquet_mutations(capsys, market_parquet, table, kind, row, col, value):
+    import pandas as pd
+
+    with tempfile.TemporaryDirectory() as d:
+        data = Path(shutil.copytree(market_parquet, Path(d) / "data"))
+        p = data / f"{table}.parquet"
+        df = pd.read_parquet(p)
+        c = df.columns[col % len(df.columns)]
+        if kind == "cell" and len(df) and pd.api.types.is_float_dtype(df[c]):
+            df.loc[df.index[row % len(df)], c] = value
+        elif kind == "as_text":
+            df[c] = df[c].astype(str)
+        elif kind == "drop_column":
+            df = df.drop(columns=c)
+        elif kind == "no_rows":
+            df = df.iloc[:0]
+        if kind == "garbage":
+            p.write_bytes(p.read_bytes()[: row % 64])
+        else:
+            df.to_parquet(p, index=False)
+        cfg = Path(d) / "c.toml"
+        cfg.write_text(f'[strategy]\nname = "southbound_dip"\n[data]\npath = "{data}"\n')
+        code, err = run_validate(capsys, cfg)
+        assert code in (0, 2) and "Traceback" not in err, err
+        if code == 2:
+            lines = err.splitlines()
+            assert re.match(r"error: \d+ data problem\(s\):", lines[0]), err
+            assert all(re.match(r"  - (\.\.\. |[a-z_]+\.(parquet|toml))", ln) for ln in lines[1:]), err
