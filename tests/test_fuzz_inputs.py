@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 from backtest import config as C
 from backtest.cli import main
 
-SETTINGS = settings(max_examples=150, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=100, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FEWER = settings(SETTINGS, max_examples=50)  # the Parquet round trip costs more per example
 
 # every scalar key of every table, from the config dataclasses themselves
 KEYS = [(section, f.name) for section, cls in [
@@ -228,7 +229,7 @@ def market_parquet(tmp_path_factory) -> Path:
     return root
 
 
-@SETTINGS
+@FEWER
 @given(table=st.sampled_from(["symbols", "hk_daily", "southbound", "index", "adr", "fx"]),
        kind=st.sampled_from(["cell", "cell", "as_text", "drop_column", "no_rows", "garbage"]),
        row=st.integers(0, 400), col=st.integers(0, 20),
