@@ -67,17 +67,31 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _out_dir(args, cfg):
+    """--out (or report.out), created and proven writable; never the dataset directory itself."""
+    from pathlib import Path
+
+    from backtest.errors import UserError
+    from backtest.outdir import prepare_out_dir
+
+    out = Path(args.out or cfg.report.out)
+    if cfg.data.path is not None and out.resolve() == Path(cfg.data.path).resolve():
+        raise UserError(f"output directory {out} is the dataset directory (data.path); outputs there would "
+                        "make the dataset invalid: choose another --out")
+    return prepare_out_dir(out)
+
+
 def _run(args) -> int:
     from backtest.config import load_config
     from backtest.output import write_outputs
     from backtest.pipeline import run
 
     cfg = load_config(args.config)
+    out_dir = _out_dir(args, cfg)  # before the backtest: a bad --out fails at once
     out = run(cfg)
     t0 = time.perf_counter()
-    target = args.out or cfg.report.out
-    before = _files(target)
-    out_dir = write_outputs(out, target)
+    before = _files(out_dir)
+    write_outputs(out, out_dir)
     s = out.stats
     if out.per_symbol is not None and not s["symbols_traded"]:
         headline = f"no symbol traded ({s['symbols']} independent accounts)"
@@ -90,7 +104,7 @@ def _run(args) -> int:
         headline = (f"total return {s['total_return']:.2%} at {s['exposure']:.1%} average exposure, Sharpe "
                     f"{s['sharpe']:.2f}, max drawdown {s['max_drawdown']:.2%} ({cfg.execution.mode} mode)")
     print(f"{out.prepared.module.NAME}: {s['start']} to {s['end']}, {s['trades']} trades, {headline}")
-    print(f"wrote {out_dir}/{_written(target, before)} "
+    print(f"wrote {out_dir}/{_written(out_dir, before)} "
           f"(backtest {out.seconds:.2f} s, report {time.perf_counter() - t0:.2f} s)")
     return 0
 
@@ -122,22 +136,29 @@ def _written(directory, before: dict) -> str:
 
 def _sweep(args) -> int:
     from backtest.config import load_config
+    from backtest.errors import ConfigError, UserError
+    from backtest.outdir import sweep_lock
     from backtest.sweep import run_sweep, write_results
+    from backtest.sweep_report import best_lines, write_sweep_report
 
     cfg = load_config(args.config)
     if args.workers is not None and args.workers < 1:
-        from backtest.errors import UserError
-
         raise UserError(f"--workers must be at least 1, got {args.workers}")
-    before = _files(args.out or cfg.report.out)
-    res = run_sweep(cfg, args.out or cfg.report.out, workers=args.workers, scheduler=args.scheduler,
-                    engine=args.engine, resume=args.resume)
-    write_results(res)
-    from backtest.sweep_report import write_sweep_report
+    if args.workers is not None and args.engine == "local" and not args.scheduler:
+        import numba
 
-    write_sweep_report(res, cfg, res.market)
-    from backtest.sweep_report import best_lines
-
+        if args.workers > numba.config.NUMBA_NUM_THREADS:
+            raise UserError(f"--workers {args.workers}: the local engine has at most "
+                            f"{numba.config.NUMBA_NUM_THREADS} threads (NUMBA_NUM_THREADS)")
+    if not cfg.sweep.grid:
+        raise ConfigError(f"{cfg.source}: no [sweep.grid] table: nothing to sweep")
+    out_dir = _out_dir(args, cfg)
+    before = _files(out_dir)
+    with sweep_lock(out_dir):  # held until the report is written, so no other sweep interleaves
+        res = run_sweep(cfg, out_dir, workers=args.workers, scheduler=args.scheduler, engine=args.engine,
+                        resume=args.resume)
+        write_results(res)
+        write_sweep_report(res, cfg, res.market)
     head, *warns = best_lines(res, cfg)
     print(f"{res.grid.size} combinations ({res.computed} computed now) in {res.seconds:.2f} s; {head}")
     for w in warns:
@@ -151,6 +172,11 @@ def _validate(args) -> int:
     from backtest.pipeline import prepare
 
     prep = prepare(load_config(args.config))
+    if prep.cfg.sweep.grid:  # what `sweep` refuses beyond `run`: rules that change shape across the grid
+        from backtest.grid import build_grid
+        from backtest.sweep import compile_sweep
+
+        compile_sweep(prep, build_grid(prep.cfg, prep.module))
     t, n = prep.panel.shape
     print(f"ok: {args.config}: strategy {prep.module.NAME} {vars(prep.params)}; "
           f"data {prep.panel.source or prep.cfg.data.path}: {t} bars x {n} symbols, fingerprint {prep.panel.fingerprint}")
@@ -199,6 +225,13 @@ def _synth(args) -> int:
     from backtest.data.synth import generate
     from backtest.errors import UserError
 
+    from backtest.outdir import prepare_out_dir
+
+    from backtest.config import SynthConfig, _build
+
+    # the same ranges as [data.synthetic] in a config
+    _build(SynthConfig, {"seed": args.seed, "symbols": args.symbols, "years": args.years}, "data synth", "")
+    prepare_out_dir(args.out)
     try:
         md = generate(seed=args.seed, symbols=args.symbols, years=args.years)
     except ValueError as exc:
@@ -214,6 +247,13 @@ def _bench(args) -> int:
     return run_cli(args)
 
 
+def _located(exc: Exception, args) -> str:
+    """A strategy module's error, prefixed with the config that names the module."""
+    msg = str(exc)
+    config = getattr(args, "config", None)
+    return f"{config}: {msg}" if config and msg.startswith("strategy module") else msg
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"run": _run, "sweep": _sweep, "validate": _validate, "strategies": _strategies,
@@ -223,11 +263,33 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(args)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if "backtest.strategy" in sys.modules:  # raised inside a strategy module's code: say where
+            from backtest.strategy import strategy_fault
+
+            exc = strategy_fault(exc) or exc
+        print(f"error: {_located(exc, args)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a pager or `head` that closed early
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except Exception as exc:  # noqa: BLE001 -- sorted below: the user's strategy code, or a bug of ours
+        from backtest.strategy import strategy_fault
+
+        fault = strategy_fault(exc)
+        if fault is not None:
+            print(f"error: {_located(fault, args)}", file=sys.stderr)
+            return 2
+        import traceback
+
+        traceback.print_exc()
+        print("internal error: the above is a bug in dipflow, not a problem with your input; "
+              "please report it with this traceback", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

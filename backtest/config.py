@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import tomllib
 import types
 import typing
@@ -15,13 +16,16 @@ from typing import Any, Literal
 from backtest.errors import ConfigError
 
 
+INT64_MAX = 2**63 - 1  # free-form integers (strategy parameters, grid values) must fit the kernels' int64
+
+
 def _check(lo: float | None = None, hi: float | None = None, help: str = "") -> dict:
     return {"lo": lo, "hi": hi, "help": help}
 
 
 @dataclass(frozen=True)
 class SynthConfig:
-    seed: int = field(default=7, metadata=_check(0, None, "generator seed"))
+    seed: int = field(default=7, metadata=_check(0, 2**32 - 1, "generator seed"))
     symbols: int = field(default=25, metadata=_check(1, 30, "number of names"))
     years: float = field(default=10.0, metadata=_check(0.5, 30, "length of history"))
 
@@ -43,7 +47,7 @@ class ExecutionConfig:
     mode: Literal["independent", "portfolio"] = "independent"
     max_positions: int = field(default=10, metadata=_check(1, 1000, "portfolio mode: most names held at once"))
     fill: Literal["next_open", "next_close", "same_close"] = "next_open"
-    init_cash: float = field(default=1_000_000.0, metadata=_check(1.0, None, "starting cash per account, HK$"))
+    init_cash: float = field(default=1_000_000.0, metadata=_check(1.0, 1e15, "starting cash per account, HK$"))
     slippage_bps: float = field(default=0.0, metadata=_check(0.0, 1000.0, "adverse slippage per fill, bps"))
     board_lots: bool = field(default=True, metadata=_check(help="round shares down to board lots (false: fractional shares)"))
 
@@ -53,15 +57,15 @@ class ExitConfig:
     stop_loss: float = field(default=0.0, metadata=_check(0.0, 1.0, "fraction below entry price; 0 = off"))
     take_profit: float = field(default=0.0, metadata=_check(0.0, 100.0, "fraction above entry price; 0 = off"))
     trailing_stop: float = field(default=0.0, metadata=_check(0.0, 1.0, "fraction below the highest high since entry; 0 = off"))
-    max_hold: int = field(default=0, metadata=_check(0, None, "bars held before a time exit; 0 = off"))
+    max_hold: int = field(default=0, metadata=_check(0, 100_000, "bars held before a time exit; 0 = off"))
 
 
 @dataclass(frozen=True)
 class CostConfig:
     model: Literal["hk", "flat"] = "hk"
     flat_pct: float = field(default=0.0, metadata=_check(0.0, 10.0, "flat fee, percent of value (model = flat)"))
-    commission_bps: float = field(default=0.0, metadata=_check(0.0, 100.0, "broker commission, bps"))
-    commission_min: float = field(default=0.0, metadata=_check(0.0, None, "broker minimum per order, HK$"))
+    commission_bps: float = field(default=0.0, metadata=_check(0.0, 100.0, "broker commission, bps (model = hk)"))
+    commission_min: float = field(default=0.0, metadata=_check(0.0, 1e6, "broker minimum per order, HK$ (model = hk)"))
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,8 @@ class SweepConfig:
     metric: Literal["sharpe", "sortino", "total_return", "cagr", "max_drawdown", "win_rate"] = "sharpe"
     blocks: int = field(default=10, metadata=_check(2, 64, "time blocks for PBO (even: CSCV splits them in halves) and walk-forward"))
     train_blocks: int = field(default=4, metadata=_check(1, 63, "walk-forward in-sample window, in blocks"))
-    chunk_size: int = field(default=0, metadata=_check(0, None, "combinations per chunk (0: automatic)"))
-    min_trades: int = field(default=30, metadata=_check(0, None, "closed trades a combination needs to be ranked"))
+    chunk_size: int = field(default=0, metadata=_check(0, 1_000_000, "combinations per chunk (0: automatic)"))
+    min_trades: int = field(default=30, metadata=_check(0, 1_000_000, "closed trades a combination needs to be ranked"))
     min_exposure: float = field(default=0.05, metadata=_check(0.0, 1.0, "average exposure a combination needs to be ranked"))
 
 
@@ -106,7 +110,7 @@ def _type_name(tp: Any) -> str:
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Check a scalar against a field type; ints are accepted where floats are expected."""
+    """Check a scalar against a field type; ints are accepted where floats are expected, NaN and inf never."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         opts = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -116,6 +120,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
         return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > 1e300:
+            raise ConfigError(f"{where}: {value} is too large")
         return float(value)
     if tp is dict:
         if not isinstance(value, dict):
@@ -123,6 +129,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return dict(value)
     if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
         raise ConfigError(f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    if tp is float and not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
     return value
 
 
@@ -149,10 +157,72 @@ def _build(cls: type, table: Any, file: str, prefix: str) -> Any:
         value = _coerce(table[name], tp, f"{file}: key {dotted!r}")
         lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
         if value is not None and ((lo is not None and value < lo) or (hi is not None and value > hi)):
-            rng = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
-            raise ConfigError(f"{file}: key {dotted!r} = {value!r} is out of range {rng}")
+            raise ConfigError(f"{file}: key {dotted!r} = {value!r} is out of range [{lo}, {hi}]")
         kwargs[name] = value
     return cls(**kwargs)
+
+
+def _check_costs(c: CostConfig, file: str) -> None:
+    """Keys of the other cost model are refused rather than silently ignored."""
+    if c.model == "flat":
+        for key in ("commission_bps", "commission_min"):
+            if getattr(c, key):
+                raise ConfigError(f"{file}: key 'costs.{key}' applies to costs.model = 'hk' only; "
+                                  "with costs.model = 'flat' put the whole cost into 'costs.flat_pct'")
+    elif c.flat_pct:
+        raise ConfigError(f"{file}: key 'costs.flat_pct' applies to costs.model = 'flat' only "
+                          "(set costs.model = 'flat' or remove it)")
+
+
+def config_from_dict(table: dict, source: str = "<dict>") -> Config:
+    """Validate a parsed config table (TOML or a Python dict): every error names `source` and the key.
+
+    Strategy parameters and [sweep.grid] are checked against the strategy by `backtest.pipeline.prepare`.
+    """
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: expected a table of config sections, got {type(table).__name__}")
+    if "strategy" not in table:
+        raise ConfigError(f"{source}: missing required table [strategy]")
+    cfg = _build(Config, table, source, "")
+    if not cfg.strategy.name:
+        raise ConfigError(f"{source}: missing required key 'strategy.name'")
+    if cfg.data.path is not None and not cfg.data.path.strip():
+        raise ConfigError(f"{source}: key 'data.path' is empty; give a dataset directory or omit it for the sample market")
+    _check_params(cfg.strategy.params, source, "strategy.params")
+    _check_params(cfg.sweep.grid, source, "sweep.grid")
+    _check_costs(cfg.costs, source)
+    if cfg.sweep.blocks % 2:
+        raise ConfigError(f"{source}: key 'sweep.blocks' = {cfg.sweep.blocks} must be even "
+                          "(CSCV compares every half of the blocks with the other half)")
+    if cfg.sweep.train_blocks >= cfg.sweep.blocks:
+        raise ConfigError(f"{source}: key 'sweep.train_blocks' = {cfg.sweep.train_blocks} must be below "
+                          f"'sweep.blocks' = {cfg.sweep.blocks}")
+    # `text` records every value (a dict config has no file text), so a sweep's resume fingerprint covers it
+    return dataclasses.replace(cfg, source=source, text=json.dumps(table, indent=2, sort_keys=True, default=str))
+
+
+def _check_params(table: dict, source: str, prefix: str) -> None:
+    """Free-form tables (strategy parameters, grid values): numbers finite and within int64, at any depth."""
+    for key, value in table.items():
+        where = f"{prefix}.{key}"
+        if isinstance(value, dict):
+            _check_params(value, source, where)
+            continue
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{source}: key {where!r}: expected a finite number, got {v!r}")
+            if isinstance(v, int) and not isinstance(v, bool) and abs(v) > INT64_MAX:
+                raise ConfigError(f"{source}: key {where!r}: {v} is too large")
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    """UTF-8 text (a leading byte-order mark is dropped); a bad byte is located by line and offset."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {line} (byte {exc.start}): byte {raw[exc.start]:#04x} is not UTF-8; "
+                          "a config must be UTF-8 text") from None
 
 
 def load_config(path: str | Path) -> Config:
@@ -169,32 +239,11 @@ def load_config(path: str | Path) -> Config:
 def read_table(path: Path) -> tuple[dict, str]:
     """The parsed TOML table of a config file and its text."""
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    text = _decode(path, raw)
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-
-
-def config_from_dict(table: dict, source: str = "<dict>") -> Config:
-    """Validate a table shaped like the TOML file (every check of `load_config` happens here).
-
-    A relative `data.path` stays relative to the working directory; `text` is the table as JSON, so
-    a sweep's resume fingerprint covers every value."""
-    if not isinstance(table, dict):
-        raise ConfigError(f"{source}: expected a table, got {table!r}")
-    if "strategy" not in table:
-        raise ConfigError(f"{source}: missing required table [strategy]")
-    cfg = _build(Config, table, source, "")
-    if not cfg.strategy.name:
-        raise ConfigError(f"{source}: missing required key 'strategy.name'")
-    if cfg.sweep.blocks % 2:
-        raise ConfigError(f"{source}: key 'sweep.blocks' = {cfg.sweep.blocks} must be even "
-                          "(CSCV compares every half of the blocks with the other half)")
-    if cfg.sweep.train_blocks >= cfg.sweep.blocks:
-        raise ConfigError(f"{source}: key 'sweep.train_blocks' = {cfg.sweep.train_blocks} must be below "
-                          f"'sweep.blocks' = {cfg.sweep.blocks}")
-    text = json.dumps(table, indent=2, sort_keys=True, default=str)
-    return dataclasses.replace(cfg, source=source, text=text)

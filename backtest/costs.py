@@ -155,7 +155,7 @@ class CostModel:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ConfigError(f"costs.kind must be one of {KINDS}, got {self.kind!r}")
+            raise ConfigError(f"costs.model must be one of {KINDS}, got {self.kind!r}")
         for name in ("flat_pct", "commission_bps", "commission_min"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -164,11 +164,11 @@ class CostModel:
                 raise ConfigError(f"costs.{name} must be a finite number >= 0, got {v!r}")
         if self.kind == "flat" and (self.commission_bps or self.commission_min):
             raise ConfigError(
-                "costs.commission_bps / costs.commission_min apply to kind 'hk' only; "
-                "with kind 'flat' put the whole cost into costs.flat_pct"
+                "costs.commission_bps / costs.commission_min apply to costs.model = 'hk' only; "
+                "with costs.model = 'flat' put the whole cost into costs.flat_pct"
             )
         if self.kind == "hk" and self.flat_pct:
-            raise ConfigError("costs.flat_pct applies to kind 'flat' only; set costs.kind = 'flat'")
+            raise ConfigError("costs.flat_pct applies to costs.model = 'flat' only; set costs.model = 'flat'")
 
 
 def _as_days(dates) -> np.ndarray:
@@ -196,7 +196,7 @@ def cost_table(model: CostModel, dates: np.ndarray) -> np.ndarray:
     if d.shape[0] and d.min() < SCHEDULE_START:
         raise UserError(
             f"the Hong Kong cost schedule starts on {SCHEDULE_START}; the data begins on "
-            f"{d.min()}. Trim the data or use costs.kind = 'flat'"
+            f"{d.min()}. Trim the data or set costs.model = 'flat'"
         )
     for col, steps in HK_SCHEDULE.items():
         starts = np.array([s for s, _ in steps], dtype="datetime64[D]")

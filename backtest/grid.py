@@ -12,6 +12,7 @@ Integer parameters take integer values; a range that rounds two points onto one 
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, fields
 from types import ModuleType
 
@@ -21,6 +22,8 @@ from backtest.config import Config, ExitConfig
 from backtest.errors import ConfigError
 from backtest.strategy import Param
 
+MAX_POINTS = 100_000  # values per grid key
+MAX_COMBINATIONS = 10_000_000  # combinations per grid
 EXIT_KEYS = tuple(f"exits.{f.name}" for f in fields(ExitConfig))
 
 
@@ -56,11 +59,18 @@ def _exit_spec(key: str) -> Param:
                  f.metadata["help"])
 
 
+def _number(spec: dict, k: str, key: str, where: str) -> float:
+    v = spec[k]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or abs(v) > 1e15:
+        raise ConfigError(f"{where}: [sweep.grid] {key!r}: {k} must be a finite number (|x| <= 1e15), got {v!r}")
+    return float(v)
+
+
 def _expand(key: str, spec, param: Param, where: str) -> np.ndarray:
     if isinstance(spec, list):
         if not spec:
             raise ConfigError(f"{where}: [sweep.grid] {key!r} is an empty list")
-        vals = [param.check(v, where) for v in spec]
+        vals = [param.check(v, f"{where}: [sweep.grid]") for v in spec]
     elif isinstance(spec, dict):
         allowed = {"start", "stop", "num", "step", "log"}
         for k in spec:
@@ -70,23 +80,34 @@ def _expand(key: str, spec, param: Param, where: str) -> np.ndarray:
                 raise ConfigError(f"{where}: [sweep.grid] {key!r}: unknown range key {k!r}{hint}")
         if "start" not in spec or "stop" not in spec or ("num" in spec) == ("step" in spec):
             raise ConfigError(f"{where}: [sweep.grid] {key!r}: a range needs start, stop and one of num or step")
-        start, stop = float(spec["start"]), float(spec["stop"])
+        start, stop = (_number(spec, k, key, where) for k in ("start", "stop"))
+        if not isinstance(spec.get("log", False), bool):
+            raise ConfigError(f"{where}: [sweep.grid] {key!r}: log must be true or false, got {spec['log']!r}")
+        num = None
+        if "num" in spec:
+            num = spec["num"]
+            if not isinstance(num, int) or isinstance(num, bool) or not 1 <= num <= MAX_POINTS:
+                raise ConfigError(f"{where}: [sweep.grid] {key!r}: num must be an integer in [1, {MAX_POINTS}], "
+                                  f"got {num!r}")
         if spec.get("log"):
-            if "num" not in spec or start <= 0 or stop <= 0:
+            if num is None or start <= 0 or stop <= 0:
                 raise ConfigError(f"{where}: [sweep.grid] {key!r}: a log range needs num and positive start and stop")
-            raw = np.geomspace(start, stop, int(spec["num"]))
-        elif "num" in spec:
-            if int(spec["num"]) < 1:
-                raise ConfigError(f"{where}: [sweep.grid] {key!r}: num must be at least 1")
-            raw = np.linspace(start, stop, int(spec["num"]))
+            raw = np.geomspace(start, stop, num)
+        elif num is not None:
+            raw = np.linspace(start, stop, num)
         else:
-            step = float(spec["step"])
+            step = _number(spec, "step", key, where)
             if step <= 0:
                 raise ConfigError(f"{where}: [sweep.grid] {key!r}: step must be positive")
-            raw = start + step * np.arange(int(np.floor((stop - start) / step + 1e-9)) + 1)
-        vals = [param.check(int(round(x)) if param.type is int else float(f"{x:.12g}"), where) for x in raw]
+            n = math.floor((stop - start) / step + 1e-9) + 1
+            if n > MAX_POINTS:
+                raise ConfigError(f"{where}: [sweep.grid] {key!r}: the range has {n} points; at most {MAX_POINTS}")
+            raw = start + step * np.arange(max(n, 0))
+            if not len(raw):
+                raise ConfigError(f"{where}: [sweep.grid] {key!r}: the range is empty (stop < start)")
+        vals = [param.check(int(round(x)) if param.type is int else float(f"{x:.12g}"), f"{where}: [sweep.grid]") for x in raw]
     else:
-        vals = [param.check(spec, where)]
+        vals = [param.check(spec, f"{where}: [sweep.grid]")]
     if len(set(vals)) != len(vals):
         raise ConfigError(f"{where}: [sweep.grid] {key!r} has repeated values {vals} (integer rounding?)")
     return np.array(vals, dtype=np.int64 if param.type is int else np.float64)
@@ -109,4 +130,7 @@ def build_grid(cfg: Config, module: ModuleType) -> Grid:
             raise ConfigError(f"{where}: [sweep.grid] unknown parameter {key!r} for strategy {module.NAME!r}{hint}")
         keys.append(key)
         values.append(_expand(key, spec, param, where))
+    size = math.prod(len(v) for v in values)
+    if size > MAX_COMBINATIONS:
+        raise ConfigError(f"{where}: [sweep.grid] has {size} combinations; at most {MAX_COMBINATIONS}")
     return Grid(tuple(keys), tuple(values))

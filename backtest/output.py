@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from backtest import event_study as es
+from backtest.errors import UserError
 from backtest.metrics import drawdown
 from backtest.page import is_synthetic
 from backtest.pipeline import RunOutput, whole_numbers
@@ -39,8 +40,11 @@ BENCHMARK_DESCRIPTIONS = {
 
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as exc:  # disk full, directory removed or made read-only during the run
+        raise UserError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def _json_safe(obj):

@@ -11,7 +11,7 @@ import pandas as pd
 
 from backtest.config import Config
 from backtest.data.market import MarketData, Panel
-from backtest.errors import ConfigError
+from backtest.errors import ConfigError, UserError
 from backtest.metrics import first_tradable, live_accounts
 from backtest.simulate import Result
 from backtest.strategy import StrategyPlan, load_strategy, plan, resolve_params
@@ -51,7 +51,24 @@ def prepare(cfg: Config, market: MarketData | None = None) -> Prepared:
     panel = align(market if market is not None else load_market(cfg))
     if panel.shape[0] < 2:
         raise ConfigError(f"{where}: the data has {panel.shape[0]} trading day(s); a backtest needs at least 2")
+    _check_run(cfg, module, panel, where)
     return Prepared(cfg, module, params, strategy_plan, panel)
+
+
+def _check_run(cfg: Config, module: ModuleType, panel: Panel, where: str) -> None:
+    """What the simulation and the sweep would refuse, checked before any work (one path for every command)."""
+    from backtest.costs import cost_table
+    from backtest.grid import build_grid
+    from backtest.simulate import cost_model
+
+    try:
+        cost_table(cost_model(cfg), panel.dates)
+    except ConfigError:
+        raise
+    except UserError as exc:
+        raise ConfigError(f"{where}: costs.model = {cfg.costs.model!r}: {exc} (data: {panel.source or 'sample market'})") from None
+    if cfg.sweep.grid:
+        build_grid(cfg, module)
 
 
 @dataclass(frozen=True)

@@ -204,64 +204,132 @@ def run_sweep(cfg: Config, out_dir: str | Path, workers: int | None = None, sche
               engine: str = "local", resume: bool = False, progress: bool = True,
               market: MarketData | None = None) -> SweepResult:
     """Run (or resume) the sweep of `cfg` into `out_dir` (on `market` instead of the config's data
-    when given); see the module docstring."""
+    when given); see the module docstring.
+
+    The output directory is checked first and locked for the whole run (a second sweep into it is
+    refused). On resume, a chunk file that does not load or does not belong to this sweep is
+    recomputed; an unreadable manifest.json is rewritten (each chunk carries its own fingerprint).
+    """
+    from backtest.outdir import prepare_out_dir, sweep_lock
+
+    if not cfg.sweep.grid:
+        raise ConfigError(f"{cfg.source}: no [sweep.grid] table: nothing to sweep")
+    out = prepare_out_dir(out_dir)
+    with sweep_lock(out):
+        return _run_sweep(cfg, out, workers, scheduler, engine, resume, progress, market)
+
+
+CHUNK_ARRAYS = ("per_symbol", "combo", "sums")
+
+
+class _ForeignChunk(Exception):
+    pass
+
+
+def _load_chunk(path: Path, fp: str, rows: int) -> dict[str, np.ndarray] | None:
+    """A finished chunk's arrays; None if the file is missing or damaged (to recompute). A whole chunk
+    of another sweep raises _ForeignChunk: it is someone's result, not ours to overwrite."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as z:
+            arrays = {k: z[k] for k in (*CHUNK_ARRAYS, "fingerprint")}
+    except Exception:  # noqa: BLE001 -- truncated zip, bad header, missing array: all mean "recompute"
+        return None
+    if str(arrays.pop("fingerprint")) != fp:
+        raise _ForeignChunk(path.name)
+    if any(a.shape[0] != rows for a in arrays.values()):
+        return None
+    return arrays
+
+
+def _read_manifest(manifest: Path) -> dict | None:
+    try:
+        old = json.loads(manifest.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return old if isinstance(old, dict) else None
+
+
+def _run_sweep(cfg: Config, out: Path, workers: int | None, scheduler: str | None, engine: str, resume: bool,
+               progress: bool, market: MarketData | None) -> SweepResult:
     from backtest.kernels.metrics import METRIC_NAMES
 
     t0 = time.perf_counter()
-    if not cfg.sweep.grid:
-        raise ConfigError(f"{cfg.source}: no [sweep.grid] table: nothing to sweep")
     market = market if market is not None else load_market(cfg)
     prep = prepare(cfg, market)
     grid = build_grid(cfg, prep.module)
     n_p = grid.size
     sp = compile_sweep(prep, grid)
-    out = Path(out_dir)
     chunk_dir = out / "chunks"
     chunk_size = cfg.sweep.chunk_size or int(min(max(math.ceil(n_p / 20), 16), 5000))
     n_chunks = math.ceil(n_p / chunk_size)
     fp = _fingerprint(cfg, prep, grid, chunk_size)
     manifest = out / "manifest.json"
-    if manifest.exists():
-        old = json.loads(manifest.read_text())
+    if manifest.exists() or chunk_dir.exists():
         if not resume:
             raise UserError(f"{out} already holds a sweep; pass --resume to continue it or choose another --out")
-        if old.get("fingerprint") != fp:
+        old = _read_manifest(manifest)
+        if old is None:
+            print(f"note: {manifest} is missing or unreadable (truncated?); rewriting it (every chunk file "
+                  "carries its own fingerprint, checked below)", file=sys.stderr)
+        elif old.get("fingerprint") != fp:
             raise UserError(f"{out} holds a sweep of a different config, data, chunking or engine version; "
                             f"it cannot be resumed with {cfg.source}: choose another --out")
     chunk_dir.mkdir(parents=True, exist_ok=True)
     for stale in chunk_dir.glob(".chunk_*.tmp"):  # a write cut off by a kill
         stale.unlink()
-    manifest.write_text(json.dumps({"fingerprint": fp, "config": cfg.source, "combinations": n_p,
-                                    "chunk_size": chunk_size, "chunks": n_chunks}, indent=2) + "\n")
+    tmp = manifest.with_name(".manifest.json.tmp")
+    tmp.write_text(json.dumps({"fingerprint": fp, "config": cfg.source, "combinations": n_p,
+                               "chunk_size": chunk_size, "chunks": n_chunks}, indent=2) + "\n")
+    os.replace(tmp, manifest)
     path = lambda i: chunk_dir / f"chunk_{i:06d}.npz"  # noqa: E731
-    todo = [i for i in range(n_chunks) if not path(i).exists()]
+    bounds = lambda i: (i * chunk_size, min((i + 1) * chunk_size, n_p))  # noqa: E731
+    parts: dict[int, dict[str, np.ndarray]] = {}
+    bad = []
+    for i in range(n_chunks):
+        try:
+            got = _load_chunk(path(i), fp, bounds(i)[1] - bounds(i)[0])
+        except _ForeignChunk:
+            raise UserError(f"{path(i)} belongs to a sweep of a different config, data, chunking or engine "
+                            f"version; it cannot be resumed with {cfg.source}: choose another --out") from None
+        if got is not None:
+            parts[i] = got
+        elif path(i).exists():
+            bad.append(path(i).name)
+    if bad:
+        print(f"note: recomputing {len(bad)} damaged chunk file(s) in {chunk_dir}: {', '.join(bad[:5])}"
+              + (" ..." if len(bad) > 5 else ""), file=sys.stderr)
+    todo = [i for i in range(n_chunks) if i not in parts]
     edges = fine_edges(prep.panel.shape[0], cfg.sweep.blocks, n_p)
     inputs = make_inputs(prep, sp, edges) if todo else None
-    bounds = lambda i: (i * chunk_size, min((i + 1) * chunk_size, n_p))  # noqa: E731
     bar = _progress(n_p, n_p - sum(bounds(i)[1] - bounds(i)[0] for i in todo), progress)
+
+    def keep(i: int, res) -> None:
+        arrays = dict(zip(CHUNK_ARRAYS, res))
+        _save(path(i), fingerprint=np.array(fp), **arrays)
+        parts[i] = arrays
+        bar.update(bounds(i)[1] - bounds(i)[0])
+
     try:
         if engine == "dask" or scheduler:
             from backtest.cluster import run_on_dask
 
             for i, res in run_on_dask(inputs, sp, [(i, *bounds(i)) for i in todo], workers, scheduler):
-                _save(path(i), per_symbol=res[0], combo=res[1], sums=res[2])
-                bar.update(bounds(i)[1] - bounds(i)[0])
+                keep(i, res)
         else:
             for i in todo:
-                res = run_chunk(inputs, sp, *bounds(i), threads=workers)
-                _save(path(i), per_symbol=res[0], combo=res[1], sums=res[2])
-                bar.update(bounds(i)[1] - bounds(i)[0])
+                keep(i, run_chunk(inputs, sp, *bounds(i), threads=workers))
     except KeyboardInterrupt:
         bar.close()
-        done = sum(path(i).exists() for i in range(n_chunks))
-        raise UserError(f"interrupted: {done} of {n_chunks} chunks are saved in {chunk_dir}; "
+        raise UserError(f"interrupted: {len(parts)} of {n_chunks} chunks are saved in {chunk_dir}; "
                         f"rerun with --resume to finish") from None
     bar.close()
 
-    parts = [np.load(path(i)) for i in range(n_chunks)]
-    combo = np.concatenate([p["combo"] for p in parts])
-    per_symbol = np.concatenate([p["per_symbol"] for p in parts])
-    fine = np.concatenate([p["sums"] for p in parts])
+    ordered = [parts[i] for i in range(n_chunks)]
+    combo = np.concatenate([p["combo"] for p in ordered])
+    per_symbol = np.concatenate([p["per_symbol"] for p in ordered])
+    fine = np.concatenate([p["sums"] for p in ordered])
     sums = fine.reshape(n_p, cfg.sweep.blocks, -1, fine.shape[-1]).sum(axis=2)  # sub-blocks -> blocks
     params = pd.DataFrame({k: v[grid.indices(0, n_p)[:, i]] for i, (k, v) in enumerate(zip(grid.keys, grid.values))})
     table = pd.concat([pd.DataFrame({"combo": np.arange(n_p)}), params, pd.DataFrame(combo, columns=METRIC_NAMES)],

@@ -383,6 +383,6 @@ def test_sweep_cli_prints_activity_edges_and_every_file(tmp_path):
     assert "ranked" in lines[0] and "below 30 trades or 5.0% exposure" in lines[0] and "trades, exposure" in lines[0]
     assert any(x.startswith("warning: the best combination") for x in lines)  # a 3 x 2 grid: every point is on an edge
     wrote = next(x for x in lines if x.startswith("wrote "))
-    top = {p.name for p in (tmp_path / "o").iterdir() if p.is_file()}
+    top = {p.name for p in (tmp_path / "o").iterdir() if p.is_file() and not p.name.startswith(".")}  # not the lock
     assert all(name in wrote for name in top) and "chunks/ (" in wrote
     assert {"sweep.html", "walk_forward.csv", "manifest.json", "results.csv"} <= top

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import csv
 import difflib
-import re
 import tomllib
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +56,12 @@ TABLES = ("symbols", "hk_daily", "southbound", "index", "adr", "fx")
 WIDE_TABLES = {"hk_daily": (HK_REQUIRED, HK_OPTIONAL), "adr": (("close",), ())}
 EXTS = (".csv", ".parquet")
 MISSING_TOKENS = ("", "nan", "NaN", "NA")
+# Plausible magnitudes, in the file's units (docs/data.md): a value outside is a unit error or
+# corruption. They keep every product and sum the engine forms finite (e.g. shares = cash / price
+# with cash <= 1e15 HK$, rolling sums and squares of flows). Sign rules are checked separately.
+PRICE_RANGE = (1e-4, 1e6)  # HK$ or US$ per share; HK's tick floor is 0.001
+MAGNITUDE = {"volume": 1e13, "turnover": 1e15, "sb_net_buy": 1e15, "sh": 1e15, "sz": 1e15,
+             "board_lot": 1e7, "index": 1e7}
 ISO_DATE = r"\d{4}-\d{2}-\d{2}"
 
 
@@ -142,7 +146,18 @@ class _Table:
         return positions if self.parquet else positions + 2
 
 
-def _read(root: Path, rel: str, probs: _Problems) -> _Table | None:
+def _read(root: Path, rel: str, probs: _Problems, allow_empty: bool = False) -> _Table | None:
+    """One table file as strings (CSV) or typed columns (Parquet); None (reported) if unusable or,
+    unless `allow_empty`, without rows."""
+    t = _read_any(root, rel, probs)
+    if t is not None and t.df.empty and not allow_empty:
+        probs.add("no rows", Problem(rel, f"{rel} has no rows"
+                                          + ("" if t.parquet else " (only a header)")))
+        return None
+    return t
+
+
+def _read_any(root: Path, rel: str, probs: _Problems) -> _Table | None:
     path = root / rel
     if rel.endswith(".parquet"):
         try:
@@ -157,29 +172,17 @@ def _read(root: Path, rel: str, probs: _Problems) -> _Table | None:
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             header = next(csv.reader(fh), None)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except UnicodeDecodeError:
+        _not_utf8(path, rel, probs)
+        return None
+    except (OSError, csv.Error) as exc:
         probs.add("read", Problem(rel, f"cannot read CSV file: {exc}"))
         return None
     if not header:
         probs.add("read", Problem(rel, "empty file: expected a header line", row=1))
         return None
-    try:
-        with warnings.catch_warnings():
-            # a first data line longer than the header would silently lose a field
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False,
-                             encoding="utf-8-sig", index_col=False)
-    except pd.errors.ParserWarning:
-        probs.add("read", Problem(rel, f"line has more fields than the header ({len(header)})",
-                                  row=2))
-        return None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
-        if m:
-            probs.add("read", Problem(rel, f"line has {m[3]} fields, expected {m[1]} as in the "
-                                           "header", row=int(m[2])))
-        else:
-            probs.add("read", Problem(rel, f"cannot parse CSV: {exc}"))
+    df = _read_csv_body(path, rel, header, probs)
+    if df is None:
         return None
     # pandas renames repeated headers ("close", "close.1"): report them and keep the first
     first: dict[str, int] = {}
@@ -190,10 +193,54 @@ def _read(root: Path, rel: str, probs: _Problems) -> _Table | None:
                 row=1, column=name))
         else:
             first[name] = pos
-    if len(first) != len(header) and df.shape[1] == len(header):
-        df = df.iloc[:, sorted(first.values())]
-        df.columns = [header[p] for p in sorted(first.values())]
+    df = df.iloc[:, sorted(first.values())]
+    df.columns = [header[p] for p in sorted(first.values())]
     return _Table(rel, df, False)
+
+
+def _not_utf8(path: Path, rel: str, probs: _Problems) -> bool:
+    """Report the first byte that is not UTF-8, by line and offset; False if the file decodes."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as dec:
+        probs.add("read", Problem(rel, f"byte {raw[dec.start]:#04x} at offset {dec.start} is not UTF-8; "
+                                       "save the file as UTF-8", row=raw[:dec.start].count(b"\n") + 1))
+        return True
+    return False
+
+
+def _read_csv_body(path: Path, rel: str, header: list[str], probs: _Problems) -> pd.DataFrame | None:
+    """The data lines as strings, one column per header field; None (reported) if any line has
+    another number of fields than the header (shifted fields would be read as wrong values)."""
+    import pyarrow as pa
+    from pyarrow import csv as pcsv
+
+    names = [f"c{i}" for i in range(len(header))]
+    bad: list[tuple[int | None, int]] = []
+
+    def invalid(row) -> str:
+        bad.append((row.number, row.actual_columns))
+        return "skip"
+
+    try:
+        table = pcsv.read_csv(
+            path, read_options=pcsv.ReadOptions(use_threads=False, skip_rows=1, column_names=names),
+            parse_options=pcsv.ParseOptions(invalid_row_handler=invalid, ignore_empty_lines=False),
+            convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, OSError) as exc:
+        if not _not_utf8(path, rel, probs):
+            probs.add("read", Problem(rel, f"cannot parse CSV: {exc}"))
+        return None
+    probs.many(rel, "field count", np.arange(len(bad)), lambda i: Problem(
+        rel, f"line has {'more' if bad[i][1] > len(header) else 'fewer'} fields than the header: "
+             f"{bad[i][1]} field{'' if bad[i][1] == 1 else 's'}, expected {len(header)} (a missing or extra "
+             "separator would shift values into the wrong columns)", row=bad[i][0]), None,
+        "lines with the wrong number of fields")
+    if bad:
+        return None
+    return table.to_pandas()
 
 
 def _check_columns(t: _Table, required, optional=(), *, probs: _Problems) -> bool:
@@ -407,8 +454,8 @@ def _manifest(root: Path, hk_has_sb: bool, probs: _Problems) -> tuple[str, dict[
                                                     "the units and index_name (docs/data.md)"))
         return "", factors
     try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        table = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
         probs.add("manifest", Problem(MANIFEST, f"not valid TOML: {exc}"))
         return "", factors
     for key in table:
@@ -492,9 +539,11 @@ def _symbols(t: _Table, probs: _Problems) -> _Symbols:
             t.file, f"duplicate symbol {sym[i]!r} (first at row {t.row(first[sym[i]])})",
             row=t.row(i), column="symbol", symbol=sym[i]), "symbol", "duplicate symbols")
     if col["board_lot"]:
-        rowp("board_lot", ~lot_bad & (np.isnan(lot) | (lot <= 0) | (lot != np.round(lot))),
+        rowp("board_lot", ~lot_bad & (np.isnan(lot) | (lot <= 0) | (lot != np.round(lot))
+                                      | (lot > MAGNITUDE["board_lot"])),
              lambda i: ("missing board_lot" if np.isnan(lot[i]) else f"board_lot {_fmt(lot[i])}")
-             + ": expected a positive integer (shares per lot)", "board_lot", "bad board lots")
+             + f": expected a positive integer <= {MAGNITUDE['board_lot']:.0e} (shares per lot)", "board_lot",
+             "bad board lots")
 
     pairs = reference.adr_pairs()
     has_t = ticker != ""
@@ -537,7 +586,7 @@ def _symbols(t: _Table, probs: _Problems) -> _Symbols:
     if all(col.values()):
         frame = pd.DataFrame({
             "name": pd.array(name, dtype="str"),
-            "board_lot": np.nan_to_num(lot, nan=0).astype(np.int64),
+            "board_lot": np.nan_to_num(np.where(np.abs(lot) <= MAGNITUDE["board_lot"], lot, 0), nan=0).astype(np.int64),
             "adr_ticker": pd.array(ticker, dtype="str"),
             "adr_ratio": ratio.astype(np.float64),
         }, index=pd.Index(pd.array(sym, dtype="str"), name="symbol"))
@@ -598,13 +647,14 @@ def _long_records(t: _Table, code_col: str, fields: tuple[str, ...], probs: _Pro
     return rec
 
 
-def _wide_records(root: Path, stem: str, known: list[str] | None, probs: _Problems) -> _Records | None:
+def _wide_records(root: Path, stem: str, known: list[str] | None, probs: _Problems,
+                  allow_empty: bool = False) -> _Records | None:
     """Read a wide directory (one file per field: date + one column per code) into records."""
     files = _locate_wide(root, stem, probs)
     required, optional = WIDE_TABLES[stem]
     tables: dict[str, tuple[_Table, np.ndarray, list[str]]] = {}
     for f, rel in files.items():
-        t = _read(root, rel, probs)
+        t = _read(root, rel, probs, allow_empty)
         if t is None:
             continue
         if "date" not in t.df.columns:
@@ -723,12 +773,32 @@ def _check_hk(rec: _Records, long_form: bool, probs: _Problems) -> None:
         f"low {_fmt(v['low'][i])} is above min(open, close) = "
         f"{_fmt(np.nanmin([v['open'][i], v['close'][i]]))}; expected low <= min(open, close)"),
         "low above open or close")
+    for f in HK_FIELDS:
+        if f in v:
+            rec.report(probs, f, _implausible(v[f], f), f"{f} magnitude", lambda i, f=f: (
+                _implausible_text(v[f][i], f)), f"implausible {f} values")
     if "board_lot" in v:
         lot = v["board_lot"]
         rec.report(probs, "board_lot", (lot <= 0) | (lot != np.round(lot)) & ~np.isnan(lot),
                    "board_lot", lambda i: (
                        f"board_lot {_fmt(lot[i])}: expected a positive integer (or empty = the "
                        "lot in symbols.csv)"), "bad board lots")
+
+
+def _implausible(v: np.ndarray, f: str) -> np.ndarray:
+    """Finite values outside the plausible range of field `f` (NaN and sign errors are reported elsewhere)."""
+    with np.errstate(invalid="ignore"):
+        if f in PRICE_FIELDS or f == "adr_close":
+            return (v > PRICE_RANGE[1]) | ((v > 0) & (v < PRICE_RANGE[0]))
+        return np.abs(v) > MAGNITUDE[f]
+
+
+def _implausible_text(x: float, f: str) -> str:
+    if f in PRICE_FIELDS or f == "adr_close":
+        rng = f"{_fmt(PRICE_RANGE[0])} .. {_fmt(PRICE_RANGE[1])} per share"
+    else:
+        rng = f"|value| <= {_fmt(MAGNITUDE[f])}"
+    return f"{f.replace('adr_', 'ADR ')} {_fmt(x)} is outside the plausible range ({rng}; docs/data.md): wrong units or a corrupt value"
 
 
 def _unknown_code(stem: str, code: str) -> str:
@@ -818,7 +888,8 @@ def load_market(path: str | Path) -> MarketData:
             _check_hk(hk, True, probs)
             if known_syms is not None and "symbol" in t.df.columns:
                 _check_known(hk, known_syms, "hk_daily", probs, "close")
-    hk_dates = hk.calendar if hk is not None else None
+    # cross-file checks only against a usable calendar: an empty or dateless hk_daily is one problem, not many
+    hk_dates = hk.calendar if hk is not None and len(hk.calendar) else None
 
     index_name, factors = _manifest(root, hk is not None and "sb_net_buy" in hk.values, probs)
 
@@ -833,7 +904,7 @@ def load_market(path: str | Path) -> MarketData:
             _missing_table(stem, probs, " (symbols.csv declares ADR tickers)"
                            if stem == "fx" and declared else "")
             continue
-        t = _read(root, loc[1], probs)
+        t = _read(root, loc[1], probs, allow_empty=stem == "fx" and not declared)
         if t is None:
             continue
         got = _series(t, cols, probs)
@@ -846,6 +917,16 @@ def load_market(path: str | Path) -> MarketData:
             probs.many(t.file, "index <= 0", np.flatnonzero(c <= 0), lambda i: Problem(
                 t.file, f"index close {_fmt(c[i])} must be > 0", row=t.row(i), column="close",
                 date=_iso(dates[i])), "close", "index closes not positive")
+            probs.many(t.file, "index magnitude", np.flatnonzero(_implausible(c, "index")), lambda i: Problem(
+                t.file, _implausible_text(c[i], "index"), row=t.row(i), column="close", date=_iso(dates[i])),
+                "close", "implausible index closes")
+        elif stem == "southbound":
+            for col in SOUTHBOUND_LINKS:
+                x = values[col]
+                probs.many(t.file, f"{col} magnitude", np.flatnonzero(_implausible(x, col)),
+                           lambda i, x=x, col=col: Problem(t.file, _implausible_text(x[i], col), row=t.row(i),
+                                                           column=col, date=_iso(dates[i])),
+                           col, f"implausible {col} values")
         elif stem == "fx":
             fx = values["usdhkd"]
             lo, hi = FX_BAND
@@ -856,7 +937,7 @@ def load_market(path: str | Path) -> MarketData:
                 + "expected HK$ per US$ (about 7.8)",
                 row=t.row(i), column="usdhkd", date=_iso(dates[i])), "usdhkd",
                 "usdhkd outside the plausible band")
-        elif stem == "southbound" and hk_dates is not None:
+        if stem == "southbound" and hk_dates is not None:
             ok = ~np.isnat(dates)
             off = np.flatnonzero(ok & ~np.isin(dates, hk_dates))
             probs.many(t.file, "southbound on HK holiday", off, lambda i: Problem(
@@ -871,9 +952,9 @@ def load_market(path: str | Path) -> MarketData:
         if declared != []:
             _missing_table("adr", probs, " (symbols.csv declares ADR tickers)" if declared else "")
     elif loc[0] == "wide":
-        adr = _wide_records(root, "adr", declared, probs)
+        adr = _wide_records(root, "adr", declared, probs, allow_empty=not declared)
     else:
-        t = _read(root, loc[1], probs)
+        t = _read(root, loc[1], probs, allow_empty=not declared)
         if t is not None:
             _check_columns(t, ("date", "adr_ticker", "close"), probs=probs)
             adr = _long_records(t, "adr_ticker", ("close",), probs)
@@ -887,6 +968,8 @@ def load_market(path: str | Path) -> MarketData:
         c = adr.values["close"]
         adr.report(probs, "close", c <= 0, "adr close <= 0", lambda i: (
             f"ADR close {_fmt(c[i])} must be > 0 (US$)"), "ADR closes not positive")
+        adr.report(probs, "close", _implausible(c, "adr_close"), "adr close magnitude", lambda i: (
+            _implausible_text(c[i], "adr_close")), "implausible ADR closes")
 
     # units cross-check: median ADR premium per dual-listed symbol
     if hk is not None and adr is not None and series.get("fx") and sym is not None:
