@@ -28,3 +28,9 @@ def default_symbols() -> pd.DataFrame:
     df["board_lot"] = df["board_lot"].astype(int)
     df["adr_ratio"] = pd.to_numeric(df["adr_ratio"].replace("", None), errors="raise").astype(float)
     return df
+
+
+@cache
+def closures() -> pd.DataFrame:
+    """Whole-day exchange closures missing from exchange_calendars: exchange, date, reason."""
+    return _read("closures.csv")
