@@ -17,7 +17,7 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from backtest.errors import DataError
+from backtest.errors import UserError
 
 __all__ = ["sessions", "unscheduled_closures", "early_closes", "southbound_days", "CONNECT_START", "SETTLEMENT_DAYS",
            "HOLIDAY_ENHANCEMENT_FROM"]
@@ -51,7 +51,7 @@ def _check(name: str) -> None:
 def _bounds(cal, name: str, start, end) -> tuple[pd.Timestamp, pd.Timestamp]:
     s, e = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
     if e > cal.last_session + pd.Timedelta(days=7) or s < cal.first_session - pd.Timedelta(days=7):
-        raise DataError(f"the {name} calendar of exchange_calendars covers "
+        raise UserError(f"the {name} calendar of exchange_calendars covers "
                         f"{cal.first_session.date()} .. {cal.last_session.date()}; "
                         f"{s.date()} .. {e.date()} was asked for (upgrade exchange_calendars)")
     return max(s, cal.first_session), min(e, cal.last_session)
