@@ -1,4 +1,4 @@
-"""Command line: `python -m backtest {run,validate,strategies,data synth}`.
+"""Command line: `python -m backtest {run,sweep,validate,strategies,bench,data synth,data import}`.
 
 Imports stay inside the commands so `--help` never loads numba, pandas or vectorbt.
 """
@@ -55,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--symbols", type=int, default=25)
     s.add_argument("--years", type=float, default=10.0)
     s.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    i = dsub.add_parser("import", help="import vendor files (yfinance, akshare, tushare, nasdaq, csv) "
+                                       "named by a TOML import spec into a validated dataset")
+    i.add_argument("spec", help="TOML import spec (docs/data.md, 'Bring your own data')")
+    i.add_argument("--out", required=True, help="new dataset directory to write")
+    i.add_argument("--fetch", action="store_true",
+                   help="first download missing source files with their library (needs network)")
     return p
 
 
@@ -132,6 +138,17 @@ def _synth(args) -> int:
     return 0
 
 
+def _import(args) -> int:
+    from backtest.data.importers import import_dataset
+
+    print(import_dataset(args.spec, args.out, fetch=args.fetch).summary())
+    return 0
+
+
+def _data(args) -> int:
+    return {"synth": _synth, "import": _import}[args.data_command](args)
+
+
 def _bench(args) -> int:
     from backtest.bench import run_cli
 
@@ -141,7 +158,7 @@ def _bench(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"run": _run, "sweep": _sweep, "validate": _validate, "strategies": _strategies,
-               "data": _synth, "bench": _bench}[args.command]
+               "data": _data, "bench": _bench}[args.command]
     from backtest.errors import UserError
 
     try:

@@ -14,11 +14,20 @@ def _read(name: str) -> pd.DataFrame:
 
 
 @cache
-def adr_pairs() -> pd.DataFrame:
-    """US ADR ticker -> HK symbol and HK shares per ADR."""
-    df = _read("adr_pairs.csv").set_index("adr_ticker")
+def adr_pair_history() -> pd.DataFrame:
+    """Dated pair table: one row per (ADR ticker, ratio in force from `valid_from`), oldest first.
+
+    An empty valid_from means "since the pair existed"; a ratio change is a new row."""
+    df = _read("adr_pairs.csv")
     df["adr_ratio"] = df["adr_ratio"].astype(float)
-    return df
+    df["valid_from"] = pd.to_datetime(df["valid_from"].replace("", "1900-01-01"))
+    return df.sort_values(["adr_ticker", "valid_from"], kind="stable").reset_index(drop=True)
+
+
+@cache
+def adr_pairs() -> pd.DataFrame:
+    """US ADR ticker -> HK symbol and HK shares per ADR (the ratio in force now)."""
+    return adr_pair_history().groupby("adr_ticker", sort=False).last()
 
 
 @cache
