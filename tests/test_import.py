@@ -423,3 +423,42 @@ def test_cli_import_and_error_exit_2(tmp_path):
                          capture_output=True, text=True, env=env, cwd=ROOT)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "sb.csv, row 2, column 'value'" in bad.stderr
+
+
+def test_missing_price_cell_names_its_column(tmp_path):
+    text = _history(300.0).splitlines()
+    parts = text[3].split(",")
+    parts[2] = ""  # High
+    text[3] = ",".join(parts)
+    with pytest.raises(DataError) as e:
+        _import(tmp_path, files={"0700.csv": "\n".join(text) + "\n"})
+    p = _problem(e.value)
+    assert (p.file, p.row, p.column) == ("0700.csv", 4, "High") and "high missing" in p.message
+
+
+def test_header_only_file_is_refused(tmp_path):
+    with pytest.raises(DataError) as e:
+        _import(tmp_path, files={"0700.csv": "Date,Open,High,Low,Close,Volume,Dividends,Stock Splits\n"})
+    assert _problem(e.value).file == "0700.csv"
+
+
+def test_csv_timezone_converts_utc_timestamps_to_the_hk_date(tmp_path):
+    # 2024-01-02 20:00 UTC is 2024-01-03 04:00 in Hong Kong
+    lines = ["ts,close"] + [f"{(d - pd.Timedelta(hours=4)).strftime('%Y-%m-%d %H:%M')},{16000 + i}"
+                            for i, d in enumerate(DAYS)]
+    spec = _setup(tmp_path, files={"index.csv": "\n".join(lines) + "\n"})
+    spec.write_text(spec.read_text().replace('columns = { date = "date", value = "close" }\ndate_format = "%Y-%m-%d"',
+                                             'columns = { date = "ts", value = "close" }\ndate_format = "%Y-%m-%d %H:%M"\n'
+                                             'timezone = "UTC"'))
+    md = import_dataset(spec, tmp_path / "out").market
+    assert md.index_close.loc["2024-01-02"] == 16000
+
+
+def test_dollar_marks_and_thousands_in_plain_csv(tmp_path):
+    lines = ["Date,Close"] + [f'{d.date()},"$1,{600 + i}.5"' for i, d in enumerate(DAYS)]
+    spec = _setup(tmp_path, files={"index.csv": "\n".join(lines) + "\n"})
+    spec.write_text(spec.read_text().replace('columns = { date = "date", value = "close" }',
+                                             'columns = { date = "Date", value = "Close" }\nthousands = ","\n'
+                                             'currency_mark = "$"'))
+    md = import_dataset(spec, tmp_path / "out").market
+    assert md.index_close.loc["2024-01-02"] == 1600.5

@@ -66,7 +66,17 @@ def _sha(path: Path) -> str:
 def _csv_opts(src: Source) -> dict:
     return dict(sep=src.get("sep", ","), decimal=src.get("decimal", "."),
                 thousands=src.get("thousands", ""), date_format=src.get("date_format"),
-                intraday=src.get("intraday", "refuse"))
+                intraday=src.get("intraday", "refuse"), timezone=src.get("timezone"))
+
+
+def _file_columns(src: Source) -> dict[str, str]:
+    """Our field -> the source file's column, so problems name the column as the file spells it."""
+    if src.kind in ("yfinance", "nasdaq"):
+        return {f: f.capitalize() for f in ("open", "high", "low", "close", "volume")}
+    if src.kind in ("akshare", "tushare"):
+        table = readers.AKSHARE if src.kind == "akshare" else readers.TUSHARE
+        return dict(table[src.get("function")][1])
+    return dict(src.get("columns") or {})
 
 
 def _read(src: Source, notes: list[str]) -> dict[str, pd.DataFrame]:
@@ -133,21 +143,23 @@ def _clean_bars(df: pd.DataFrame, src: Source, symbol: str, bad_bars: str, rules
     rules["noise_clamped"] += int(hi_noise.sum() + lo_noise.sum())
     h = np.where(hi_noise, top, h)
     lo = np.where(lo_noise, bot, lo)
-    bad = {"price <= 0 or missing": ~((o > 0) & (h > 0) & (lo > 0) & (c > 0)),
+    prices = {"open": o, "high": h, "low": lo, "close": c}
+    bad = {**{f"{f} missing or <= 0": ~(x > 0) for f, x in prices.items()},
            "high below max(open, close)": h < top, "low above min(open, close)": lo > bot,
-           "negative or missing volume": ~(v >= 0)}
+           "volume missing or negative": ~(v >= 0)}
     keep = ~zero
     rows = df["row"].to_numpy()
     for why, mask in bad.items():
-        mask = mask & ~zero
+        mask = mask & ~zero & keep
         for i in np.flatnonzero(mask):
-            col = {"high below max(open, close)": "High", "low above min(open, close)": "Low"}.get(why, "Close")
-            detail = (f"high {float(h[i])!r} < max(open, close) {float(top[i])!r}" if col == "High" else
-                      f"low {float(lo[i])!r} > min(open, close) {float(bot[i])!r}" if col == "Low" else why)
+            col = why.split()[0]
+            detail = (f"high {float(h[i])!r} < max(open, close) {float(top[i])!r}" if why.startswith("high below") else
+                      f"low {float(lo[i])!r} > min(open, close) {float(bot[i])!r}" if why.startswith("low above") else why)
             if bad_bars == "refuse":
                 raise readers.fail(src.shown, f"bad bar for {symbol} on {pd.Timestamp(df['date'].iloc[i]).date()}: "
                                               f"{detail}; fix the file or set bad_bars = \"drop\" in the spec "
-                                              "(the bar becomes a no-trade bar)", row=int(rows[i]), column=col)
+                                              "(the bar becomes a no-trade bar)", row=int(rows[i]),
+                                   column=_file_columns(src).get(col, col))
             rules["bad_bars_dropped"].append({"file": src.shown, "row": int(rows[i]), "symbol": symbol,
                                               "date": str(pd.Timestamp(df["date"].iloc[i]).date()),
                                               "problem": detail})
@@ -169,6 +181,8 @@ def _hk_bars(spec: Spec, tables: list[tuple[Source, dict]], rules: dict) -> tupl
                 raise UserError(f"{src.where}: HK symbol {sym} is fed by two sources "
                                 f"({bars[sym][0].shown} and {src.shown})")
             df = df.sort_values("date", kind="stable").reset_index(drop=True)
+            if df.empty:
+                raise readers.fail(src.shown, f"no bars for {sym}: the file has a header and no rows", row=1)
             _no_duplicates(df, src.shown)
             bars[sym] = (src, df)
     first = min(df["date"].iloc[0] for _, df in bars.values())
@@ -416,7 +430,14 @@ def import_dataset(spec_path: str | Path, out: str | Path, fetch: bool = False) 
     tickers = [t for t in symbols["adr_ticker"] if t]
     adr = {}
     for src, frames in by_feed.get("adr", []):
-        df = frames[""] if "" in frames else next(iter(frames.values()))
+        ticker = src.get("ticker")
+        if "" in frames or len(frames) == 1:
+            df = next(iter(frames.values()))
+        elif ticker in frames:
+            df = frames[ticker]
+        else:
+            raise UserError(f"{src.where}: the file holds several tickers ({', '.join(list(frames)[:5])}) "
+                            f"and none is {ticker!r}: one ADR source per ticker")
         df = df.sort_values("date", kind="stable")
         _no_duplicates(df, src.shown)
         s = pd.Series(df["close"].to_numpy(dtype=np.float64), index=pd.DatetimeIndex(df["date"]))

@@ -66,18 +66,24 @@ def parse_numbers(s: pd.Series, shown: str, column: str, rows: np.ndarray, *, de
 
 
 def parse_dates(s: pd.Series, shown: str, column: str, rows: np.ndarray, fmt: str | None,
-                market: str, intraday: str = "refuse") -> tuple[np.ndarray, np.ndarray]:
+                market: str, intraday: str = "refuse", timezone: str | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Dates to tz-naive market-local midnights. Returns (dates, keep); keep is False for intraday
-    snapshot rows when intraday = "drop". A time of day is refused unless intraday = "drop"."""
+    snapshot rows when intraday = "drop". A time of day is refused unless intraday = "drop".
+    `timezone`: naive timestamps are in this zone (e.g. "UTC") and are converted to the market's."""
     raw = s.astype(str).str.strip()
     try:
         has_tz = raw.str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True)
-        if has_tz.any():
+        if timezone is not None and not has_tz.any():
+            d = pd.to_datetime(raw, format=fmt, errors="coerce").dt.tz_localize(timezone)
+            d = d.dt.tz_convert(MARKET_TZ[market]).dt.tz_localize(None)
+            has_tz = pd.Series(True, index=raw.index)
+        elif has_tz.any():
             d = pd.to_datetime(raw, format=fmt, errors="coerce", utc=True).dt.tz_convert(MARKET_TZ[market])
             d = d.dt.tz_localize(None)
         else:
             d = pd.to_datetime(raw, format=fmt, errors="coerce")
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, KeyError) as exc:  # includes an unknown timezone name
         raise fail(shown, f"cannot parse dates: {exc}", column=column) from None
     bad = d.isna().to_numpy()
     if bad.any():
@@ -227,12 +233,12 @@ def library_frame(path: Path, shown: str, kind: str, function: str, market: str,
 
 def csv_frame(path: Path, shown: str, columns: dict[str, str], *, sep: str, decimal: str,
               thousands: str, date_format: str | None, market: str, intraday: str,
-              currency_mark: str = "") -> pd.DataFrame:
+              timezone: str | None = None, currency_mark: str = "") -> pd.DataFrame:
     df = _read_csv(path, shown, sep=sep)
     _require(df, list(columns.values()), shown, "csv")
     rows = np.arange(len(df)) + 2
     dates, keep = parse_dates(df[columns["date"]], shown, columns["date"], rows, date_format, market,
-                              intraday)
+                              intraday, timezone)
     out = pd.DataFrame({"row": rows, "date": dates})
     for k, c in columns.items():
         if k == "date":

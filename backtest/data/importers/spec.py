@@ -31,7 +31,7 @@ TOP_KEYS = ("root", "index_name", "start", "end", "description", "bad_bars", "pr
             "source")
 SOURCE_KEYS = ("file", "kind", "feeds", "function", "symbol", "symbols", "ticker", "prices",
                "turnover", "turnover_scale", "currency", "unit", "link", "columns", "sep",
-               "decimal", "thousands", "date_format", "intraday", "quote", "name", "board_lot",
+               "decimal", "thousands", "currency_mark", "date_format", "intraday", "timezone", "quote", "name", "board_lot",
                "fetch")
 CSV_FIELDS = {"hk_bars": ("date", "open", "high", "low", "close", "volume"),
               "southbound": ("date",), "southbound_stock": ("date", "code", "value"),
