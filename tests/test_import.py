@@ -407,7 +407,7 @@ def test_output_must_be_new(tmp_path):
     spec = _setup(tmp_path)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "x").write_text("")
-    with pytest.raises(UserError, match="not empty"):
+    with pytest.raises(UserError, match="not an empty directory"):
         import_dataset(spec, tmp_path / "out")
 
 
@@ -462,3 +462,15 @@ def test_dollar_marks_and_thousands_in_plain_csv(tmp_path):
                                              'currency_mark = "$"'))
     md = import_dataset(spec, tmp_path / "out").market
     assert md.index_close.loc["2024-01-02"] == 1600.5
+
+
+def test_dataset_failing_the_loader_is_not_left_behind(tmp_path):
+    fx = "date,usdhkd\n" + "".join(f"{d.date()},7.8\n" for d in US)
+    extra = ('[[source]]\nfile = "baba.csv"\nkind = "nasdaq"\nfeeds = "adr"\nticker = "BABA"\nprices = "raw"\n'
+             '[[source]]\nfile = "fx.csv"\nkind = "csv"\nfeeds = "fx"\ncolumns = { date = "date", value = "usdhkd" }\n'
+             'date_format = "%Y-%m-%d"\nquote = "HKD_per_USD"\n')
+    # ADR quoted in HK$ by mistake: the premium is about +600 %, beyond the loader's 25 % limit
+    with pytest.raises(DataError) as e:
+        _import(tmp_path, extra, {"baba.csv": _nasdaq(US, 560.0), "fx.csv": fx})
+    assert "does not validate" in str(e.value) and "median ADR premium of BABA" in str(e.value)
+    assert not (tmp_path / "out").exists()

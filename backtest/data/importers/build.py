@@ -397,8 +397,8 @@ def import_dataset(spec_path: str | Path, out: str | Path, fetch: bool = False) 
 
     spec = load_spec(spec_path)
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"{out}: output directory is not empty; import into a new directory")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out}: output exists and is not an empty directory; import into a new directory")
     if fetch:
         for src in spec.sources:
             _fetch(src)
@@ -474,7 +474,10 @@ def import_dataset(spec_path: str | Path, out: str | Path, fetch: bool = False) 
     try:
         load_market(out)  # the written dataset must pass the loader's validation
     except DataError as exc:
-        raise DataError([Problem(str(out), "the imported dataset does not validate; see below")]
+        import shutil
+
+        shutil.rmtree(out)  # never leave a dataset behind that does not load
+        raise DataError([Problem(str(out), "the imported dataset does not validate (not written); see below")]
                         + exc.problems) from None
     manifest = {
         "spec": str(spec.path), "imported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
