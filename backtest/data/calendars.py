@@ -38,9 +38,14 @@ HOLIDAY_ENHANCEMENT_FROM = pd.Timestamp("2023-04-24")
 
 @cache
 def _calendar(name: str):
+    import warnings
+
     import exchange_calendars as xc  # slow import: only when a calendar is first needed
 
-    return xc.get_calendar(_ALIASES.get(name, name), start=_START)
+    with warnings.catch_warnings():  # the library's own pandas deprecations, not ours to act on
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        return xc.get_calendar(_ALIASES.get(name, name), start=_START)
 
 
 def _check(name: str) -> None:
