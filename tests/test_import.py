@@ -474,3 +474,27 @@ def test_dataset_failing_the_loader_is_not_left_behind(tmp_path):
         _import(tmp_path, extra, {"baba.csv": _nasdaq(US, 560.0), "fx.csv": fx})
     assert "does not validate" in str(e.value) and "median ADR premium of BABA" in str(e.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_shipped_board_lot_history_ends_at_the_symbols_table():
+    from backtest.data import reference
+
+    hist, sym = reference.board_lot_history(), reference.default_symbols()
+    for s, h in hist.groupby("symbol"):
+        assert h["board_lot"].iloc[-1] == sym.loc[s, "board_lot"]
+        assert h["valid_from"].iloc[0] == pd.Timestamp("1900-01-01")
+
+
+def test_board_lot_change_is_written_as_dated_lots(tmp_path, monkeypatch):
+    from backtest.data import reference
+
+    hist = pd.DataFrame({"symbol": ["0700", "0700"], "valid_from": pd.to_datetime(["1900-01-01", "2024-02-01"]),
+                         "board_lot": [500, 100]})
+    monkeypatch.setattr(reference, "board_lot_history", lambda: hist)
+    rep = _import(tmp_path)
+    md = load_market(rep.out)
+    lot = md.hk["board_lot"]["0700"]
+    assert (lot.loc[:"2024-01-31"] == 500).all() and (lot.loc["2024-02-01":] == 100).all()
+    assert lot.index.equals(md.hk["close"].index)
+    assert md.hk["board_lot"]["9988"].isna().all()  # no change: symbols.csv's lot applies
+    assert any("board lot of 0700 changes on 2024-02-01" in w for w in rep.warnings)

@@ -43,3 +43,16 @@ def default_symbols() -> pd.DataFrame:
 def closures() -> pd.DataFrame:
     """Whole-day exchange closures missing from exchange_calendars: exchange, date, reason."""
     return _read("closures.csv")
+
+
+@cache
+def board_lot_history() -> pd.DataFrame:
+    """Dated board-lot changes: symbol, valid_from, board_lot (the lot from valid_from on).
+
+    A symbol without rows keeps its symbols.csv lot throughout; before a symbol's first change the
+    lot is the one that change replaced, so each symbol's history starts with a row valid_from ""
+    (since listing) and its last row equals the symbols.csv lot (tests/test_import.py)."""
+    df = _read("board_lots.csv")
+    df["valid_from"] = pd.to_datetime(df["valid_from"].replace("", "1900-01-01"))
+    df["board_lot"] = df["board_lot"].astype(int)
+    return df.sort_values(["symbol", "valid_from"], kind="stable").reset_index(drop=True)

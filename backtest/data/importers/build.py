@@ -247,6 +247,25 @@ def _symbols(cleaned: dict, adr_tickers: dict[str, Source], span: dict, warnings
     return df
 
 
+def _dated_lots(symbols: pd.DataFrame, cal: pd.DatetimeIndex, warnings: list[str]) -> pd.DataFrame | None:
+    """Board lots from the dated table (backtest/data/board_lots.csv) where one changes in the span."""
+    hist = reference.board_lot_history()
+    out = pd.DataFrame(np.nan, index=cal, columns=pd.Index(list(symbols.index), dtype="str"))
+    used = False
+    for sym, h in hist.groupby("symbol", sort=False):
+        if sym not in out.columns:
+            continue
+        pos = np.searchsorted(h["valid_from"].to_numpy(), cal.to_numpy(), side="right") - 1
+        if (pos < 0).any() or len(np.unique(pos)) < 2:
+            continue  # no change inside the span: the static lot of symbols.csv holds
+        out[sym] = h["board_lot"].to_numpy(dtype=np.float64)[pos]
+        used = True
+        for _, ch in h[(h["valid_from"] > cal[0]) & (h["valid_from"] <= cal[-1])].iterrows():
+            warnings.append(f"board lot of {sym} changes on {ch['valid_from'].date()} to {ch['board_lot']}; "
+                            "written as dated lots (hk_daily/board_lot)")
+    return out if used else None
+
+
 # --------------------------------------------------------------------------------------------
 # series
 # --------------------------------------------------------------------------------------------
@@ -420,6 +439,9 @@ def import_dataset(spec_path: str | Path, out: str | Path, fetch: bool = False) 
         for sym, (_, df) in cleaned.items():
             frame.loc[pd.DatetimeIndex(df["date"]), sym] = df[f].to_numpy(dtype=np.float64)
         hk[f] = frame
+    lots = _dated_lots(symbols, cal, warnings)
+    if lots is not None:
+        hk["board_lot"] = lots
     sbs = _sb_stock(by_feed.get("southbound_stock", []), cleaned, cal, rules)
     if sbs is not None:
         hk["sb_net_buy"] = sbs
