@@ -127,11 +127,17 @@ def test_median_premiums_are_small(imported):
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
-def test_every_shipped_strategy_runs_on_the_real_market(market, config, capsys):
+def test_every_shipped_strategy_runs_on_the_real_market(imported, config, tmp_path, capsys):
     from backtest.config import load_config
     from backtest.pipeline import run
 
-    out = run(load_config(config), market=market)
+    # the shipped config unchanged but for [data] path = the imported dataset
+    text = config.read_text().replace("[data]\n", f"[data]\npath = {json.dumps(str(imported.out))}\n", 1)
+    cfg_path = tmp_path / config.name
+    cfg_path.write_text(text)
+    cfg = load_config(cfg_path)
+    assert cfg.data.path == str(imported.out)
+    out = run(cfg)
     s = out.stats
     assert s["start"] == "2020-01-02" and s["end"] == "2025-05-22"
     assert s["trades"] > 0
