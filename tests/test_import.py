@@ -198,7 +198,7 @@ def test_bar_on_a_non_trading_day_is_refused(tmp_path):
     with pytest.raises(DataError) as e:
         _import(tmp_path, files={"0700.csv": "\n".join(text) + "\n"})
     p = _problem(e.value)
-    assert (p.file, p.row, p.column) == ("0700.csv", len(text), "date") and "XHKG" in p.message
+    assert (p.file, p.row, p.column) == ("0700.csv", len(text), "Date") and "XHKG" in p.message
 
 
 def test_intraday_rows_refused_unless_dropped(tmp_path):
@@ -498,3 +498,22 @@ def test_board_lot_change_is_written_as_dated_lots(tmp_path, monkeypatch):
     assert lot.index.equals(md.hk["close"].index)
     assert md.hk["board_lot"]["9988"].isna().all()  # no change: symbols.csv's lot applies
     assert any("board lot of 0700 changes on 2024-02-01" in w for w in rep.warnings)
+
+
+def test_adr_close_on_a_us_holiday_is_refused(tmp_path):
+    days = US.union(pd.DatetimeIndex(["2024-01-15"]))  # Martin Luther King Jr. Day
+    extra = '[[source]]\nfile = "baba.csv"\nkind = "nasdaq"\nfeeds = "adr"\nticker = "BABA"\nprices = "raw"\n'
+    text = _nasdaq(days, 72.0)
+    with pytest.raises(DataError) as e:
+        _import(tmp_path, extra, {"baba.csv": text})
+    p = _problem(e.value)
+    row = next(i for i, line in enumerate(text.splitlines(), 1) if line.startswith("01/15/2024"))
+    assert (p.file, p.row, p.column) == ("baba.csv", row, "Date") and "XNYS" in p.message
+
+
+def test_southbound_on_an_hk_holiday_is_refused(tmp_path):
+    sb = "timestamp,value\n2024-02-12 00:00,5.0\n" + _southbound_csv().split("\n", 1)[1]  # HK: Lunar New Year
+    with pytest.raises(DataError) as e:
+        _import(tmp_path, files={"sb.csv": sb})
+    p = _problem(e.value)
+    assert (p.file, p.row, p.column) == ("sb.csv", 2, "timestamp") and "not an HK trading day" in p.message

@@ -1,8 +1,9 @@
 """Seeded synthetic market: the embedded default data set (DESIGN §2), documented in docs/synthetic.md.
 
 `generate(seed, symbols, years, end)` returns a `MarketData` for the first `symbols` names of
-`reference.default_symbols()`, on the real exchange calendars of `backtest.data.calendars` (XHKG, XNYS, XSHG and the
-Stock Connect southbound days) plus a few random extra HK severe-weather closures.
+`reference.default_symbols()`, on the real exchange calendars of `backtest.data.calendars` (XHKG,
+XNYS, XSHG and the Stock Connect southbound days) plus a few random extra HK severe-weather
+closures.
 
 How it is built (all numpy, one pass, no global RNG state):
 

@@ -72,10 +72,11 @@ def _csv_opts(src: Source) -> dict:
 def _file_columns(src: Source) -> dict[str, str]:
     """Our field -> the source file's column, so problems name the column as the file spells it."""
     if src.kind in ("yfinance", "nasdaq"):
-        return {f: f.capitalize() for f in ("open", "high", "low", "close", "volume")}
+        return {f: f.capitalize() for f in ("date", "open", "high", "low", "close", "volume")}
     if src.kind in ("akshare", "tushare"):
         table = readers.AKSHARE if src.kind == "akshare" else readers.TUSHARE
-        return dict(table[src.get("function")][1])
+        date_col, cols = table[src.get("function")]
+        return {"date": date_col, **cols}
     return dict(src.get("columns") or {})
 
 
@@ -198,7 +199,7 @@ def _hk_bars(spec: Spec, tables: list[tuple[Source, dict]], rules: dict) -> tupl
             i = int(np.flatnonzero(off)[0])
             raise readers.fail(src.shown, f"bar on {pd.Timestamp(df['date'].iloc[i]).date()}, which is not an "
                                           "HK trading day (XHKG calendar): wrong timezone or date format?",
-                               row=int(df["row"].iloc[i]), column="date")
+                               row=int(df["row"].iloc[i]), column=_file_columns(src).get("date", "date"))
         df = _clean_bars(df, src, sym, spec.bad_bars, rules)
         if src.get("turnover") == "close_x_volume":
             df = df.assign(turnover=df["close"] * df["volume"])
@@ -245,6 +246,29 @@ def _symbols(cleaned: dict, adr_tickers: dict[str, Source], span: dict, warnings
     df["name"] = pd.array(df["name"], dtype="str")
     df["adr_ticker"] = pd.array(df["adr_ticker"], dtype="str")
     return df
+
+
+def _adr(src: Source, frames: dict[str, pd.DataFrame], lo: pd.Timestamp, hi: pd.Timestamp) -> pd.Series:
+    """One ticker's US$ closes in [lo, hi], every date an XNYS session."""
+    ticker = src.get("ticker")
+    if "" in frames or len(frames) == 1:
+        df = next(iter(frames.values()))
+    elif ticker in frames:
+        df = frames[ticker]
+    else:
+        raise UserError(f"{src.where}: the file holds several tickers ({', '.join(list(frames)[:5])}) "
+                        f"and none is {ticker!r}: one ADR source per ticker")
+    df = df.sort_values("date", kind="stable")
+    _no_duplicates(df, src.shown)
+    d = pd.DatetimeIndex(df["date"])
+    df = df[(d >= lo) & (d <= hi)]
+    d = pd.DatetimeIndex(df["date"])
+    off = ~d.isin(calendars.sessions("XNYS", lo, hi))
+    if off.any():
+        i = int(np.flatnonzero(off)[0])
+        raise readers.fail(src.shown, f"ADR close on {d[i].date()}, which is not a US trading day (XNYS)",
+                           row=int(df["row"].iloc[i]), column=_file_columns(src).get("date", "date"))
+    return pd.Series(df["close"].to_numpy(dtype=np.float64), index=d)
 
 
 def _dated_lots(symbols: pd.DataFrame, cal: pd.DatetimeIndex, warnings: list[str]) -> pd.DataFrame | None:
@@ -299,7 +323,7 @@ def _southbound(tables, cal: pd.DatetimeIndex, rules: dict, warnings: list[str])
             if not_hk.any():
                 i = int(np.flatnonzero(not_hk)[0])
                 raise readers.fail(src.shown, f"southbound on {d[i].date()}, which is not an HK trading day",
-                                   row=int(df["row"].iloc[i]), column="date")
+                                   row=int(df["row"].iloc[i]), column=_file_columns(src).get("date", "date"))
             keep = ~zero_closed & ~np.isnan(val)
             links[link] = pd.Series(val[keep], index=d[keep])
     if SOUTHBOUND_TOTAL in links and ({"sh", "sz"} & set(links)):
@@ -450,28 +474,7 @@ def import_dataset(spec_path: str | Path, out: str | Path, fetch: bool = False) 
     lo = cal[0] - PAD
     fx = _series(by_feed.get("fx", []), lo, cal[-1], None, rules, "fx", _fx_scale).rename("usdhkd")
     tickers = [t for t in symbols["adr_ticker"] if t]
-    adr = {}
-    for src, frames in by_feed.get("adr", []):
-        ticker = src.get("ticker")
-        if "" in frames or len(frames) == 1:
-            df = next(iter(frames.values()))
-        elif ticker in frames:
-            df = frames[ticker]
-        else:
-            raise UserError(f"{src.where}: the file holds several tickers ({', '.join(list(frames)[:5])}) "
-                            f"and none is {ticker!r}: one ADR source per ticker")
-        df = df.sort_values("date", kind="stable")
-        _no_duplicates(df, src.shown)
-        s = pd.Series(df["close"].to_numpy(dtype=np.float64), index=pd.DatetimeIndex(df["date"]))
-        s = s[(s.index >= lo) & (s.index <= cal[-1])]
-        xnys = calendars.sessions("XNYS", max(lo, s.index[0]) if len(s) else lo, cal[-1])
-        off = ~s.index.isin(xnys)
-        if off.any():
-            i = int(np.flatnonzero(off)[0])
-            raise readers.fail(src.shown, f"ADR close on {s.index[i].date()}, which is not a US trading day (XNYS)",
-                               row=int(df["row"].iloc[np.flatnonzero(df["date"].to_numpy() == s.index[i].to_datetime64())[0]]),
-                               column="Date")
-        adr[src.get("ticker")] = s
+    adr = {src.get("ticker"): _adr(src, frames, lo, cal[-1]) for src, frames in by_feed.get("adr", [])}
     adr_close = pd.DataFrame(adr, columns=pd.Index(tickers, dtype="str")).sort_index()
     adr_close.index = pd.DatetimeIndex(adr_close.index, name="date").as_unit("us")
     md = MarketData(hk=hk, southbound=southbound, index_close=index, adr_close=adr_close, usdhkd=fx,
