@@ -517,3 +517,54 @@ def test_southbound_on_an_hk_holiday_is_refused(tmp_path):
         _import(tmp_path, files={"sb.csv": sb})
     p = _problem(e.value)
     assert (p.file, p.row, p.column) == ("sb.csv", 2, "timestamp") and "not an HK trading day" in p.message
+
+
+def test_akshare_hk_and_us_daily_and_yfinance_us_offsets(tmp_path):
+    ak_hk = "date,open,high,low,close,volume\n" + "".join(
+        f"{d.date()},{50 + i / 10},{51 + i / 10},{49 + i / 10},{50.5 + i / 10},{300 + i}\n" for i, d in enumerate(DAYS))
+    ak_us = "date,open,high,low,close,volume\n" + "".join(
+        f"{d.date()},{13 + i / 100},{13.1 + i / 100},{12.9 + i / 100},{13.05 + i / 100},{1000}\n" for i, d in enumerate(US))
+    # yfinance history of an ADR: New York offsets (-05:00) stay on their US date
+    yf_us = "Date,Open,High,Low,Close,Volume,Dividends,Stock Splits\n" + "".join(
+        f"{d.date()} 00:00:00-05:00,{70 + i / 10},{71 + i / 10},{69 + i / 10},{70.5 + i / 10},{10},0.0,0.0\n"
+        for i, d in enumerate(US))
+    fx = "date,usdhkd\n" + "".join(f"{d.date()},7.8\n" for d in US)
+    extra = """
+[[source]]
+file = "ak_hk.csv"
+kind = "akshare"
+function = "stock_hk_daily"
+feeds = "hk_bars"
+symbol = "9618"
+prices = "raw"
+turnover = "close_x_volume"
+[[source]]
+file = "ak_us.csv"
+kind = "akshare"
+function = "stock_us_daily"
+feeds = "adr"
+ticker = "JD"
+prices = "raw"
+[[source]]
+file = "yf_us.csv"
+kind = "yfinance"
+feeds = "adr"
+ticker = "BABA"
+prices = "adjusted"
+[[source]]
+file = "fx.csv"
+kind = "csv"
+feeds = "fx"
+columns = { date = "date", value = "usdhkd" }
+date_format = "%Y-%m-%d"
+quote = "HKD_per_USD"
+"""
+    rep = _import(tmp_path, extra, {"ak_hk.csv": ak_hk, "ak_us.csv": ak_us, "yf_us.csv": yf_us, "fx.csv": fx})
+    md = rep.market
+    i = list(US).index(pd.Timestamp("2024-01-02"))
+    assert md.hk["close"].loc["2024-01-02", "9618"] == 50.5
+    assert md.adr_close.loc["2024-01-02", "JD"] == pytest.approx(13.05 + i / 100)
+    assert md.adr_close.loc["2024-01-02", "BABA"] == pytest.approx(70.5 + i / 10)
+    assert md.symbols.loc["9618", "adr_ticker"] == "JD" and md.symbols.loc["9618", "adr_ratio"] == 2
+    man = {s["file"]: s for s in rep.manifest["sources"]}
+    assert man["yf_us.csv"]["prices"] == "adjusted" and man["ak_us.csv"]["prices"] == "raw"
