@@ -71,7 +71,8 @@ class Panel:
     Row t of every array holds what is known by the HK open of bar t+1 (prices: at the close of t;
     ADR closes, FX and southbound flows: before the next open). See docs/timing.md.
     fields: (T, N) float64 in Fortran order (so `.T` is the kernels' symbol-major layout) — open, high, low, close, volume, turnover, board_lot, sb_net_buy,
-            adr_close (USD), adr_premium, adr_staleness (weekdays since the ADR close used).
+            adr_close (USD), adr_premium, adr_staleness (weekdays since the ADR close used; close and
+            premium are NaN once it exceeds max_adr_staleness).
     series: (T,) float64 — sb_net_buy (sh + sz, or the published total; NaN when Connect was
             closed), sb_net_buy_sh, sb_net_buy_sz (NaN when only the total exists), index_close, usdhkd.
     """
