@@ -349,6 +349,10 @@ def test_tushare_moneyflow_hsgt_links(tmp_path):
     (('feeds = "index"', 'feed = "index"'), "unknown key 'feed'"),
     (('date_format = "%Y-%m-%d"\n', ''), "date_format"),
     (('currency = "HKD"', 'currency = "CNY"'), "convert the file first"),
+    (('unit = 1e8', 'unit = "1e8"'), "unit must be a number"),
+    (('symbol = "0700"', 'symbol = 700'), "symbol must be a string"),
+    (('value = "value" }', 'value = "value", vlaue = "x" }'), "did you mean 'value'"),
+    (('unit = 1e8', 'unit = 1e8\ndecimal = ","\nthousands = ","'), "ambiguous"),
 ])
 def test_ambiguous_or_wrong_specs_are_refused(tmp_path, edit, match):
     spec = _setup(tmp_path)
@@ -568,3 +572,14 @@ quote = "HKD_per_USD"
     assert md.symbols.loc["9618", "adr_ticker"] == "JD" and md.symbols.loc["9618", "adr_ratio"] == 2
     man = {s["file"]: s for s in rep.manifest["sources"]}
     assert man["yf_us.csv"]["prices"] == "adjusted" and man["ak_us.csv"]["prices"] == "raw"
+
+
+def test_unreadable_source_file_is_one_message(tmp_path):
+    with pytest.raises(DataError) as e:
+        _import(tmp_path, files={"0700.csv": "Date,Open\n"})
+    assert _problem(e.value).file == "0700.csv"
+    (tmp_path / "src" / "0700.csv").write_text(_history(300.0))
+    (tmp_path / "src" / "sb.csv").write_bytes(b"timestamp,value\n2024-01-02 00:00,\xff\xfe1\n")
+    with pytest.raises(DataError) as e:
+        import_dataset(tmp_path / "src" / "spec.toml", tmp_path / "out2")
+    assert _problem(e.value).file == "sb.csv"

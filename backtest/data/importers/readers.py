@@ -32,6 +32,8 @@ def _read_csv(path: Path, shown: str, **kw) -> pd.DataFrame:
         return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", **kw)
     except FileNotFoundError:
         raise fail(shown, "source file not found") from None
+    except IsADirectoryError:
+        raise fail(shown, "is a directory, not a file") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
         if m:
@@ -121,6 +123,8 @@ def read_yfinance(path: Path, shown: str) -> dict[str, pd.DataFrame]:
             head = [r for _, r in zip(range(3), csv.reader(fh))]
     except FileNotFoundError:
         raise fail(shown, "source file not found") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise fail(shown, f"cannot read the file: {exc}") from None
     if not head:
         raise fail(shown, "empty file: expected a yfinance header", row=1)
     multi = len(head) >= 3 and head[1][:1] in (["Ticker"], [""]) and head[2][:1] in (["Date"], ["Datetime"])

@@ -82,6 +82,8 @@ def load_spec(path: str | Path) -> Spec:
         table = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: import spec not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read import spec ({exc.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     for k in table:
@@ -117,6 +119,38 @@ def _date(table: dict, key: str, path: Path) -> str | None:
     raise ConfigError(f"{path}: {key} must be a TOML date (e.g. {key} = 2020-01-02), got {v!r}")
 
 
+TYPES = {"file": str, "kind": str, "feeds": str, "function": str, "symbol": str, "ticker": str, "prices": str,
+         "turnover": str, "currency": str, "link": str, "sep": str, "decimal": str, "thousands": str,
+         "currency_mark": str, "date_format": str, "intraday": str, "timezone": str, "quote": str, "name": str,
+         "symbols": dict, "columns": dict, "fetch": dict, "unit": (int, float), "turnover_scale": (int, float),
+         "board_lot": int}
+COLUMN_FIELDS = ("date", "open", "high", "low", "close", "volume", "turnover", "code", "value")
+
+
+def _types(s: dict, where: str) -> None:
+    for k, v in s.items():
+        want = TYPES[k]
+        if not isinstance(v, want) or isinstance(v, bool):
+            what = {str: "a string", dict: "a table", int: "an integer"}.get(want, "a number")
+            raise ConfigError(f"{where}: {k} must be {what}, got {v!r}")
+    for k in ("symbols", "columns"):
+        for kk, vv in s.get(k, {}).items():
+            if not isinstance(vv, str):
+                raise ConfigError(f"{where}: {k}.{kk} must be a string, got {vv!r}")
+    for kk in s.get("columns", {}):
+        if kk not in COLUMN_FIELDS:
+            raise _unknown(kk, COLUMN_FIELDS, f"{where}: columns")
+    for k in ("sep", "decimal"):
+        if k in s and len(s[k]) != 1:
+            raise ConfigError(f"{where}: {k} must be one character, got {s[k]!r}")
+    if s.get("decimal", ".") == s.get("thousands"):
+        raise ConfigError(f"{where}: decimal and thousands marks are both {s['thousands']!r}: ambiguous")
+    if "intraday" in s and s["intraday"] not in ("refuse", "drop"):
+        raise ConfigError(f"{where}: intraday must be 'refuse' or 'drop', got {s['intraday']!r}")
+    if "board_lot" in s and s["board_lot"] <= 0:
+        raise ConfigError(f"{where}: board_lot must be a positive integer, got {s['board_lot']!r}")
+
+
 def _source(s: dict, n: int, path: Path, root: Path) -> Source:
     where = f"{path}, source {n}"
     if not isinstance(s, dict):
@@ -127,6 +161,7 @@ def _source(s: dict, n: int, path: Path, root: Path) -> Source:
     for k in ("file", "kind", "feeds"):
         if k not in s:
             raise ConfigError(f"{where}: missing key {k!r}")
+    _types(s, where)
     kind = _choice(s["kind"], KINDS, where, "kind")
     feeds = _choice(s["feeds"], FEEDS, where, "feeds")
     src = Source(root / s["file"], str(s["file"]), kind, feeds, f"{where} ({s['file']})", dict(s))
