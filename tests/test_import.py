@@ -583,3 +583,12 @@ def test_unreadable_source_file_is_one_message(tmp_path):
     with pytest.raises(DataError) as e:
         import_dataset(tmp_path / "src" / "spec.toml", tmp_path / "out2")
     assert _problem(e.value).file == "sb.csv"
+
+
+def test_turnover_column_that_does_not_exist_is_refused(tmp_path):
+    spec = _setup(tmp_path)
+    spec.write_text(spec.read_text().replace('turnover = "close_x_volume"', 'turnover = "column"\nturnover_scale = 1', 1))
+    with pytest.raises(DataError) as e:
+        import_dataset(spec, tmp_path / "out")
+    p = _problem(e.value)
+    assert p.file == "0700.csv" and "close_x_volume" in p.message

@@ -203,6 +203,10 @@ def _hk_bars(spec: Spec, tables: list[tuple[Source, dict]], rules: dict) -> tupl
         df = _clean_bars(df, src, sym, spec.bad_bars, rules)
         if src.get("turnover") == "close_x_volume":
             df = df.assign(turnover=df["close"] * df["volume"])
+        elif "turnover" not in df.columns:
+            hint = ("map it in columns (turnover = \"...\")" if src.kind == "csv" else
+                    "this kind has no turnover column: use turnover = \"close_x_volume\"")
+            raise readers.fail(src.shown, f"turnover = \"column\" but the file gives no turnover: {hint}", row=1)
         else:
             df = df.assign(turnover=df["turnover"] * float(src.get("turnover_scale")))
         cleaned[sym] = (src, df)
