@@ -592,3 +592,16 @@ def test_turnover_column_that_does_not_exist_is_refused(tmp_path):
         import_dataset(spec, tmp_path / "out")
     p = _problem(e.value)
     assert p.file == "0700.csv" and "close_x_volume" in p.message
+
+
+def test_fetch_keeps_a_cached_file(tmp_path):
+    # every file is already saved: --fetch calls no library and imports the cache
+    rep = import_dataset(_setup(tmp_path), tmp_path / "out", fetch=True)
+    assert rep.market.hk["close"].shape == (len(DAYS), 2)
+
+
+def test_fetch_without_arguments_or_for_nasdaq_is_refused(tmp_path):
+    extra = '[[source]]\nfile = "missing.csv"\nkind = "nasdaq"\nfeeds = "adr"\nticker = "BABA"\nprices = "raw"\n'
+    spec = _setup(tmp_path, extra)
+    with pytest.raises(UserError, match="kind 'nasdaq' has no library"):
+        import_dataset(spec, tmp_path / "out", fetch=True)
