@@ -340,7 +340,11 @@ def _southbound(tables, cal: pd.DatetimeIndex, rules: dict, warnings: list[str])
                         + ", ".join(rules["southbound_on_rule_closed_days"][:5]))
     df = pd.DataFrame(links).sort_index()
     if list(df.columns) != [SOUTHBOUND_TOTAL]:
-        df = df[["sh", "sz"]].dropna()
+        one_link = df[["sh", "sz"]].isna().any(axis=1)
+        if one_link.any():  # a day with one link's figure only has no aggregate: missing
+            warnings.append(f"southbound: {int(one_link.sum())} day(s) have one link's figure only and are "
+                            f"missing (first {df.index[one_link][0].date()})")
+        df = df.loc[~one_link, ["sh", "sz"]]
     df.index = pd.DatetimeIndex(df.index, name="date").as_unit("us")
     df.columns = pd.Index(list(df.columns), dtype="str")
     return df
