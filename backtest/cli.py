@@ -1,4 +1,4 @@
-"""Command line: `python -m backtest {run,sweep,validate,strategies,lookahead,bench,data synth}`.
+"""Command line: `python -m backtest {run,sweep,validate,strategies,lookahead,bench,data synth,data import}`.
 
 Imports stay inside the commands so `--help` never loads numba, pandas or vectorbt.
 """
@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--symbols", type=int, default=25)
     s.add_argument("--years", type=float, default=10.0)
     s.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    i = dsub.add_parser("import", help="import vendor files (yfinance, akshare, tushare, nasdaq, csv) "
+                                       "named by a TOML import spec into a validated dataset")
+    i.add_argument("spec", help="TOML import spec (docs/data.md, 'Bring your own data')")
+    i.add_argument("--out", required=True, help="new dataset directory to write")
+    i.add_argument("--fetch", action="store_true",
+                   help="first download missing source files with their library (needs network)")
     return p
 
 
@@ -221,13 +227,11 @@ def _lookahead(args) -> int:
 
 
 def _synth(args) -> int:
-    from backtest.data.write import write_market
-    from backtest.data.synth import generate
-    from backtest.errors import UserError
-
-    from backtest.outdir import prepare_out_dir
-
     from backtest.config import SynthConfig, _build
+    from backtest.data.synth import generate
+    from backtest.data.write import write_market
+    from backtest.errors import UserError
+    from backtest.outdir import prepare_out_dir
 
     # the same ranges as [data.synthetic] in a config
     _build(SynthConfig, {"seed": args.seed, "symbols": args.symbols, "years": args.years}, "data synth", "")
@@ -239,6 +243,17 @@ def _synth(args) -> int:
     write_market(md, args.out, fmt=args.format)
     print(f"wrote {args.out}: {md.hk['close'].shape[0]} HK days x {md.hk['close'].shape[1]} symbols ({md.source})")
     return 0
+
+
+def _import(args) -> int:
+    from backtest.data.importers import import_dataset
+
+    print(import_dataset(args.spec, args.out, fetch=args.fetch).summary())
+    return 0
+
+
+def _data(args) -> int:
+    return {"synth": _synth, "import": _import}[args.data_command](args)
 
 
 def _bench(args) -> int:
@@ -257,7 +272,7 @@ def _located(exc: Exception, args) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"run": _run, "sweep": _sweep, "validate": _validate, "strategies": _strategies,
-               "lookahead": _lookahead, "data": _synth, "bench": _bench}[args.command]
+               "lookahead": _lookahead, "data": _data, "bench": _bench}[args.command]
     from backtest.errors import UserError
 
     try:

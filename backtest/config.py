@@ -34,6 +34,7 @@ class SynthConfig:
 class DataConfig:
     path: str | None = field(default=None, metadata=_check(help="dataset directory (docs/data.md); omit for the sample market"))
     synthetic: SynthConfig = field(default_factory=SynthConfig)
+    max_adr_staleness: int = field(default=5, metadata=_check(0, 260, "weekdays an ADR close may be carried before it counts as unknown (ADR features NaN)"))
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,7 @@ def load_config(path: str | Path) -> Config:
     cfg = config_from_dict(table, str(path))
     data = cfg.data
     if data.path is not None and not Path(data.path).is_absolute():
-        data = DataConfig(path=str((path.parent / data.path).resolve()), synthetic=data.synthetic)
+        data = dataclasses.replace(data, path=str((path.parent / data.path).resolve()))
     return dataclasses.replace(cfg, data=data, text=text)
 
 

@@ -48,7 +48,7 @@ def prepare(cfg: Config, market: MarketData | None = None) -> Prepared:
     module = load_strategy(cfg.strategy.name, where)
     params = resolve_params(module, cfg.strategy.params, where)
     strategy_plan = plan(module, params, cfg.execution.fill, where)
-    panel = align(market if market is not None else load_market(cfg))
+    panel = align(market if market is not None else load_market(cfg), cfg.data.max_adr_staleness)
     if panel.shape[0] < 2:
         raise ConfigError(f"{where}: the data has {panel.shape[0]} trading day(s); a backtest needs at least 2")
     _check_run(cfg, module, panel, where)

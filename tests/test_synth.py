@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from backtest.data.calendars import southbound_days
 from backtest.data.market import MarketData
 from backtest.data.reference import default_symbols
 from backtest.data.synth import (
@@ -172,7 +173,9 @@ def test_stock_connect_days(market):
     md, st = market
     hk_days, sb_days = md.hk["close"].index, md.southbound.index
     assert sb_days.isin(hk_days).all()
-    assert sb_days.equals(hk_days.intersection(st.mainland_days))
+    # both markets open and, before the 2023 enhancement, the settlement days too (test_calendars)
+    assert sb_days.equals(hk_days.intersection(southbound_days(hk_days[0], hk_days[-1])))
+    assert sb_days.isin(st.mainland_days).all()
     without = hk_days.difference(sb_days)
     assert len(without) > 50                                   # e.g. Golden Week, HK open
     assert pd.Timestamp("2025-10-03") in without               # mainland National Day holiday

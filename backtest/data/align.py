@@ -11,6 +11,8 @@ Convention: row t of the panel holds what is known by the HK open of bar t+1.
   US holiday the previous close is carried and `adr_staleness` counts the weekdays it is old.
 - `adr_overnight_hkd` on row t: the ADR close of the US session between the HK close of t-1 and the
   HK open of t, in HK$ per HK share (known before the open of t; NaN if the US did not trade).
+  A close older than `max_adr_staleness` weekdays (an ADR series that ended or stopped) is not
+  carried: ADR close and premium are NaN there, so every ADR feature sees "unknown".
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from backtest.data.market import HK_REQUIRED, MarketData, Panel
+from backtest.data.market import HK_REQUIRED, SOUTHBOUND_TOTAL, MarketData, Panel
 
 
 def _asof(src_dates: np.ndarray, values: np.ndarray, dates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -57,7 +59,10 @@ def _overnight_hkd(md: MarketData, meta: pd.DataFrame, dates: np.ndarray, ratio:
     return out
 
 
-def align(md: MarketData) -> Panel:
+MAX_ADR_STALENESS = 5  # weekdays; default of the config key data.max_adr_staleness
+
+
+def align(md: MarketData, max_adr_staleness: int = MAX_ADR_STALENESS) -> Panel:
     """Build the HK-calendar panel from raw inputs (see module docstring for the timing rules)."""
     close_df = md.hk["close"]
     dates = _days(close_df.index)
@@ -76,11 +81,13 @@ def align(md: MarketData) -> Panel:
     fields["sb_net_buy"] = hk_field("sb_net_buy") if "sb_net_buy" in md.hk else np.full((n_t, n_s), np.nan)
 
     sb = md.southbound.reindex(close_df.index)
-    series = {
-        "sb_net_buy_sh": sb["sh"].to_numpy(dtype=np.float64),
-        "sb_net_buy_sz": sb["sz"].to_numpy(dtype=np.float64),
-    }
-    series["sb_net_buy"] = series["sb_net_buy_sh"] + series["sb_net_buy_sz"]
+    nan = np.full(n_t, np.nan)
+    series = {link: sb[k].to_numpy(dtype=np.float64) if k in sb else nan.copy()
+              for link, k in (("sb_net_buy_sh", "sh"), ("sb_net_buy_sz", "sz"))}
+    if SOUTHBOUND_TOTAL in sb:  # only the two links' sum is published
+        series["sb_net_buy"] = sb[SOUTHBOUND_TOTAL].to_numpy(dtype=np.float64)
+    else:
+        series["sb_net_buy"] = series["sb_net_buy_sh"] + series["sb_net_buy_sz"]
     series["index_close"] = md.index_close.reindex(close_df.index).to_numpy(dtype=np.float64)
     fx, _ = _asof(_days(md.usdhkd.index), md.usdhkd.to_numpy(dtype=np.float64), dates)
     series["usdhkd"] = fx
@@ -94,8 +101,8 @@ def align(md: MarketData) -> Panel:
             continue
         px, used = _asof(us_dates, md.adr_close[ticker].to_numpy(dtype=np.float64), dates)
         found = ~np.isnat(used)
-        adr_close[:, j] = px
         staleness[found, j] = np.busday_count(used[found], dates[found])
+        adr_close[:, j] = np.where(staleness[:, j] <= max_adr_staleness, px, np.nan)
     fields["adr_close"] = adr_close
     fields["adr_overnight_hkd"] = _overnight_hkd(md, meta, dates, ratio)
     fields["adr_staleness"] = staleness

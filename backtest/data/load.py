@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from backtest.data import reference
-from backtest.data.market import HK_OPTIONAL, HK_REQUIRED, PRICE_FIELDS, SOUTHBOUND_LINKS, MarketData
+from backtest.data.market import (HK_OPTIONAL, HK_REQUIRED, PRICE_FIELDS, SOUTHBOUND_LINKS, SOUTHBOUND_TOTAL,
+                                  MarketData)
 from backtest.errors import DataError, Problem
 
 __all__ = ["load_market", "MANIFEST", "UNITS", "MAX_PER_CHECK", "FX_BAND", "PREMIUM_LIMIT"]
@@ -32,6 +33,7 @@ __all__ = ["load_market", "MANIFEST", "UNITS", "MAX_PER_CHECK", "FX_BAND", "PREM
 MANIFEST = "dataset.toml"
 MAX_PER_CHECK = 20  # problems listed per (file, check); the rest are counted in one summary line
 FX_BAND = (7.0, 8.5)  # plausible HK$ per US$ (the peg band is 7.75-7.85)
+OHLC_RTOL = 1e-9  # relative tolerance of the high/low checks: float32 round trips are not errors
 PREMIUM_LIMIT = 0.25  # |median ADR premium| above this means a wrong ratio or wrong units
 DATE_DTYPE = "datetime64[us]"  # pandas 3 default resolution for parsed dates
 
@@ -762,17 +764,18 @@ def _check_hk(rec: _Records, long_form: bool, probs: _Problems) -> None:
         rec.report(probs, f, v[f] < 0, f"{f} < 0", lambda i, f=f: (
             f"{f} {_fmt(v[f][i])} must be >= 0"), f"negative {f}")
     # relations only between valid (positive) prices, so one bad price is reported once
+    # float noise (relative OHLC_RTOL) is not a violation; messages show shortest round-trip reprs
     o, h, lo, c = (np.where(v[f] > 0, v[f], np.nan) for f in PRICE_FIELDS)
-    hi_bad = (h < o) | (h < c)
+    top = np.fmax(o, c)
+    bot = np.fmin(o, c)
+    hi_bad = h < top * (1 - OHLC_RTOL)
     rec.report(probs, "high", hi_bad, "high < max(open, close)", lambda i: (
-        f"high {_fmt(v['high'][i])} is below max(open, close) = "
-        f"{_fmt(np.nanmax([v['open'][i], v['close'][i]]))}; expected high >= max(open, close)"),
-        "high below open or close")
-    lo_bad = (lo > o) | (lo > c)
+        f"high {float(v['high'][i])!r} is below max(open, close) = {float(top[i])!r}; "
+        "expected high >= max(open, close)"), "high below open or close")
+    lo_bad = lo > bot * (1 + OHLC_RTOL)
     rec.report(probs, "low", lo_bad, "low > min(open, close)", lambda i: (
-        f"low {_fmt(v['low'][i])} is above min(open, close) = "
-        f"{_fmt(np.nanmin([v['open'][i], v['close'][i]]))}; expected low <= min(open, close)"),
-        "low above open or close")
+        f"low {float(v['low'][i])!r} is above min(open, close) = {float(bot[i])!r}; "
+        "expected low <= min(open, close)"), "low above open or close")
     for f in HK_FIELDS:
         if f in v:
             rec.report(probs, f, _implausible(v[f], f), f"{f} magnitude", lambda i, f=f: (
@@ -907,6 +910,9 @@ def load_market(path: str | Path) -> MarketData:
         t = _read(root, loc[1], probs, allow_empty=stem == "fx" and not declared)
         if t is None:
             continue
+        if stem == "southbound" and SOUTHBOUND_TOTAL in t.df.columns and \
+                not set(SOUTHBOUND_LINKS) & set(t.df.columns):
+            cols = (SOUTHBOUND_TOTAL,)  # only the two links' sum is published
         got = _series(t, cols, probs)
         if got is None:
             continue
@@ -1032,9 +1038,8 @@ def _build(sym: _Symbols, hk: _Records, adr: _Records | None, series, factors,
         return pd.DatetimeIndex(dates.astype(DATE_DTYPE), name="date")
 
     _, d, v, _ = series["southbound"]
-    southbound = pd.DataFrame({k: v[k] * factors["southbound"] for k in SOUTHBOUND_LINKS},
-                              index=idx(d))
-    southbound.columns = pd.Index(list(SOUTHBOUND_LINKS), dtype="str")
+    southbound = pd.DataFrame({k: v[k] * factors["southbound"] for k in v}, index=idx(d))
+    southbound.columns = pd.Index(list(v), dtype="str")
     _, d, v, _ = series["index"]
     index_close = pd.Series(v["close"], index=idx(d), name=index_name)
     if series.get("fx") is not None:

@@ -17,6 +17,7 @@ PRICE_FIELDS = ("open", "high", "low", "close")
 HK_REQUIRED = (*PRICE_FIELDS, "volume", "turnover")
 HK_OPTIONAL = ("sb_net_buy", "board_lot")
 SOUTHBOUND_LINKS = ("sh", "sz")
+SOUTHBOUND_TOTAL = "total"  # the only column when a source publishes the two links summed
 SYMBOL_COLUMNS = ("name", "board_lot", "adr_ticker", "adr_ratio")
 
 
@@ -27,7 +28,8 @@ class MarketData:
     hk:          field -> DataFrame (HK trading days x symbols); HK$ prices, shares, HK$ turnover.
                  Optional `sb_net_buy` is the per-stock southbound net buy (HK$) by CCASS record
                  date; optional `board_lot` overrides the static lot when lots change.
-    southbound:  Stock Connect southbound trading days x ("sh", "sz"): aggregate net buy, HK$.
+    southbound:  Stock Connect southbound trading days x ("sh", "sz"), or x ("total",) when only
+                 the sum of the two links is published: aggregate net buy, HK$.
                  Only days southbound traded appear; closed days are absent, never zero.
     index_close: HK trading days; benchmark index level (e.g. Hang Seng Tech).
     adr_close:   US trading days x ADR tickers; USD closes.
@@ -69,11 +71,12 @@ class Panel:
     Row t of every array holds what is known by the HK open of bar t+1 (prices: at the close of t;
     ADR closes, FX and southbound flows: before the next open). See docs/timing.md.
     fields: (T, N) float64 in Fortran order (so `.T` is the kernels' symbol-major layout) — open, high, low, close, volume, turnover, board_lot, sb_net_buy,
-            adr_close (USD), adr_premium, adr_staleness (weekdays since the ADR close used),
+            adr_close (USD), adr_premium, adr_staleness (weekdays since the ADR close used; close and
+            premium are NaN once it exceeds max_adr_staleness),
             adr_overnight_hkd (HK$ per HK share: the ADR close between the HK close of t-1 and the
             HK open of t; known before the open of t).
-    series: (T,) float64 — sb_net_buy (sh + sz; NaN when Connect was closed), sb_net_buy_sh,
-            sb_net_buy_sz, index_close, usdhkd.
+    series: (T,) float64 — sb_net_buy (sh + sz, or the published total; NaN when Connect was
+            closed), sb_net_buy_sh, sb_net_buy_sz (NaN when only the total exists), index_close, usdhkd.
     """
 
     dates: np.ndarray

@@ -1,8 +1,9 @@
 """Seeded synthetic market: the embedded default data set (DESIGN §2), documented in docs/synthetic.md.
 
 `generate(seed, symbols, years, end)` returns a `MarketData` for the first `symbols` names of
-`reference.default_symbols()`, on real exchange calendars (the `holidays` package's financial
-calendars XHKG / XNYS / XSHG) plus a few random extra HK severe-weather closures.
+`reference.default_symbols()`, on the real exchange calendars of `backtest.data.calendars` (XHKG,
+XNYS, XSHG and the Stock Connect southbound days) plus a few random extra HK severe-weather
+closures.
 
 How it is built (all numpy, one pass, no global RNG state):
 
@@ -28,10 +29,10 @@ import math
 import numbers
 from dataclasses import dataclass, field
 
-import holidays
 import numpy as np
 import pandas as pd
 
+from backtest.data import calendars
 from backtest.data.market import MarketData
 from backtest.data.reference import default_symbols
 
@@ -175,10 +176,8 @@ def _t(rng: np.random.Generator, df: float, size) -> np.ndarray:
     return rng.standard_t(df, size=size) * math.sqrt((df - 2.0) / df)
 
 
-def _weekdays_open(grid: pd.DatetimeIndex, market: str, years: range) -> np.ndarray:
-    closed = holidays.financial_holidays(market, years=years)
-    closed_days = pd.DatetimeIndex(sorted(pd.Timestamp(d) for d in closed))
-    return ~grid.isin(closed_days)
+def _weekdays_open(grid: pd.DatetimeIndex, market: str) -> np.ndarray:
+    return grid.isin(calendars.sessions(market, grid[0], grid[-1]))
 
 
 def _markov(rng: np.random.Generator, trans: np.ndarray, n: int) -> np.ndarray:
@@ -235,9 +234,9 @@ def generate_detailed(seed: int = 7, symbols: int = 25, years: float = 10.0,
     if len(grid) < 5:
         raise ValueError("the requested span holds fewer than 5 weekdays")
     cal_years = range(grid[0].year, grid[-1].year + 1)
-    hk_open = _weekdays_open(grid, "XHKG", cal_years)
-    us_open = _weekdays_open(grid, "XNYS", cal_years)
-    cn_open = _weekdays_open(grid, "XSHG", cal_years)
+    hk_open = _weekdays_open(grid, "XHKG")
+    us_open = _weekdays_open(grid, "XNYS")
+    cn_open = _weekdays_open(grid, "XSHG")
 
     # Random extra severe-weather closures (HK only; none once HKEX trades through typhoons).
     swt = pd.Timestamp(p.severe_weather_trading_from)
@@ -257,7 +256,7 @@ def generate_detailed(seed: int = 7, symbols: int = 25, years: float = 10.0,
     us_pos = np.flatnonzero(us_open)
     hk_dates = _date_index(grid[hk_pos])
     us_dates = _date_index(grid[us_pos])
-    connect = cn_open[hk_pos]                    # per HK day: southbound traded
+    connect = hk_dates.isin(calendars.southbound_days(grid[0], grid[-1]))  # southbound traded
     n_w, n_t = len(grid), len(hk_pos)
 
     # ---------------------------------------------------------------- regimes and latent paths

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from backtest.data.load import DATE_DTYPE, HK_FIELDS, MANIFEST, TABLES, WIDE_TABLES, _iso
-from backtest.data.market import SOUTHBOUND_LINKS, MarketData
+from backtest.data.market import MarketData
 
 WRITE_UNITS = {"hk_prices": "HKD", "adr_prices": "USD", "turnover": "HKD", "southbound": "HKD",
                "volume": "shares", "fx": "HKD_per_USD", "sb_net_buy": "HKD"}
@@ -128,7 +128,7 @@ def write_market(md: MarketData, path: str | Path, fmt: str = "csv", wide: bool 
         _write(adr, root / ("adr" + ext), fmt)
 
     sb = pd.DataFrame({"date": _date_col(md.southbound.index, fmt)})
-    for k in SOUTHBOUND_LINKS:
+    for k in md.southbound.columns:  # ("sh", "sz") or ("total",)
         sb[k] = md.southbound[k].to_numpy(dtype=np.float64)
     _write(sb, root / ("southbound" + ext), fmt)
     _write(pd.DataFrame({"date": _date_col(md.index_close.index, fmt),
