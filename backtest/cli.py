@@ -110,6 +110,8 @@ def _run(args) -> int:
         headline = (f"total return {s['total_return']:.2%} at {s['exposure']:.1%} average exposure, Sharpe "
                     f"{s['sharpe']:.2f}, max drawdown {s['max_drawdown']:.2%} ({cfg.execution.mode} mode)")
     print(f"{out.prepared.module.NAME}: {s['start']} to {s['end']}, {s['trades']} trades, {headline}")
+    for w in out.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     print(f"wrote {out_dir}/{_written(out_dir, before)} "
           f"(backtest {out.seconds:.2f} s, report {time.perf_counter() - t0:.2f} s)")
     return 0

@@ -84,6 +84,7 @@ class RunOutput:
     started: str = ""  # local wall-clock time the run started, ISO 8601
     accounts: pd.DataFrame | None = None  # backtest.metrics.live_accounts: the capital that exists, per bar
     per_symbol: pd.DataFrame | None = None  # independent mode: backtest.metrics.symbol_results
+    warnings: tuple[str, ...] = ()  # what the reader of the figures must know (e.g. a feature with no data)
 
 
 def run(cfg: Config, market: MarketData | None = None, prepared: Prepared | None = None,
@@ -124,7 +125,15 @@ def run(cfg: Config, market: MarketData | None = None, prepared: Prepared | None
     events = event_study(feats_tn, prep.plan.entry_rule, prep.plan.entry, panel.fields["open"], panel.fields["close"],
                          panel.symbols, cfg.execution.fill)
     return RunOutput(prep, feats_tn, result, stats, time.perf_counter() - t0, bench, bench_stats, events, started,
-                     live, per_symbol)
+                     live, per_symbol, empty_features(prep.plan.refs, feats))
+
+
+def empty_features(refs: list, feats: np.ndarray) -> tuple[str, ...]:
+    """One warning per feature of the rules that has no value anywhere in the data (e.g. per-stock
+    southbound flows in a dataset that publishes only the aggregate): its conditions never hold,
+    so a run with few or no trades says why."""
+    return tuple(f"feature {ref} has no value on any bar or symbol of this dataset: conditions on it never hold"
+                 for ref, x in zip(refs, feats) if not np.isfinite(x).any())
 
 
 def first_bars(result: Result, panel: Panel) -> np.ndarray:

@@ -27,7 +27,7 @@ from backtest.data.synth import generate
 from backtest.errors import ConfigError, UserError
 from backtest.features import FEATURES, compute_features, register_feature
 from backtest.params import Param
-from backtest.rules import all_of, evaluate, feature
+from backtest.rules import all_of, any_of, evaluate, feature
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -483,3 +483,18 @@ def test_any_finite_or_nan_result_passes_bit_for_bit_and_any_infinity_is_refused
             np.testing.assert_array_equal(got, values)
     finally:
         del FEATURES[name]
+
+
+def test_a_feature_with_no_data_is_named_in_the_run_warnings(scratch, market):
+    from backtest.pipeline import run
+
+    @register_feature(known="close")
+    def uf_never(panel):
+        """no value anywhere (e.g. a field the dataset does not have)"""
+        return np.full(panel.shape, np.nan)
+
+    _strategy("uf_strats.never", lambda p: any_of(feature("uf_never") >= 0.0, feature("drawdown", window=20) <= -0.3))
+    out = run(_cfg("uf_strats.never"), market)
+    assert out.warnings == ("feature uf_never() has no value on any bar or symbol of this dataset: "
+                            "conditions on it never hold",)
+    assert run(load_config(ROOT / "configs" / "dip.toml"), market).warnings == ()

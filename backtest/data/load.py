@@ -62,7 +62,7 @@ MISSING_TOKENS = ("", "nan", "NaN", "NA")
 # corruption. They keep every product and sum the engine forms finite (e.g. shares = cash / price
 # with cash <= 1e15 HK$, rolling sums and squares of flows). Sign rules are checked separately.
 PRICE_RANGE = (1e-4, 1e6)  # HK$ or US$ per share; HK's tick floor is 0.001
-MAGNITUDE = {"volume": 1e13, "turnover": 1e15, "sb_net_buy": 1e15, "sh": 1e15, "sz": 1e15,
+MAGNITUDE = {"volume": 1e13, "turnover": 1e15, "sb_net_buy": 1e15, "sh": 1e15, "sz": 1e15, "total": 1e15,
              "board_lot": 1e7, "index": 1e7}
 ISO_DATE = r"\d{4}-\d{2}-\d{2}"
 
@@ -927,7 +927,7 @@ def load_market(path: str | Path) -> MarketData:
                 t.file, _implausible_text(c[i], "index"), row=t.row(i), column="close", date=_iso(dates[i])),
                 "close", "implausible index closes")
         elif stem == "southbound":
-            for col in SOUTHBOUND_LINKS:
+            for col in cols:
                 x = values[col]
                 probs.many(t.file, f"{col} magnitude", np.flatnonzero(_implausible(x, col)),
                            lambda i, x=x, col=col: Problem(t.file, _implausible_text(x[i], col), row=t.row(i),
