@@ -64,6 +64,9 @@ def _run(args) -> int:
     from backtest.pipeline import run
 
     cfg = load_config(args.config)
+    from backtest.coldstart import RUN, notice
+
+    notice(RUN)
     out = run(cfg)
     t0 = time.perf_counter()
     out_dir = write_outputs(out, args.out or cfg.report.out)
@@ -84,6 +87,9 @@ def _sweep(args) -> int:
         from backtest.errors import UserError
 
         raise UserError(f"--workers must be at least 1, got {args.workers}")
+    from backtest.coldstart import SWEEP, notice
+
+    notice(SWEEP)
     res = run_sweep(cfg, args.out or cfg.report.out, workers=args.workers, scheduler=args.scheduler,
                     engine=args.engine, resume=args.resume)
     write_results(res)

@@ -259,12 +259,39 @@ def run_sweep(cfg: Config, out_dir: str | Path, workers: int | None = None, sche
                        sum(bounds(i)[1] - bounds(i)[0] for i in todo), market)
 
 
+class _Lines:
+    """Progress as plain lines when stderr is not a terminal (a log file, CI): one line at most
+    every `every` seconds and one at the end, so a long sweep shows it is alive without flooding."""
+
+    def __init__(self, total: int, done: int, every: float = 10.0) -> None:
+        self.total, self.done, self.every = total, done, every
+        self.t0 = self.last = time.perf_counter()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.perf_counter()
+        if now - self.last >= self.every:
+            self.last = now
+            self._say(now)
+
+    def _say(self, now: float) -> None:
+        print(f"sweep: {self.done:,} of {self.total:,} combinations ({self.done / max(self.total, 1):.0%}), "
+              f"{now - self.t0:.0f} s", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.last != self.t0 or self.done < self.total:
+            self._say(time.perf_counter())
+
+
 def _progress(total: int, done: int, enabled: bool):
-    if enabled and sys.stderr.isatty():
+    """A tqdm bar on a terminal, plain lines every 10 s otherwise, nothing when disabled."""
+    if not enabled:
+        return SimpleNamespace(update=lambda n: None, close=lambda: None)
+    if sys.stderr.isatty():
         from tqdm import tqdm
 
         return tqdm(total=total, initial=done, unit="combo", smoothing=0.1, dynamic_ncols=True)
-    return SimpleNamespace(update=lambda n: None, close=lambda: None)
+    return _Lines(total, done)
 
 
 def write_results(res: SweepResult) -> None:
