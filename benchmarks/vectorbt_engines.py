@@ -25,13 +25,11 @@ def main(rounds: int = 5) -> None:
     o, h, lo, c, en, ex = B._signal_panel(B.REF_T, 500)
     s = B.SINGLE
     results = {}
-    for engine in ("numba", "rust"):
-        vbt.settings.portfolio["engine"] = engine if engine == "numba" else "rust"
     times = {"numba": [], "rust": []}
     value = {}
 
     def call(engine):
-        vbt.settings.portfolio["engine"] = engine
+        vbt.settings["engine"] = engine  # "rust" raises if the call cannot run on Rust
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pf = B.vectorbt_from_signals(o, h, lo, c, en, ex, s["stop_loss"], s["take_profit"], 0.0, s["fee_pct"],
