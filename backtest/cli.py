@@ -102,7 +102,7 @@ def _sweep(args) -> int:
     print(f"{res.grid.size} combinations ({res.computed} computed now) in {res.seconds:.2f} s; "
           f"best {metric} {best[metric]:.3f} at " + ", ".join(f"{k}={v}" for k, v in combo.items()))
     print(f"wrote {res.out_dir}/sweep.html, results.parquet, results.csv" +
-          (", by_symbol.parquet" if res.by_symbol is not None else ""))
+          (", by_symbol.parquet" if res.by_symbol_path is not None else ""))
     return 0
 
 

@@ -178,11 +178,49 @@ class SweepResult:
     out_dir: Path
     grid: Grid
     table: pd.DataFrame  # one row per combination: parameters, metrics
-    by_symbol: pd.DataFrame | None  # independent mode: (combination, symbol) metrics
+    by_symbol_path: Path | None  # independent mode: by_symbol.parquet, (combination, symbol) metrics
     sums: np.ndarray  # (P, S, 5) power sums of daily returns per block
     seconds: float
     computed: int  # combinations computed in this call (the rest came from finished chunks)
     market: MarketData  # what the sweep ran on, for re-runs of its picks
+
+    @property
+    def by_symbol(self) -> pd.DataFrame | None:
+        """The per-(combination, symbol) metrics, read from by_symbol.parquet (P x N rows: at a
+        million combinations of 50 symbols, 3 GB; read it with filters or columns instead)."""
+        return None if self.by_symbol_path is None else pd.read_parquet(self.by_symbol_path)
+
+
+def _write_by_symbol(path: Path, chunk_files: list[Path], symbols: list[str], names: tuple[str, ...]) -> None:
+    """by_symbol.parquet streamed from the chunk files, one row group per chunk: memory stays at
+    one chunk's table however many combinations the sweep has."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    sym = pa.array(symbols, pa.string())
+    writer, start = None, 0
+    try:
+        for f in chunk_files:
+            with np.load(f) as z:
+                per = z["per_symbol"]
+            n_c, n_s, _ = per.shape
+            flat = per.reshape(n_c * n_s, -1)
+            cols = {"combo": pa.array(np.repeat(np.arange(start, start + n_c, dtype=np.int64), n_s)),
+                    "symbol": pa.DictionaryArray.from_arrays(pa.array(np.tile(np.arange(n_s, dtype=np.int32), n_c)),
+                                                             sym).cast(pa.string())}
+            for j, name in enumerate(names):
+                cols[name] = pa.array(flat[:, j].astype(np.int64) if name == "trades" else flat[:, j])
+            table = pa.table(cols)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+            start += n_c
+            del per, flat, cols, table
+    finally:
+        if writer is not None:
+            writer.close()
+    os.replace(tmp, path)
 
 
 def run_sweep(cfg: Config, out_dir: str | Path, workers: int | None = None, scheduler: str | None = None,
@@ -240,21 +278,20 @@ def run_sweep(cfg: Config, out_dir: str | Path, workers: int | None = None, sche
                         f"rerun with --resume to finish") from None
     bar.close()
 
-    parts = [np.load(path(i)) for i in range(n_chunks)]
-    combo = np.concatenate([p["combo"] for p in parts])
-    per_symbol = np.concatenate([p["per_symbol"] for p in parts])
-    sums = np.concatenate([p["sums"] for p in parts])
+    combo, sums = [], []
+    for i in range(n_chunks):  # never every chunk's per-symbol table at once (P x N x metrics)
+        with np.load(path(i)) as z:
+            combo.append(z["combo"])
+            sums.append(z["sums"])
+    combo, sums = np.concatenate(combo), np.concatenate(sums)
     params = pd.DataFrame({k: v[grid.indices(0, n_p)[:, i]] for i, (k, v) in enumerate(zip(grid.keys, grid.values))})
     table = pd.concat([pd.DataFrame({"combo": np.arange(n_p)}), params, pd.DataFrame(combo, columns=METRIC_NAMES)],
                       axis=1)
     table["trades"] = table["trades"].astype(np.int64)
     by_symbol = None
     if cfg.execution.mode == "independent":
-        n_s = len(prep.panel.symbols)
-        by_symbol = pd.DataFrame(per_symbol.reshape(n_p * n_s, -1), columns=METRIC_NAMES)
-        by_symbol.insert(0, "symbol", np.tile(np.asarray(prep.panel.symbols, dtype=object), n_p))
-        by_symbol.insert(0, "combo", np.repeat(np.arange(n_p), n_s))
-        by_symbol["trades"] = by_symbol["trades"].astype(np.int64)
+        by_symbol = out / "by_symbol.parquet"
+        _write_by_symbol(by_symbol, [path(i) for i in range(n_chunks)], list(prep.panel.symbols), METRIC_NAMES)
     return SweepResult(out, grid, table, by_symbol, sums, time.perf_counter() - t0,
                        sum(bounds(i)[1] - bounds(i)[0] for i in todo), market)
 
@@ -295,14 +332,11 @@ def _progress(total: int, done: int, enabled: bool):
 
 
 def write_results(res: SweepResult) -> None:
-    """results.parquet / results.csv (per combination) and by_symbol.parquet (independent mode)."""
+    """results.parquet / results.csv (per combination); by_symbol.parquet (independent mode) is
+    written by run_sweep, streamed from the chunks."""
     out = res.out_dir
     for name, write in (("results.parquet", lambda p: res.table.to_parquet(p, index=False)),
                         ("results.csv", lambda p: res.table.to_csv(p, index=False))):
         tmp = out / f".{name}.tmp"
         write(tmp)
         os.replace(tmp, out / name)
-    if res.by_symbol is not None:
-        tmp = out / ".by_symbol.parquet.tmp"
-        res.by_symbol.to_parquet(tmp, index=False)
-        os.replace(tmp, out / "by_symbol.parquet")
