@@ -1145,12 +1145,13 @@ def targets(results: list[dict], scale: list[dict] | None = None) -> list[str]:
     ours, vbt = by.get(f"sweep.flat[{_S8}]"), by.get(f"vectorbt.sweep[{_S8}]")
     if ours and vbt:
         ratio = vbt["seconds"] / ours["seconds"]
-        out.append(f"§8 sweep vs vectorbt >= 100x at equal cores: {ours['threads']} thread(s) against one vectorbt "
-                   f"process {ratio:.1f}x wall; CPU time {vbt.get('cpu_seconds', float('nan')) / ours.get('cpu_seconds', float('nan')):.1f}x")
+        out.append(f"§8 sweep, {ours['threads']} thread(s), vs one vectorbt process (unequal cores): {ratio:.1f}x wall, "
+                   f"{vbt.get('cpu_seconds', float('nan')) / ours.get('cpu_seconds', float('nan')):.1f}x CPU time")
         one = by.get(f"sweep.flat.1t[{_S8}]")
-        if one:
-            r1 = vbt["seconds"] / one["seconds"]
-            out.append(f"§8 sweep vs vectorbt, one thread each (equal cores): {r1:.1f}x ({'met' if r1 >= 100 else 'NOT met'})")
+        if one:  # one thread against one process: CPU time is each side's time on its one core, whatever the load
+            r1, w1 = vbt["cpu_seconds"] / one["cpu_seconds"], vbt["seconds"] / one["seconds"]
+            out.append(f"§8 sweep vs vectorbt >= 100x at equal cores (one thread each): {r1:.1f}x CPU time "
+                       f"({'met' if r1 >= 100 else 'NOT met'}); {w1:.1f}x wall (moves with the machine's load)")
         eq = vbt.get("verify", {}).get("equal")
         out.append(f"§8 sweep results equal to vectorbt (total return, max drawdown, trades): {eq}")
     hk = by.get(f"sweep[{_S8}]")
