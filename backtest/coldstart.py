@@ -12,11 +12,12 @@ import importlib
 import os
 import sys
 
-# What each command compiles, and roughly how long it took on a 2-core machine (docs/performance.md).
+# What each command compiles, and roughly how long it takes on one core of the 2-core machine
+# (docs/performance.md, "Cold start": 12 s of CPU for the first run, 28 s for the first sweep).
 RUN = ("simulation", ("backtest.kernels.features", "backtest.kernels.simulate", "backtest.costs",
-                      "backtest.event_study"), 30)
+                      "backtest.event_study"), 15)
 SWEEP = ("sweep", ("backtest.kernels.features", "backtest.kernels.sweep", "backtest.kernels.metrics",
-                   "backtest.costs"), 60)
+                   "backtest.costs"), 30)
 
 
 def uncached(modules: tuple[str, ...]) -> list[str]:
@@ -47,6 +48,6 @@ def notice(what: tuple[str, tuple[str, ...], int], stream=None) -> bool:
     if missing:
         print(f"compiling the {label} kernels ({', '.join(m.rsplit('.', 1)[1] for m in missing)}; first run with "
               f"this version only, "
-              f"~{seconds} s on 2 cores, longer on a busy machine); later runs load them from "
+              f"~{seconds} s, longer on a busy machine); later runs load them from "
               f"{numba.config.CACHE_DIR}", file=stream or sys.stderr, flush=True)
     return bool(missing)
