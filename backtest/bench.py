@@ -1163,7 +1163,7 @@ def targets(results: list[dict], scale: list[dict] | None = None) -> list[str]:
         out.append(f"vectorbt §8 peak memory: whole process {vbt.get('process_peak_mb', float('nan')):.0f} MB "
                    f"(+{vbt['mem_mb']:.0f} MB, {VBT_BLOCK} combinations per call)")
     for name in (f"sweep.1t[{REF_T}x{REF_N}x50]", f"sweep.flat.1t[{_S8}]"):
-        if name in by and by[name].get("cells_per_s"):
+        if name in by and by[name].get("cells") and by[name].get("cpu_seconds"):
             cps = by[name]["cells"] / by[name]["cpu_seconds"]  # one thread: per CPU second = per core
             out.append(f"sweep kernel per core >= {PER_CORE_TARGET / 1e6:.0f} M cells per CPU second: {name} "
                        f"{_fmt_rate(cps)} ({'met' if cps >= PER_CORE_TARGET else 'NOT met'}, "

@@ -100,3 +100,24 @@ def test_gate_end_to_end_on_one_cheap_benchmark(tmp_path, capsys):
     assert bench.main([*args, "--check", "--tolerance", "1000"]) == 0
     out = capsys.readouterr().out
     assert "gate passed: 1 benchmark(s) within 1000.0 x baseline" in out
+
+
+def test_scaling_fit_and_per_core_targets_on_cpu_time():
+    """linearity() fits CPU time ~ size^b per axis; targets() states the per-core target as met or not."""
+    rows = []
+    for axis, sizes in bench.SCALING.items():
+        for k, (n_t, n_s, n_p) in enumerate(sizes):
+            size = {"bars": n_t, "symbols": n_s, "combinations": n_p}[axis]
+            cells = n_t * n_s * n_p
+            cpu = cells / 400e6 * (1.0 if axis != "bars" else (size / sizes[0][0]) ** 0.2)  # bars: b = 1.2
+            rows.append({"axis": axis, "bars": n_t, "symbols": n_s, "combinations": n_p, "cells": cells,
+                         "seconds": 5 * cpu, "cpu_seconds": cpu})  # wall 5x CPU: a loaded machine
+    fit = bench.linearity(rows)
+    assert abs(fit["symbols"]["exponent"] - 1.0) < 1e-9 and abs(fit["bars"]["exponent"] - 1.2) < 1e-9
+    assert all(abs(x - 400e6) < 1 for x in fit["symbols"]["cells_per_s"])  # per CPU second, not per wall second
+    sweep1t = {"name": f"sweep.1t[{bench.REF_T}x{bench.REF_N}x50]", "cells": 100e6, "cpu_seconds": 0.5,
+               "seconds": 2.0, "normalised": 1.0, "normalised_cpu": 1.0}
+    lines = bench.targets([sweep1t], rows)
+    assert any("per core >= 400 M" in x and "200.0 M (NOT met, 50% of it)" in x for x in lines)
+    assert any(x.startswith("cost vs symbols: time ~ size^1.00") and ": met)" in x for x in lines)
+    assert any(x.startswith("cost vs bars: time ~ size^1.20") and "NOT met" in x for x in lines)
