@@ -16,6 +16,9 @@ import numpy as np
 
 
 def main(rounds: int = 5) -> None:
+    """Both engines on the same call, alternating, `rounds` times; minimum CPU and wall time of each.
+    (The §8 sweep's vectorbt calls pass a time stop through adjust_sl_func_nb, which vectorbt runs
+    only on numba: `Portfolio.from_signals` takes its Rust-capable static path without callbacks.)"""
     import vectorbt as vbt
     from vectorbt._engine import is_rust_available
 
@@ -24,7 +27,6 @@ def main(rounds: int = 5) -> None:
     print(f"vectorbt {vbt.__version__}; rust engine available: {is_rust_available()}")
     o, h, lo, c, en, ex = B._signal_panel(B.REF_T, 500)
     s = B.SINGLE
-    results = {}
     times = {"numba": [], "rust": []}
     value = {}
 
@@ -36,9 +38,8 @@ def main(rounds: int = 5) -> None:
                                          s["slippage"], s["cash"])
             return pf, pf.value().to_numpy()
 
-    for engine in times:  # compile / warm
-        pf, value[engine] = call(engine)
-        results[engine] = getattr(pf, "engine", None)
+    for engine in times:  # compile / warm, not timed
+        _, value[engine] = call(engine)
     for _ in range(rounds):
         for engine in times:
             gc.collect()
@@ -49,7 +50,6 @@ def main(rounds: int = 5) -> None:
         print(f"{engine:6s} from_signals + value() [2520x500]: wall min {min(t for t, _ in ts) * 1e3:.1f} ms, "
               f"cpu min {min(c for _, c in ts) * 1e3:.1f} ms")
     print(f"equity equal between engines: {np.allclose(value['numba'], value['rust'], rtol=1e-12)}")
-    # A sweep call like the benchmark's (time stop through adjust_sl_func_nb) is not static: rust cannot run it.
     print("rust speed-up on wall / cpu: "
           f"{min(t for t, _ in times['numba']) / min(t for t, _ in times['rust']):.2f}x / "
           f"{min(c for _, c in times['numba']) / min(c for _, c in times['rust']):.2f}x")
