@@ -219,9 +219,10 @@ class SweepOutput:
     summary (`summary`, `dsr`, `pbo`, `walk_forward`), each computed by backtest.sweep_report /
     backtest.robustness on first use."""
 
-    def __init__(self, res, cfg: Config):
+    def __init__(self, res, cfg: Config, by_symbol: pd.DataFrame | None = None):
         self.raw = res  # backtest.sweep.SweepResult
         self.config = cfg
+        self._by_symbol = by_symbol  # held in memory when the sweep's directory is gone
 
     @property
     def table(self) -> pd.DataFrame:
@@ -229,7 +230,8 @@ class SweepOutput:
 
     @property
     def by_symbol(self) -> pd.DataFrame | None:
-        return self.raw.by_symbol
+        """Independent mode: metrics per (combination, symbol), each symbol from its listing."""
+        return self._by_symbol if self._by_symbol is not None else self.raw.by_symbol
 
     @property
     def metric(self) -> str:
@@ -314,6 +316,8 @@ class SweepOutput:
         out.mkdir(parents=True, exist_ok=True)
         res = dataclasses.replace(self.raw, out_dir=out)
         write_results(res)
+        if self.by_symbol is not None and self.raw.by_symbol_path != out / "by_symbol.parquet":
+            self.by_symbol.to_parquet(out / "by_symbol.parquet", index=False)
         return write_sweep_report(res, self.config, res.market)
 
     _kept = True  # False when the sweep ran in a temporary directory
@@ -348,7 +352,7 @@ def sweep(config: ConfigLike, grid: dict | None = None, *, workers: int | None =
     with tempfile.TemporaryDirectory(prefix="dipflow-sweep-") as tmp:
         res = run_sweep(cfg, tmp, workers=workers, scheduler=scheduler, engine=engine, progress=progress,
                         market=market)
-    swept = SweepOutput(res, cfg)
+        swept = SweepOutput(res, cfg, res.by_symbol)  # read before the directory goes
     swept._kept = False
     return swept
 

@@ -94,6 +94,9 @@ def _run(args) -> int:
 
     cfg = load_config(args.config)
     out_dir = _out_dir(args, cfg)  # before the backtest: a bad --out fails at once
+    from backtest.coldstart import RUN, notice
+
+    notice(RUN)
     out = run(cfg)
     t0 = time.perf_counter()
     before = _files(out_dir)
@@ -161,6 +164,9 @@ def _sweep(args) -> int:
     if not cfg.sweep.grid:
         raise ConfigError(f"{cfg.source}: no [sweep.grid] table: nothing to sweep")
     out_dir = _out_dir(args, cfg)
+    from backtest.coldstart import SWEEP, notice
+
+    notice(SWEEP)
     before = _files(out_dir)
     with sweep_lock(out_dir):  # held until the report is written, so no other sweep interleaves
         res = run_sweep(cfg, out_dir, workers=args.workers, scheduler=args.scheduler, engine=args.engine,

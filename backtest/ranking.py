@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from backtest.grid import Grid
-from backtest.metrics import PERIODS, calendar_years, first_tradable
+from backtest.metrics import PERIODS, calendar_years
 
 SYMBOL_METRICS = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "exposure", "win_rate")
 
@@ -57,7 +57,7 @@ def rebase_symbols(by_symbol: pd.DataFrame, first: np.ndarray, dates) -> pd.Data
     return out
 
 
-def symbol_medians(rebased: pd.DataFrame, n_combos: int) -> pd.DataFrame:
+def symbol_medians(rebased: pd.DataFrame, combos: np.ndarray) -> pd.DataFrame:
     """Per combination: median over the symbols that traded of each metric (`sym_<metric>`), the
     mean exposure over all symbols that exist (`sym_exposure_mean`; idle accounts count as 0),
     and how many symbols traded."""
@@ -65,27 +65,23 @@ def symbol_medians(rebased: pd.DataFrame, n_combos: int) -> pd.DataFrame:
     med = traded.groupby("combo")[list(SYMBOL_METRICS)].median().add_prefix("sym_")
     med["symbols_traded"] = traded.groupby("combo").size()
     med["sym_exposure_mean"] = rebased.groupby("combo")["exposure"].mean()
-    med = med.reindex(np.arange(n_combos))
+    med = med.reindex(combos)
     med["symbols_traded"] = med["symbols_traded"].fillna(0).astype(np.int64)
     return med
 
 
-def ranking_columns(table: pd.DataFrame, by_symbol: pd.DataFrame | None, close,
-                    dates) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """The sweep table with CAGR over the calendar span and, in independent mode (`by_symbol`
-    given), the per-symbol columns of `symbol_medians`; and the per-symbol table counted from each
-    symbol's first tradable bar (`rebase_symbols`). close: (T, N) prices; dates: the bars."""
+def ranking_columns(table: pd.DataFrame, medians: pd.DataFrame | None, dates) -> pd.DataFrame:
+    """The sweep table with CAGR over the calendar span and, in independent mode, the per-symbol
+    columns of `symbol_medians` (`medians`, indexed by combination)."""
     out = table.copy()
     years = calendar_years(dates)
     with np.errstate(invalid="ignore"):
         out["cagr"] = (1.0 + out["total_return"]) ** (1.0 / years) - 1.0 if years > 0 else np.nan
-    rebased = None
-    if by_symbol is not None:
-        rebased = rebase_symbols(by_symbol, first_tradable(close), dates).reset_index(drop=True)
-        med = symbol_medians(rebased, len(out))
+    if medians is not None:
+        med = medians.reindex(out["combo"].to_numpy())
         for c in med.columns:
             out[c] = med[c].to_numpy()
-    return out, rebased
+    return out
 
 
 def ranked_column(metric: str, table: pd.DataFrame) -> str:

@@ -192,12 +192,57 @@ class SweepResult:
     out_dir: Path
     grid: Grid
     table: pd.DataFrame  # one row per combination: parameters, metrics
-    by_symbol: pd.DataFrame | None  # independent mode: (combination, symbol) metrics, each from the symbol's first tradable bar
+    by_symbol_path: Path | None  # independent mode: by_symbol.parquet, (combination, symbol) metrics from each listing
     sums: np.ndarray  # (P, S, 5) power sums of daily returns per block
     seconds: float
     computed: int  # combinations computed in this call (the rest came from finished chunks)
     market: MarketData  # what the sweep ran on, for re-runs of its picks
     fine_sums: np.ndarray | None = None  # (P, S * m, 5) the same power sums per sub-block (fine_edges)
+
+    @property
+    def by_symbol(self) -> pd.DataFrame | None:
+        """The per-(combination, symbol) metrics, read from by_symbol.parquet (P x N rows: at a
+        million combinations of 50 symbols, 3 GB; read it with filters or columns instead)."""
+        return None if self.by_symbol_path is None else pd.read_parquet(self.by_symbol_path)
+
+
+def _write_by_symbol(path: Path, chunk_files: list[Path], panel, names: tuple[str, ...]) -> pd.DataFrame:
+    """by_symbol.parquet streamed from the chunk files, one row group per chunk, each symbol's
+    metrics counted from its first tradable bar (`ranking.rebase_symbols`); returns the
+    per-combination medians over symbols (`ranking.symbol_medians`). Memory stays at one chunk's
+    table however many combinations the sweep has."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from backtest.metrics import first_tradable
+    from backtest.ranking import rebase_symbols, symbol_medians
+
+    first = first_tradable(panel.fields["close"])
+    symbols = np.asarray(panel.symbols, dtype=object)
+    tmp = path.with_name(f".{path.name}.tmp")
+    writer, start, medians = None, 0, []
+    try:
+        for f in chunk_files:
+            with np.load(f) as z:
+                per = z["per_symbol"]
+            n_c, n_s, _ = per.shape
+            df = pd.DataFrame(per.reshape(n_c * n_s, -1), columns=list(names))
+            df.insert(0, "symbol", np.tile(symbols, n_c))
+            df.insert(0, "combo", np.repeat(np.arange(start, start + n_c, dtype=np.int64), n_s))
+            df["trades"] = df["trades"].astype(np.int64)
+            rebased = rebase_symbols(df, first, panel.dates)
+            medians.append(symbol_medians(rebased, np.arange(start, start + n_c)))
+            table = pa.Table.from_pandas(rebased, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+            start += n_c
+            del per, df, rebased, table
+    finally:
+        if writer is not None:
+            writer.close()
+    os.replace(tmp, path)
+    return pd.concat(medians)
 
 
 def run_sweep(cfg: Config, out_dir: str | Path, workers: int | None = None, scheduler: str | None = None,
@@ -254,6 +299,7 @@ def _read_manifest(manifest: Path) -> dict | None:
 def _run_sweep(cfg: Config, out: Path, workers: int | None, scheduler: str | None, engine: str, resume: bool,
                progress: bool, market: MarketData | None) -> SweepResult:
     from backtest.kernels.metrics import METRIC_NAMES
+    from backtest.ranking import ranking_columns
 
     t0 = time.perf_counter()
     market = market if market is not None else load_market(cfg)
@@ -294,7 +340,7 @@ def _run_sweep(cfg: Config, out: Path, workers: int | None, scheduler: str | Non
             raise UserError(f"{path(i)} belongs to a sweep of a different config, data, chunking or engine "
                             f"version; it cannot be resumed with {cfg.source}: choose another --out") from None
         if got is not None:
-            parts[i] = got
+            parts[i] = {k: got[k] for k in ("combo", "sums")}
         elif path(i).exists():
             bad.append(path(i).name)
     if bad:
@@ -308,7 +354,7 @@ def _run_sweep(cfg: Config, out: Path, workers: int | None, scheduler: str | Non
     def keep(i: int, res) -> None:
         arrays = dict(zip(CHUNK_ARRAYS, res))
         _save(path(i), fingerprint=np.array(fp), **arrays)
-        parts[i] = arrays
+        parts[i] = {k: arrays[k] for k in ("combo", "sums")}  # per-symbol tables stay on disk
         bar.update(bounds(i)[1] - bounds(i)[0])
 
     try:
@@ -326,46 +372,63 @@ def _run_sweep(cfg: Config, out: Path, workers: int | None, scheduler: str | Non
                         f"rerun with --resume to finish") from None
     bar.close()
 
-    ordered = [parts[i] for i in range(n_chunks)]
-    combo = np.concatenate([p["combo"] for p in ordered])
-    per_symbol = np.concatenate([p["per_symbol"] for p in ordered])
-    fine = np.concatenate([p["sums"] for p in ordered])
+    combo = np.concatenate([parts[i]["combo"] for i in range(n_chunks)])
+    fine = np.concatenate([parts[i]["sums"] for i in range(n_chunks)])
     sums = fine.reshape(n_p, cfg.sweep.blocks, -1, fine.shape[-1]).sum(axis=2)  # sub-blocks -> blocks
     params = pd.DataFrame({k: v[grid.indices(0, n_p)[:, i]] for i, (k, v) in enumerate(zip(grid.keys, grid.values))})
     table = pd.concat([pd.DataFrame({"combo": np.arange(n_p)}), params, pd.DataFrame(combo, columns=METRIC_NAMES)],
                       axis=1)
     table["trades"] = table["trades"].astype(np.int64)
-    by_symbol = None
+    by_symbol = medians = None
     if cfg.execution.mode == "independent":
-        n_s = len(prep.panel.symbols)
-        by_symbol = pd.DataFrame(per_symbol.reshape(n_p * n_s, -1), columns=METRIC_NAMES)
-        by_symbol.insert(0, "symbol", np.tile(np.asarray(prep.panel.symbols, dtype=object), n_p))
-        by_symbol.insert(0, "combo", np.repeat(np.arange(n_p), n_s))
-        by_symbol["trades"] = by_symbol["trades"].astype(np.int64)
-    from backtest.ranking import ranking_columns
-
-    table, by_symbol = ranking_columns(table, by_symbol, prep.panel.fields["close"], prep.panel.dates)
+        by_symbol = out / "by_symbol.parquet"
+        medians = _write_by_symbol(by_symbol, [path(i) for i in range(n_chunks)], prep.panel, METRIC_NAMES)
+    table = ranking_columns(table, medians, prep.panel.dates)
     return SweepResult(out, grid, table, by_symbol, sums, time.perf_counter() - t0,
                        sum(bounds(i)[1] - bounds(i)[0] for i in todo), market, fine)
 
 
+class _Lines:
+    """Progress as plain lines when stderr is not a terminal (a log file, CI): one line at most
+    every `every` seconds and one at the end, so a long sweep shows it is alive without flooding."""
+
+    def __init__(self, total: int, done: int, every: float = 10.0) -> None:
+        self.total, self.done, self.every = total, done, every
+        self.t0 = self.last = time.perf_counter()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.perf_counter()
+        if now - self.last >= self.every:
+            self.last = now
+            self._say(now)
+
+    def _say(self, now: float) -> None:
+        print(f"sweep: {self.done:,} of {self.total:,} combinations ({self.done / max(self.total, 1):.0%}), "
+              f"{now - self.t0:.0f} s", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.last != self.t0 or self.done < self.total:
+            self._say(time.perf_counter())
+
+
 def _progress(total: int, done: int, enabled: bool):
-    if enabled and sys.stderr.isatty():
+    """A tqdm bar on a terminal, plain lines every 10 s otherwise, nothing when disabled."""
+    if not enabled:
+        return SimpleNamespace(update=lambda n: None, close=lambda: None)
+    if sys.stderr.isatty():
         from tqdm import tqdm
 
         return tqdm(total=total, initial=done, unit="combo", smoothing=0.1, dynamic_ncols=True)
-    return SimpleNamespace(update=lambda n: None, close=lambda: None)
+    return _Lines(total, done)
 
 
 def write_results(res: SweepResult) -> None:
-    """results.parquet / results.csv (per combination) and by_symbol.parquet (independent mode)."""
+    """results.parquet / results.csv (per combination); by_symbol.parquet (independent mode) is
+    written by run_sweep, streamed from the chunks."""
     out = res.out_dir
     for name, write in (("results.parquet", lambda p: res.table.to_parquet(p, index=False)),
                         ("results.csv", lambda p: res.table.to_csv(p, index=False))):
         tmp = out / f".{name}.tmp"
         write(tmp)
         os.replace(tmp, out / name)
-    if res.by_symbol is not None:
-        tmp = out / ".by_symbol.parquet.tmp"
-        res.by_symbol.to_parquet(tmp, index=False)
-        os.replace(tmp, out / "by_symbol.parquet")

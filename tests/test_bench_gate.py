@@ -1,70 +1,123 @@
-"""The speed-regression gate (backtest/bench.py, docs/performance.md, DESIGN §8).
+"""The speed-regression gate's decisions (backtest/bench.py, docs/performance.md, DESIGN §8).
 
-Speed itself is measured in benchmarks, never asserted here; these tests show that the gate
-tells a real slowdown from a noisy machine, and run the CI gate itself once:
-- it fails on an injected 2x slowdown (the benchmark does its work twice) and names it;
-- it passes an unchanged tree measured twice against a baseline measured in the same test;
-- `python -m backtest bench --quick --check` passes against the committed benchmarks/baseline.json.
+Speed itself is measured in benchmarks, never asserted here. These tests feed the gate injected
+measurements, so they cannot fail on a loaded machine: it fails a persistent slowdown and names
+it with its figure, passes a burst of load that a re-measurement clears, gates CPU time (wall
+time is reported only), and an injected k-fold slowdown really does k times the work. One cheap
+real run checks the plumbing end to end with a tolerance no machine can exceed.
 """
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-import pytest
 
 from backtest import bench
 
-ROOT = Path(__file__).resolve().parents[1]
-# Two compiled kernels and the command-line start-up (a child process); two of them get slowed.
-SUBSET = ["features.drawdown[2520x50]", "features.trailing_zscore[2520x50]", "cli.help"]
-SLOWED = ["features.drawdown[2520x50]", "cli.help"]
+FAST, SLOW = "features.drawdown[2520x50]", "features.trailing_zscore[2520x50]"
 
 
-def _gate(tmp_path, *args):
-    return bench.main(["--only", *SUBSET, "--baseline", str(tmp_path / "baseline.json"), *args])
+def _baseline(*names, tolerance=1.6):
+    return {"tolerance": tolerance, "kernels": bench.tree()["kernels"],
+            "benchmarks": {n: {"normalised": 1.0, "normalised_cpu": 1.0} for n in names}}
 
 
-def test_compare_fails_only_beyond_the_tolerance():
-    base = {"tolerance": 1.6, "benchmarks": {n: {"normalised": 1.0, "normalised_cpu": 1.0} for n in ("a", "b", "c", "d")}}
-    results = [{"name": "a", "normalised": 1.5, "normalised_cpu": 1.1},  # noise: ok
-               {"name": "b", "normalised": 1.2, "normalised_cpu": 2.0},  # twice the CPU work
-               {"name": "c", "normalised": 2.0, "normalised_cpu": 1.0},  # waits (sleep, I/O)
-               {"name": "d", "normalised": 0.5, "normalised_cpu": 0.5},  # faster: never fails
-               {"name": "e", "normalised": 9.0, "normalised_cpu": 9.0}]  # not in the baseline
-    status = {r["name"]: r["status"] for r in bench.compare(results, base)}
-    assert status == {"a": "ok", "b": "SLOWER", "c": "SLOWER", "d": "faster", "e": "new"}
-    assert {r["name"]: r["status"] for r in bench.compare(results, base, tolerance=2.5)}["b"] == "ok"
+def _result(name, cpu, wall=None):
+    return {"name": name, "normalised_cpu": cpu, "normalised": cpu if wall is None else wall}
 
 
-def test_gate_passes_unchanged_twice_and_fails_an_injected_2x_slowdown(tmp_path, monkeypatch, capsys):
-    assert _gate(tmp_path, "--update-baseline") == 0
-    written = json.loads((tmp_path / "baseline.json").read_text())
-    assert set(written["benchmarks"]) == set(SUBSET) and written["tolerance"] == bench.TOLERANCE
-
-    for _ in range(2):  # the same tree, measured again: within tolerance
-        assert _gate(tmp_path, "--check") == 0, capsys.readouterr().out
-        assert f"gate passed: {len(SUBSET)} benchmark(s)" in capsys.readouterr().out
-
-    # Each slowed benchmark does its work twice: a compiled kernel and a child process.
-    monkeypatch.setenv(bench.SLOWDOWN_ENV, ",".join(f"{name}=2" for name in SLOWED))
-    assert _gate(tmp_path, "--check") == 1
-    failed = capsys.readouterr().out.split("FAILED:", 1)[1]
-    assert all(name in failed for name in SLOWED)
-    assert not any(name in failed for name in set(SUBSET) - set(SLOWED))
+def test_compare_gates_cpu_time_beyond_the_tolerance_only():
+    base = _baseline("a", "b", "c", "d")
+    results = [_result("a", 1.5, 1.1),  # noise: ok
+               _result("b", 2.0, 1.2),  # twice the CPU work
+               _result("c", 1.0, 2.0),  # wall time only (a loaded machine): reported, not failed
+               _result("d", 0.5),  # faster: never fails
+               _result("e", 9.0)]  # not in the baseline
+    rows = {r["name"]: r for r in bench.compare(results, base)}
+    assert {n: r["status"] for n, r in rows.items()} == {"a": "ok", "b": "SLOWER", "c": "ok", "d": "faster", "e": "new"}
+    assert rows["c"]["ratios"] == {"cpu": 1.0, "wall": 2.0}
+    assert bench.compare(results, base, tolerance=2.5)[1]["status"] == "ok"
+    assert bench.compare([_result("a", 1.6)], base)[0]["status"] == "ok"  # at the limit: passes
+    assert bench.compare([_result("a", 1.6000001)], base)[0]["status"] == "SLOWER"
 
 
-@pytest.mark.skipif(not bench.BASELINE.exists(), reason="no committed baseline")
-def test_ci_gate_passes_on_the_quick_set():
-    """The real gate, as CI would run it on its own: the quick set against benchmarks/baseline.json.
-    Without glibc malloc settings a Dask cluster started earlier in this process may have left in
-    its environment (MALLOC_TRIM_THRESHOLD_=65536 maps every large array afresh: simulate 2x)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    r = subprocess.run([sys.executable, "-m", "backtest", "bench", "--quick", "--check"], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "gate passed" in r.stdout
-    gated = {line.split()[0] for line in r.stdout.splitlines() if line.rstrip().endswith(("ok", "faster"))}
-    assert {b.name for b in bench.BENCHES if b.quick} <= gated
+def test_gate_remeasures_a_burst_of_load_and_passes():
+    calls = []
+
+    def again(name):
+        calls.append(name)
+        return _result(name, 1.05, 3.0)
+
+    results = [_result(FAST, 1.0), _result(SLOW, 2.4)]  # SLOW was hit by a burst of load
+    rows = bench.gate(results, _baseline(FAST, SLOW), again=again)
+    assert calls == [SLOW]  # only the benchmark over the limit, once: the second figure cleared it
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert results[1]["normalised_cpu"] == 1.05 and results[1]["attempts"] == 2
+    status, lines = bench.verdict(rows, _baseline(FAST, SLOW))
+    assert status == 0 and lines[-1] == "gate passed: 2 benchmark(s) within 1.6 x baseline"
+
+
+def test_gate_fails_a_persistent_slowdown_and_says_which_and_by_how_much():
+    calls = []
+    figures = iter([2.1, 1.9])  # a real 2x slowdown, measured again twice: the best (1.9x) still fails
+
+    def again(name):
+        calls.append(name)
+        return _result(name, next(figures), 2.5)
+
+    results = [_result(FAST, 1.1), _result(SLOW, 2.0, 2.2)]
+    base = _baseline(FAST, SLOW)
+    rows = bench.gate(results, base, again=again)
+    assert calls == [SLOW] * bench.RETRIES
+    status, lines = bench.verdict(rows, base)
+    assert status == 1
+    text = "\n".join(lines)
+    assert "FAILED: 1 benchmark(s) slower than 1.6 x baseline" in text
+    assert f"  {SLOW}: 1.90x baseline CPU (+90 %, limit 1.6x) after 3 attempt(s); wall 2.20x" in text
+    assert FAST not in text
+
+
+def test_gate_reports_changed_kernels_and_faster_benchmarks():
+    base = dict(_baseline(FAST, SLOW), kernels="0000000000000000")
+    rows = bench.gate([_result(FAST, 0.5), _result(SLOW, 3.0)], base, again=lambda n: _result(n, 3.0))
+    status, lines = bench.verdict(rows, base)
+    text = "\n".join(lines)
+    assert status == 1 and "kernel sources changed since the baseline (0000000000000000 ->" in text
+    assert f"faster than baseline / 1.6: {FAST}" in text
+
+
+def test_injected_slowdown_does_the_work_k_times():
+    done = []
+    assert bench._repeated(lambda: done.append(1) or len(done), 3)() == 3 and len(done) == 3
+    child = bench._repeated(lambda: bench.Child(seconds=1.0, peak_mb=10.0, returncode=0, stderr="", cpu=0.5), 2)()
+    assert (child.seconds, child.cpu) == (2.0, 1.0)
+
+
+def test_gate_end_to_end_on_one_cheap_benchmark(tmp_path, capsys):
+    """The real command once, on one compiled kernel: a tolerance of 1000 cannot fail on load."""
+    path = tmp_path / "baseline.json"
+    args = ["--only", FAST, "--repeats", "2", "--baseline", str(path)]
+    assert bench.main([*args, "--update-baseline"]) == 0
+    written = json.loads(path.read_text())
+    assert set(written["benchmarks"]) == {FAST} and written["tolerance"] == bench.TOLERANCE
+    assert bench.main([*args, "--check", "--tolerance", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "gate passed: 1 benchmark(s) within 1000.0 x baseline" in out
+
+
+def test_scaling_fit_and_per_core_targets_on_cpu_time():
+    """linearity() fits CPU time ~ size^b per axis; targets() states the per-core target as met or not."""
+    rows = []
+    for axis, sizes in bench.SCALING.items():
+        for k, (n_t, n_s, n_p) in enumerate(sizes):
+            size = {"bars": n_t, "symbols": n_s, "combinations": n_p}[axis]
+            cells = n_t * n_s * n_p
+            cpu = cells / 400e6 * (1.0 if axis != "bars" else (size / sizes[0][0]) ** 0.2)  # bars: b = 1.2
+            rows.append({"axis": axis, "bars": n_t, "symbols": n_s, "combinations": n_p, "cells": cells,
+                         "seconds": 5 * cpu, "cpu_seconds": cpu})  # wall 5x CPU: a loaded machine
+    fit = bench.linearity(rows)
+    assert abs(fit["symbols"]["exponent"] - 1.0) < 1e-9 and abs(fit["bars"]["exponent"] - 1.2) < 1e-9
+    assert all(abs(x - 400e6) < 1 for x in fit["symbols"]["cells_per_s"])  # per CPU second, not per wall second
+    sweep1t = {"name": f"sweep.1t[{bench.REF_T}x{bench.REF_N}x50]", "cells": 100e6, "cpu_seconds": 0.5,
+               "seconds": 2.0, "normalised": 1.0, "normalised_cpu": 1.0}
+    lines = bench.targets([sweep1t], rows)
+    assert any("per core >= 400 M" in x and "200.0 M (NOT met, 50% of it)" in x for x in lines)
+    assert any(x.startswith("cost vs symbols: time ~ size^1.00") and ": met)" in x for x in lines)
+    assert any(x.startswith("cost vs bars: time ~ size^1.20") and "NOT met" in x for x in lines)
