@@ -30,7 +30,10 @@ def uncached(modules: tuple[str, ...]) -> list[str]:
 
     out = []
     for name in modules:
-        mod = importlib.import_module(name)
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:  # a kernel module renamed or merged: the notice is advice, never an error
+            continue
         indexes = [getattr(getattr(getattr(f, "_cache", None), "_cache_file", None), "_index_path", None)
                    for f in vars(mod).values() if isinstance(f, Dispatcher) and f.__module__ == name]
         indexes = [i for i in indexes if i]
