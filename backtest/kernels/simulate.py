@@ -86,21 +86,43 @@ def affordable_shares(cash, price, lot, cost_row, fee_buf):
     plus fees fit in cash, and those fees (their components in fee_buf); (0, 0) if none do."""
     if price <= 0.0 or cash <= 0.0:
         return 0.0, 0.0
-    shares = cash / price
-    if lot > 0.0:
-        shares = np.floor(shares / lot) * lot
-    while shares > 0.0:
-        value = shares * price
-        fees = order_fees(value, cost_row, fee_buf)
-        if value + fees <= cash:
-            return shares, fees
-        if lot > 0.0:
-            # Shrink by the fee overshoot (at least one lot) so this loop runs a few times at most.
-            over = np.ceil((value + fees - cash) / (price * lot))
-            shares -= max(over, 1.0) * lot
-        else:
+    if lot <= 0.0:
+        shares = cash / price
+        while shares > 0.0:
+            value = shares * price
+            fees = order_fees(value, cost_row, fee_buf)
+            if value + fees <= cash:
+                return shares, fees
             shares = cash / (price * (1.0 + fees / value)) * (1.0 - 1e-15)
-    return 0.0, 0.0
+        return 0.0, 0.0
+    # Value plus fees grows with the number of lots, so the answer is the last lot count that
+    # fits. First guess: the lots that fit with fees at the rate of the largest order (exact for
+    # proportional fees); then step by single lots, down while it does not fit, up while one more
+    # fits. Minimums and rounding move the rate by a few lots at most.
+    most = np.floor(cash / price / lot)
+    n = most
+    if n <= 0.0:
+        return 0.0, 0.0
+    value = n * lot * price
+    fees = order_fees(value, cost_row, fee_buf)
+    if value + fees <= cash:
+        return n * lot, fees
+    n = min(np.floor(cash / (price * lot * (1.0 + fees / value))), most)
+    while n > 0.0:
+        value = n * lot * price
+        if value + order_fees(value, cost_row, fee_buf) <= cash:
+            break
+        n -= 1.0
+    if n <= 0.0:
+        return 0.0, 0.0
+    while n < most:
+        up = (n + 1.0) * lot * price
+        if up + order_fees(up, cost_row, fee_buf) > cash:
+            break
+        n += 1.0
+    # fee_buf must hold the components of the returned order, not of a rejected larger one.
+    fees = order_fees(n * lot * price, cost_row, fee_buf)
+    return n * lot, fees
 
 
 @njit(cache=True, nogil=True, inline="always")
