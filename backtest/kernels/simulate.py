@@ -137,32 +137,29 @@ def affordable_shares(cash, price, lot, cost_row, fee_buf):
         return 0.0, 0.0
     # Value plus fees grows with the number of lots, so the answer is the last lot count that
     # fits. First guess: the lots that fit with fees at the rate of the largest order (exact for
-    # proportional fees); then step by single lots, down while it does not fit, up while one more
-    # fits. Minimums and rounding move the rate by a few lots at most.
+    # proportional fees); then single lots, up while one more fits, down while it does not fit
+    # (minimums and rounding move the rate by a few lots at most). The last order priced is the
+    # one returned, so fee_buf holds its components.
     most = np.floor(cash / price / lot)
-    n = most
-    if n <= 0.0:
+    if most <= 0.0:
         return 0.0, 0.0
-    value = n * lot * price
+    value = most * lot * price
     fees = order_fees(value, cost_row, fee_buf)
     if value + fees <= cash:
-        return n * lot, fees
-    n = min(np.floor(cash / (price * lot * (1.0 + fees / value))), most)
-    while n > 0.0:
-        value = n * lot * price
-        if value + order_fees(value, cost_row, fee_buf) <= cash:
-            break
-        n -= 1.0
-    if n <= 0.0:
-        return 0.0, 0.0
-    while n < most:
+        return most * lot, fees
+    n = min(np.floor(cash / (price * lot * (1.0 + fees / value))), most - 1.0)
+    while n + 1.0 < most:
         up = (n + 1.0) * lot * price
         if up + order_fees(up, cost_row, fee_buf) > cash:
             break
         n += 1.0
-    # fee_buf must hold the components of the returned order, not of a rejected larger one.
-    fees = order_fees(n * lot * price, cost_row, fee_buf)
-    return n * lot, fees
+    while n > 0.0:
+        value = n * lot * price
+        fees = order_fees(value, cost_row, fee_buf)
+        if value + fees <= cash:
+            return n * lot, fees
+        n -= 1.0
+    return 0.0, 0.0
 
 
 @njit(cache=True, nogil=True, inline="always")
