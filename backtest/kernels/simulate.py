@@ -475,6 +475,7 @@ def simulate_portfolio(m, entry, exit_, r_feat, r_sign, ex):
     fill, init_cash, slippage, use_lots, max_positions, stop_loss, take_profit, trailing_stop, max_hold = ex
     stack = np.empty(STACK, dtype=np.int64)
     n_s, n_t = close.shape
+    order = np.empty(n_s, dtype=np.int64)
     cash_out = np.empty((1, n_t))
     equity_out = np.empty((1, n_t))
     shares_out = np.empty((n_s, n_t))
@@ -518,7 +519,8 @@ def simulate_portfolio(m, entry, exit_, r_feat, r_sign, ex):
                 continue
             if fill == FILL_SAME_CLOSE:
                 n_or = _queue(t, n_t, offset, feats, entry, exit_, r_feat, r_sign, max_hold, max_positions, pos,
-                              pend_entry, pend_exit, pend_reason, strength, acted, orders, ofees, n_or, fee_buf, stack)
+                              pend_entry, pend_exit, pend_reason, strength, acted, orders, ofees, n_or, fee_buf, stack,
+                              order)
             px = close[:, t] if phase == 2 else open_[:, t]
             held = 0
             for j in range(n_s):
@@ -569,7 +571,8 @@ def simulate_portfolio(m, entry, exit_, r_feat, r_sign, ex):
                 n_or += 1
         if fill != FILL_SAME_CLOSE:
             n_or = _queue(t, n_t, offset, feats, entry, exit_, r_feat, r_sign, max_hold, max_positions, pos,
-                          pend_entry, pend_exit, pend_reason, strength, acted, orders, ofees, n_or, fee_buf, stack)
+                          pend_entry, pend_exit, pend_reason, strength, acted, orders, ofees, n_or, fee_buf, stack,
+                          order)
         equity = cash
         for j in range(n_s):
             if close[j, t] == close[j, t]:
@@ -607,11 +610,41 @@ def _sell(j, t, exit_px, reason, cash, pos, costs, fee_buf, trades, n_tr, orders
     return cash
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _queue(t, n_t, offset, feats, entry, exit_, r_feat, r_sign, max_hold, max_positions, pos, pend_entry, pend_exit,
-           pend_reason, strength, acted, orders, ofees, n_or, fee_buf, stack):
+           pend_reason, strength, acted, orders, ofees, n_or, fee_buf, stack, order):
     """Portfolio mode: read the rules on row t and queue orders for bar t + offset; entries go
-    into free slots best-ranked first, the rest are logged as skipped. Returns the order count."""
+    into free slots best-ranked first, the rest are logged as skipped. Returns the order count.
+    Never allocates (`order`: an (N,) int64 buffer), so it runs without reference counting."""
+    n_s = pos.shape[0]
+    held, leaving, queued, n_cand = _read_rules(t, n_t, offset, feats, entry, exit_, r_feat, r_sign, max_hold, pos,
+                                                pend_entry, pend_exit, pend_reason, strength, acted, stack)
+    free = max_positions - (held - leaving) - queued
+    if n_cand <= free:
+        return n_or
+    k = 0
+    for j in range(n_s):  # insertion sort, strongest first; ties keep symbol order
+        if pend_entry[j] == t + offset and pos[j, P_SHARES] == 0.0:
+            i = k
+            while i > 0 and strength[order[i - 1]] < strength[j]:
+                order[i] = order[i - 1]
+                i -= 1
+            order[i] = j
+            k += 1
+    for i in range(max(free, 0), k):
+        j = order[i]
+        pend_entry[j] = -1
+        _log_order(orders, ofees, n_or, t + offset, j, 1.0, 0.0, np.nan, 0.0, R_ENTRY, S_NO_SLOT, fee_buf)
+        n_or += 1
+    return n_or
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _read_rules(t, n_t, offset, feats, entry, exit_, r_feat, r_sign, max_hold, pos, pend_entry, pend_exit, pend_reason,
+                strength, acted, stack):
+    """Portfolio mode, row t: queue exits and entries (without the slot limit); returns the
+    positions held, leaving and queued, and the new entry candidates. Never allocates (_nrt=False:
+    no reference counting per call, see the module docstring)."""
     n_s = pos.shape[0]
     held = 0
     leaving = 0
@@ -635,21 +668,4 @@ def _queue(t, n_t, offset, feats, entry, exit_, r_feat, r_sign, max_hold, max_po
                 strength[j] = s if s == s else -np.inf
                 pend_entry[j] = t + offset
                 n_cand += 1
-    free = max_positions - (held - leaving) - queued
-    if n_cand <= free:
-        return n_or
-    cand = np.empty(n_cand, dtype=np.int64)
-    key = np.empty(n_cand)
-    k = 0
-    for j in range(n_s):
-        if pend_entry[j] == t + offset and pos[j, P_SHARES] == 0.0:
-            cand[k] = j
-            key[k] = -strength[j]
-            k += 1
-    cand = cand[np.argsort(key[:k], kind="mergesort")]
-    for i in range(max(free, 0), k):
-        j = cand[i]
-        pend_entry[j] = -1
-        _log_order(orders, ofees, n_or, t + offset, j, 1.0, 0.0, np.nan, 0.0, R_ENTRY, S_NO_SLOT, fee_buf)
-        n_or += 1
-    return n_or
+    return held, leaving, queued, n_cand
