@@ -18,10 +18,14 @@ Modes: `max_positions == 0` gives each symbol its own account of `init_cash`, al
 (vectorbt's `from_signals` per column); `max_positions == K > 0` gives one account of `init_cash`
 holding at most K names, each entry sized to 1/K of equity (capped by free cash).
 
-Functions that never allocate and are called per column or per fill (`column`,
-`affordable_shares`, `costs.order_fees`) are compiled with `_nrt=False`: numba otherwise adds an
-atomic reference-count increment and decrement per array argument per call, on counters that
-parallel sweep threads share (~10-15 % of the sweep). Their callers own every array meanwhile.
+Inputs come in NamedTuples (Market, Execution, the entry/exit `backtest.rules.CompiledRule`,
+Track, Logs, Work): numba passes and caches them like the arrays they hold.
+
+Functions that never allocate and are called per column, per bar or per fill (`column`,
+`_queue`, `affordable_shares`, `costs.order_fees`, `kernels.rules.rule_value`) are compiled with
+`_nrt=False`: numba otherwise adds an atomic reference-count increment and decrement per array
+argument per call, on counters that parallel sweep threads share (~10-15 % of the sweep). Their
+callers own every array meanwhile.
 """
 
 from __future__ import annotations
