@@ -368,12 +368,8 @@ def sweep_case(n_t: int = REF_T, n_s: int = REF_N, n_p: int = REF_P, costs: str 
     params = resolve_params(module, cfg.strategy.params)
     prep = Prepared(cfg, module, params, plan(module, params, cfg.execution.fill), bench_panel(n_t, n_s))
     sp = compile_sweep(prep, build_grid(cfg, module))
-    total = sp.e_bound.shape[0]
-    if n_p != total:
-        idx = (np.unique(np.linspace(0, total - 1, n_p).round().astype(np.int64)) if n_p < total
-               else np.arange(n_p) % total)
-        sp = dataclasses.replace(sp, **{k: getattr(sp, k)[idx] for k in (
-            "e_feat", "e_bound", "e_k", "x_feat", "x_bound", "x_k", "r_feat", "r_sign", "exits")})
+    if n_p != sp.exits.shape[0]:
+        sp = sp.take(np.unique(np.linspace(0, sp.exits.shape[0] - 1, n_p).round().astype(np.int64)))
     return make_inputs(prep, sp), sp
 
 
@@ -425,13 +421,15 @@ def _simulate(n_s: int):
 
         o, h, lo, c, en, ex = _signal_panel(REF_T, n_s)
         sym = lambda a: np.ascontiguousarray(a.T)  # noqa: E731  symbol-major (N, T)
+        from backtest.rules import compile_rule, feature
+
         feats = np.ascontiguousarray(np.stack([en.T, ex.T]).astype(np.float64))
-        one = lambda i: (np.array([i], np.int64), np.array([1], np.int64), np.array([0.5]), 1)  # noqa: E731
+        one = lambda i: compile_rule(feature(f"signal{i}") >= 0.5, {feature(f"signal{i}"): i})  # noqa: E731
         table = cost_table(CostModel(kind="flat", flat_pct=SINGLE["fee_pct"]),
                            np.busday_offset(np.datetime64("2016-01-04", "D"), np.arange(REF_T), roll="forward"))
-        args = (sym(o), sym(h), sym(lo), sym(c), np.ones((n_s, REF_T)), feats, *one(0), *one(1), -1, 1.0,
-                nb.FILL_NEXT_OPEN, SINGLE["cash"], SINGLE["slippage"], SINGLE["stop_loss"], SINGLE["take_profit"],
-                0.0, 0, table, False, 0)
+        args = (nb.Market(sym(o), sym(h), sym(lo), sym(c), np.ones((n_s, REF_T)), feats, table), one(0), one(1), -1,
+                1.0, nb.Execution(nb.FILL_NEXT_OPEN, SINGLE["cash"], SINGLE["slippage"], False, 0, SINGLE["stop_loss"],
+                                  SINGLE["take_profit"], 0.0, 0))
         return lambda: nb.simulate(*args)
     return setup
 
@@ -484,7 +482,7 @@ def _sweep(n_t: int, n_s: int, n_p: int, costs: str = "hk"):
         from backtest.sweep import run_chunk
 
         inputs, sp = sweep_case(n_t, n_s, n_p, costs)
-        n = sp.e_bound.shape[0]
+        n = sp.exits.shape[0]
         run_chunk(inputs, sp, 0, min(n, 2))  # compiles or loads the kernel (not timed)
         call = lambda: run_chunk(inputs, sp, 0, n)  # noqa: E731
         return call, {"cells": n_t * n_s * n, "warmup": n_t * n_s * n < 2e7}
@@ -527,18 +525,18 @@ def _vectorbt_sweep():
     def setup():
         vbt = _import_vectorbt()
         inputs, sp = sweep_case(REF_T, REF_N, REF_P, "flat")
-        o, h, lo, c = (np.ascontiguousarray(a.T) for a in inputs.arrays[:4])  # (T, N)
-        feats = inputs.arrays[5]  # (F, N, T)
+        o, h, lo, c = (np.ascontiguousarray(a.T) for a in inputs.market[:4])  # (T, N)
+        feats = inputs.market.feats  # (F, N, T)
         n_t, n_s = c.shape
-        n_p = sp.e_bound.shape[0]
+        n_p = sp.exits.shape[0]
         n_blocks = math.ceil(n_p / VBT_BLOCK)
         blocks = [np.arange(b, n_p, n_blocks) for b in range(n_blocks)]
 
-        def rule(feat, sign, bound, k):
+        def rule(r):  # flat k-of-n (the shipped strategies), in numpy
             hits = np.zeros((n_s, n_t), np.int64)
-            for i in range(feat.shape[0]):
-                hits += sign[i] * feats[feat[i]] >= bound[i]
-            return hits >= k if k > 0 else np.zeros((n_s, n_t), bool)
+            for i in range(r.feat.shape[0]):
+                hits += r.sign[i] * feats[r.feat[i]] >= r.bound[i]
+            return hits >= r.k if r.k > 0 else np.zeros((n_s, n_t), bool)
 
         phases = {"signals": 0.0, "from_signals": 0.0, "metrics": 0.0, "gc": 0.0}  # seconds, this call
 
@@ -548,8 +546,8 @@ def _vectorbt_sweep():
             en = np.zeros((n_t, m), bool)
             ex = np.zeros((n_t, m), bool)
             for i, p in enumerate(idx):  # signals on row t fill at the open of t + 1: shift by one bar
-                en[1:, i * n_s:(i + 1) * n_s] = rule(sp.e_feat[p], sp.e_sign, sp.e_bound[p], sp.e_k[p]).T[:-1]
-                ex[1:, i * n_s:(i + 1) * n_s] = rule(sp.x_feat[p], sp.x_sign, sp.x_bound[p], sp.x_k[p]).T[:-1]
+                en[1:, i * n_s:(i + 1) * n_s] = rule(sp.entry.row(p)).T[:-1]
+                ex[1:, i * n_s:(i + 1) * n_s] = rule(sp.exit.row(p)).T[:-1]
             tile = lambda a: np.tile(a, (1, len(idx)))  # noqa: E731
             oo, hm, lm = tile(o), tile(h), tile(lo)
             hm[ex], lm[ex] = oo[ex], oo[ex]  # a signal exit fills at the open before any stop
@@ -560,7 +558,7 @@ def _vectorbt_sweep():
                 warnings.simplefilter("ignore")
                 pf = vbt.Portfolio.from_signals(
                     tile(c), en, ex, price=oo, open=oo, high=hm, low=lm, fees=FLAT_PCT / 100,
-                    slippage=inputs.slippage, init_cash=inputs.init_cash, size=np.inf,
+                    slippage=inputs.execution.slippage, init_cash=inputs.execution.init_cash, size=np.inf,
                     sl_stop=np.repeat(ex_sl, n_s)[None, :], tp_stop=np.repeat(ex_tp, n_s)[None, :],
                     stop_entry_price="fillprice", stop_exit_price="stopmarket",
                     adjust_sl_func_nb=_vbt_time_sl, adjust_sl_args=(o, n_s, hold),

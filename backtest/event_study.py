@@ -1,9 +1,9 @@
 """Event study of a strategy's entry signals (DESIGN §6): what the price did after each signal.
 
-Signals are the entry rule's conditions, one by one, and the whole entry rule, evaluated from the
-stacked features exactly as the simulation kernel evaluates them (a NaN feature never holds; the
-rule holds when at least k of its conditions hold). Every signal row counts, including rows on
-which the strategy could not enter because it already held the symbol.
+Signals are the entry rule's top-level parts (its conditions, or nested rules and modifiers), one
+by one, and the whole entry rule, evaluated from the stacked features by the simulation kernel's
+own evaluator (`backtest.rules.evaluate`; docs/rules.md). Every signal row counts, including rows
+on which the strategy could not enter because it already held the symbol.
 
 Definitions (docs/tearsheet.md has the longer version):
 
@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from backtest.rules import CompiledRule, Rule
+from backtest.rules import CompiledRule, FeatureRef, Rule, evaluate, leaves
 
 HORIZONS = (1, 5, 10, 20)
 N_BOOT = 1000
@@ -42,16 +42,14 @@ COLUMNS = ["signal", "symbol", "horizon", "n", "mean", "median", "hit_rate", "ci
            "uncond_n", "uncond_mean", "uncond_median", "uncond_hit_rate", "excess_mean"]
 
 
-def signal_masks(feats: np.ndarray, rule: CompiledRule) -> np.ndarray:
-    """(C + 1, T, N) bool: where each of the rule's C conditions holds, then the rule itself."""
-    _, n_t, n_s = feats.shape
-    n_c = rule.feat.shape[0]
-    out = np.zeros((n_c + 1, n_t, n_s), dtype=bool)
-    for c in range(n_c):
-        out[c] = rule.sign[c] * feats[rule.feat[c]] >= rule.bound[c]  # False where the feature is NaN
-    if rule.k > 0:
-        out[n_c] = out[:n_c].sum(axis=0) >= rule.k
-    return out
+def signal_masks(feats: np.ndarray, rule: Rule, compiled: CompiledRule) -> np.ndarray:
+    """(S + 1, T, N) bool: where each of the rule's S top-level parts holds, then the rule itself.
+    feats: the (F, T, N) stack `compiled` refers to."""
+    index: dict[FeatureRef, int] = {}
+    for (cond, _), slot in zip(leaves(rule), compiled.feat):
+        index.setdefault(cond.feature, int(slot))
+    stack = feats.transpose(0, 2, 1)  # the kernel's (F, N, T)
+    return np.stack([evaluate(part, stack, index) for part in (*rule.conds, rule)])
 
 
 def _lead(x: np.ndarray, k: int) -> np.ndarray:
@@ -151,11 +149,11 @@ def event_study(feats: np.ndarray, rule: Rule, compiled: CompiledRule, open_: np
 
     feats: the (F, T, N) feature stack the rule was compiled against; rule / compiled: the entry
     rule and its compiled form; open_, close: (T, N) prices; fill: `cfg.execution.fill`.
-    Signals are the conditions (labelled `str(cond)`) then the rule (`str(rule)`); symbols are
+    Signals are the rule's top-level parts (labelled `str(part)`) then the rule (`str(rule)`); symbols are
     "*" (pooled) then each symbol in panel order. Deterministic for a given seed.
     """
     labels = [str(c) for c in rule.conds] + [str(rule)]
-    masks = signal_masks(feats, compiled)
+    masks = signal_masks(feats, rule, compiled)
     fwd_all = forward_returns(open_, close, fill, horizons)
     n_sig, n_sym, n_h = len(labels), len(symbols), len(horizons)
     res = np.full((n_h, n_sig, n_sym + 1, len(COLUMNS) - 3), np.nan)  # symbol slot n_sym = pooled

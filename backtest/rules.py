@@ -1,16 +1,35 @@
-"""Declarative entry/exit rules: feature x comparison x threshold, combined k-of-n.
+"""Declarative entry/exit rules: conditions on features, combined and nested.
 
 Rules are data, not functions, so one generic cached kernel evaluates every strategy (DESIGN §4:
 a jitted function passed into an `@njit(cache=True)` kernel misses the cache in each process).
 
-    all_of(feature("drawdown", window=20) <= -0.1, feature("sb_z", window=60) >= 2.0)
+    all_of(any_of(feature("drawdown", window=20) <= -0.1, feature("ret_z", window=20) <= -2),
+           held(feature("sb_z", window=60) >= 2.0, 3),
+           not_(turns_true(feature("adr_z", window=60) >= 0)))
+
+A NaN feature makes its condition *unknown*; unknown propagates (three-valued, Kleene logic) and a
+rule acts only when it is true: a NaN never satisfies a condition, negated or not. docs/rules.md
+has the whole language, its timing and how it compiles.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
+
+
+class RuleError(ValueError):
+    """A rule built with impossible arguments (k out of range, n < 1, not a rule)."""
+
+
+class Node:
+    """Anything a rule can combine: a condition, a combination or a modifier. `~x` is `not_(x)`."""
+
+    def __invert__(self) -> Not:
+        return Not(self)
+
 
 @dataclass(frozen=True)
 class FeatureRef:
@@ -20,7 +39,7 @@ class FeatureRef:
     params: tuple[tuple[str, int | float], ...] = ()
 
     def _cond(self, op: str, threshold: float) -> Cond:
-        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
+        if not isinstance(threshold, (int, float, np.integer, np.floating)) or isinstance(threshold, (bool, np.bool_)):
             raise TypeError(f"compare {self} with a number, not {threshold!r}")
         return Cond(self, op, float(threshold))
 
@@ -47,7 +66,9 @@ def feature(name: str, **params: int | float) -> FeatureRef:
 
 
 @dataclass(frozen=True)
-class Cond:
+class Cond(Node):
+    """feature op threshold; unknown where the feature is NaN."""
+
     feature: FeatureRef
     op: str
     threshold: float
@@ -56,16 +77,26 @@ class Cond:
         return f"{self.feature} {self.op} {self.threshold:g}"
 
 
-@dataclass(frozen=True)
-class Rule:
-    """True on a bar when at least k of the conditions hold (a NaN feature never holds)."""
+def _check(x: object, where: str) -> Node:
+    if not isinstance(x, Node):
+        raise RuleError(f"{where} takes conditions or rules (feature(...) <= x, all_of(...), ...), got {x!r}")
+    return x
 
-    conds: tuple[Cond, ...]
+
+@dataclass(frozen=True)
+class Rule(Node):
+    """True on a bar when at least k of its children are true; false when fewer than k can be."""
+
+    conds: tuple[Node, ...]  # children: conditions or nested rules
     k: int
 
     def __post_init__(self) -> None:
+        for c in self.conds:
+            _check(c, "all_of/any_of/k_of")
+        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)):
+            raise RuleError(f"k_of needs a whole number k, got {self.k!r}")
         if not self.conds or not 1 <= self.k <= len(self.conds):
-            raise ValueError(f"a rule needs 1 <= k <= {len(self.conds)} conditions, got k={self.k}")
+            raise RuleError(f"a rule needs 1 <= k <= {len(self.conds)} (its number of conditions), got k={self.k}")
 
     def __str__(self) -> str:
         body = ", ".join(map(str, self.conds))
@@ -74,32 +105,114 @@ class Rule:
         return f"any({body})" if self.k == 1 else f"{self.k}_of({body})"
 
 
-def all_of(*conds: Cond) -> Rule:
-    return Rule(tuple(conds), len(conds))
+@dataclass(frozen=True)
+class Not(Node):
+    """True where x is false, false where x is true, unknown where x is unknown."""
 
+    x: Node
 
-def any_of(*conds: Cond) -> Rule:
-    return Rule(tuple(conds), 1)
+    def __post_init__(self) -> None:
+        _check(self.x, "not_")
 
-
-def k_of(k: int, *conds: Cond) -> Rule:
-    return Rule(tuple(conds), k)
-
-
-def as_rule(rule: Rule | Cond | None) -> Rule | None:
-    return Rule((rule,), 1) if isinstance(rule, Cond) else rule
+    def __str__(self) -> str:
+        return f"not({self.x})"
 
 
 @dataclass(frozen=True)
-class CompiledRule:
-    """Array form for the kernel: condition c holds where `sign[c] * feats[feat[c]] >= bound[c]`
-    (NaN never holds). Every comparison written as a lower bound leaves the kernel's rule loop
-    without a branch per operator."""
+class Held(Node):
+    """x on this bar and each of the n - 1 bars before (before the data: unknown)."""
 
-    feat: np.ndarray  # int64 (C,)
+    x: Node
+    n: int
+
+    def __post_init__(self) -> None:
+        _check(self.x, "held")
+        if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n < 1:
+            raise RuleError(f"held(x, n) needs a whole number n >= 1, got {self.n!r}")
+
+    def __str__(self) -> str:
+        return f"held({self.x}, {self.n})"
+
+
+@dataclass(frozen=True)
+class TurnsTrue(Node):
+    """x true on this bar and false on the bar before (unknown there: unknown, so not true)."""
+
+    x: Node
+
+    def __post_init__(self) -> None:
+        _check(self.x, "turns_true")
+
+    def __str__(self) -> str:
+        return f"turns_true({self.x})"
+
+
+def all_of(*conds: Node) -> Rule:
+    return Rule(tuple(conds), len(conds))
+
+
+def any_of(*conds: Node) -> Rule:
+    return Rule(tuple(conds), 1)
+
+
+def k_of(k: int, *conds: Node) -> Rule:
+    return Rule(tuple(conds), k)
+
+
+def not_(x: Node) -> Not:
+    return Not(x)
+
+
+def held(x: Node, n: int) -> Held:
+    return Held(x, n)
+
+
+def turns_true(x: Node) -> TurnsTrue:
+    return TurnsTrue(x)
+
+
+def as_rule(rule: Node | None) -> Rule | None:
+    """A rule as a k-of-n at its root (one condition or modifier: any_of(it)); None stays None."""
+    if rule is None or isinstance(rule, Rule):
+        return rule
+    return Rule((_check(rule, "a strategy's entry/exit"),), 1)
+
+
+def leaves(rule: Node) -> list[tuple[Cond, bool]]:
+    """The conditions of a rule in program order, each with whether it sits under an odd number of negations."""
+    out: list[tuple[Cond, bool]] = []
+
+    def walk(node: Node, neg: bool) -> None:
+        if isinstance(node, Cond):
+            out.append((node, neg))
+        elif isinstance(node, Rule):
+            for c in node.conds:
+                walk(c, neg)
+        else:
+            walk(node.x, neg != isinstance(node, Not))
+
+    walk(rule, False)
+    return out
+
+
+class CompiledRule(NamedTuple):
+    """A rule as the kernel's program (backtest.kernels.rules): `code`/`arg` are the structure
+    (LEAF c | BEGIN kind | END slot); leaf c holds where `sign[c] * feats[feat[c]] >= bound[c]`;
+    `count[slot]` is a node's k (k_of) or n (held); `flat`: a single k-of-n over conditions.
+    An empty rule (no exit rule) has no code and count[0] = 0: it never holds."""
+
+    code: np.ndarray  # int64 (L,)
+    arg: np.ndarray  # int64 (L,)
     sign: np.ndarray  # float64 (C,): +1 or -1
+    feat: np.ndarray  # int64 (C,)
     bound: np.ndarray  # float64 (C,)
-    k: int
+    count: np.ndarray  # int64 (M,)
+    flat: bool
+
+    @property
+    def k(self) -> int:
+        """The root's k (0: no rule)."""
+        return int(self.count[0])
 
 
 def lower_bound(op: str, threshold: float) -> tuple[float, float]:
@@ -111,24 +224,144 @@ def lower_bound(op: str, threshold: float) -> tuple[float, float]:
     return sign, bound
 
 
-def compile_rule(rule: Rule | None, index: dict[FeatureRef, int]) -> CompiledRule:
-    """Map a rule onto feature slots, adding features it needs to `index` (a no-op rule: k = 0)."""
+def compile_rule(rule: Node | None, index: dict[FeatureRef, int]) -> CompiledRule:
+    """Map a rule onto feature slots, adding features it needs to `index` (None: the empty rule)."""
+    from backtest.kernels.rules import K_HELD, K_KOF, K_NOT, K_TURNS, MAX_DEPTH, OP_BEGIN, OP_LEAF
+    from backtest.kernels.rules import OP_END
+    i64 = lambda x: np.array(x, dtype=np.int64)  # noqa: E731
     if rule is None:
-        return CompiledRule(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), 0)
-    feat = [index.setdefault(c.feature, len(index)) for c in rule.conds]
-    sign, bound = zip(*(lower_bound(c.op, c.threshold) for c in rule.conds))
-    return CompiledRule(np.array(feat, np.int64), np.array(sign), np.array(bound), rule.k)
-
-
-def evaluate(rule: Rule | Cond | None, feats: np.ndarray, index: dict[FeatureRef, int]) -> np.ndarray:
-    """Whole-panel signals of a rule as (T, N) bool, from the (F, N, T) feature stack whose slots
-    `index` names; the kernel's semantics (a NaN feature never holds). No rule: never true."""
-    _, n_s, n_t = feats.shape
+        return CompiledRule(i64([]), i64([]), np.zeros(0), i64([]), np.zeros(0), i64([0]), True)
     rule = as_rule(rule)
-    if rule is None:
-        return np.zeros((n_t, n_s), dtype=bool)
-    held = np.zeros((n_t, n_s), dtype=np.int64)
-    for c in rule.conds:
-        sign, bound = lower_bound(c.op, c.threshold)
-        held += sign * feats[index[c.feature]].T >= bound
-    return held >= rule.k
+    code: list[int] = []
+    arg: list[int] = []
+    sign: list[float] = []
+    feat: list[int] = []
+    bound: list[float] = []
+    count: list[int] = []
+
+    def emit(node: Node, depth: int) -> None:
+        if isinstance(node, Cond):
+            s, b = lower_bound(node.op, node.threshold)
+            code.append(OP_LEAF)
+            arg.append(len(feat))
+            feat.append(index.setdefault(node.feature, len(index)))
+            sign.append(s)
+            bound.append(b)
+            return
+        if depth > MAX_DEPTH:
+            raise RuleError(f"rule nested deeper than {MAX_DEPTH} levels")
+        if isinstance(node, Rule):
+            kind, value, children = K_KOF, int(node.k), node.conds
+        elif isinstance(node, Held):
+            kind, value, children = K_HELD, int(node.n), (node.x,)
+        else:
+            kind, value, children = (K_NOT if isinstance(node, Not) else K_TURNS), 0, (node.x,)
+        slot = len(count)
+        count.append(value)
+        code.append(OP_BEGIN)
+        arg.append(kind)
+        for c in children:
+            emit(c, depth + 1)
+        code.append(OP_END)
+        arg.append(slot)
+
+    emit(rule, 1)
+    flat = all(isinstance(c, Cond) for c in rule.conds)
+    return CompiledRule(i64(code), i64(arg), np.array(sign), i64(feat), np.array(bound), i64(count), flat)
+
+
+def polarity(rule: CompiledRule) -> tuple[np.ndarray, np.ndarray]:
+    """(C,) and (M,) int8: +1 where making a leaf's bound or a node's k/n smaller can only make the
+    rule truer, -1 where only less true (under a negation), 0 where both (inside turns_true)."""
+    from backtest.kernels.rules import K_NOT, K_TURNS, OP_BEGIN, OP_LEAF
+
+    leaf = np.zeros(rule.feat.shape[0], np.int8)
+    slot = np.zeros(rule.count.shape[0], np.int8)
+    stack = [1]
+    for op, a in zip(rule.code, rule.arg):
+        if op == OP_LEAF:
+            leaf[a] = stack[-1]
+        elif op == OP_BEGIN:
+            pol = stack[-1]
+            stack.append(-pol if a == K_NOT else 0 if a == K_TURNS else pol)
+        else:
+            stack.pop()
+            slot[a] = stack[-1]
+    return leaf, slot
+
+
+def evaluate(rule: Node, feats: np.ndarray, index: dict[FeatureRef, int]) -> np.ndarray:
+    """(T, N) bool: where `rule` holds on every bar of every symbol, with the kernel's evaluator.
+    feats: the (F, N, T) stack `compute_features` made for the features in `index` (ref -> slot)."""
+    from backtest.kernels.rules import rule_panel
+
+    slots = dict(index)
+    compiled = compile_rule(rule, slots)
+    missing = [str(ref) for ref, i in slots.items() if i >= feats.shape[0] or ref not in index]
+    if missing:
+        raise RuleError(f"rule {rule} needs features not in the stack: {', '.join(missing)}")
+    return rule_panel(np.ascontiguousarray(feats, dtype=np.float64), compiled).T
+
+
+class RuleGrid(NamedTuple):
+    """One rule structure with P parameter sets (a sweep): the fields of CompiledRule, with
+    feat, bound (P, C) and count (P, M) holding row p's leaves and k's/n's."""
+
+    code: np.ndarray
+    arg: np.ndarray
+    sign: np.ndarray
+    feat: np.ndarray
+    bound: np.ndarray
+    count: np.ndarray
+    flat: bool
+
+    def row(self, p: int) -> CompiledRule:
+        return CompiledRule(self.code, self.arg, self.sign, self.feat[p], self.bound[p], self.count[p], self.flat)
+
+    def take(self, rows: np.ndarray | slice) -> RuleGrid:
+        c = np.ascontiguousarray
+        return self._replace(feat=c(self.feat[rows]), bound=c(self.bound[rows]), count=c(self.count[rows]))
+
+
+def stack_rules(rules: list[CompiledRule]) -> RuleGrid:
+    """The compiled rules of a sweep's combinations as one RuleGrid; RuleError if their structures differ."""
+    first = rules[0]
+    for r in rules:
+        if not (np.array_equal(r.code, first.code) and np.array_equal(r.arg, first.arg)
+                and np.array_equal(r.sign, first.sign)):
+            raise RuleError(f"the rule's structure differs across the grid: {_shape(first)} vs {_shape(r)}")
+    rows = lambda f, dtype: np.ascontiguousarray(  # noqa: E731
+        np.array([getattr(r, f) for r in rules], dtype=dtype).reshape(len(rules), -1))
+    return RuleGrid(first.code, first.arg, first.sign, rows("feat", np.int64), rows("bound", np.float64),
+                    rows("count", np.int64), first.flat)
+
+
+def _shape(r: CompiledRule) -> str:
+    return f"{len(r.feat)} conditions, program {r.code.tolist()}"
+
+
+def loosest(grid: RuleGrid) -> tuple[np.ndarray, RuleGrid]:
+    """(group (P,), loose RuleGrid (G rows)): combinations that share their features (and every
+    parameter that can act both ways, inside turns_true) form a group; the group's loose rule holds
+    wherever any member's rule holds, so its bars bound every member's entries. Per parameter: the
+    loosest value where smaller is truer (lowest bound, smallest k or n; a NaN bound never holds),
+    the tightest under a negation."""
+    leaf_pol, slot_pol = polarity(grid.row(0))
+    both_b, both_c = leaf_pol == 0, slot_pol == 0
+    key = np.hstack([grid.feat, np.ascontiguousarray(grid.bound[:, both_b]).view(np.int64), grid.count[:, both_c]])
+    _, first, group = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    group = np.ascontiguousarray(group.reshape(-1), dtype=np.int64)
+    n_g = len(first)
+    bound = grid.bound[first].copy()
+    count = grid.count[first].copy()
+    for g in range(n_g):
+        members = group == g
+        b, c = grid.bound[members], grid.count[members]
+        pos_b, neg_b = leaf_pol > 0, leaf_pol < 0
+        bound[g, pos_b] = np.fmin.reduce(b[:, pos_b], axis=0)  # NaN only where every member is NaN
+        bound[g, neg_b] = np.maximum.reduce(b[:, neg_b], axis=0)  # NaN (never holds) is the tightest
+        count[g, slot_pol > 0] = c[:, slot_pol > 0].min(axis=0)
+        count[g, slot_pol < 0] = c[:, slot_pol < 0].max(axis=0)
+    loose = grid._replace(feat=np.ascontiguousarray(grid.feat[first]), bound=np.ascontiguousarray(bound),
+                          count=np.ascontiguousarray(count))
+    return group, loose

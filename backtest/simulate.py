@@ -77,21 +77,36 @@ def kernel_inputs(panel: Panel) -> tuple[np.ndarray, ...]:
     return tuple(np.ascontiguousarray(panel.fields[k].T) for k in ("open", "high", "low", "close", "board_lot"))
 
 
+def market(panel: Panel, feats: np.ndarray, cfg: Config):
+    """The kernel's `Market`: the panel's prices and lots, the (F, N, T) features, the cost table."""
+    from backtest.kernels.simulate import Market
+
+    return Market(*kernel_inputs(panel), np.ascontiguousarray(feats, dtype=np.float64),
+                  cost_table(cost_model(cfg), panel.dates))
+
+
+def execution(cfg: Config, stop_loss: float | None = None, take_profit: float | None = None,
+              trailing_stop: float | None = None, max_hold: int | None = None):
+    """The kernel's `Execution` of a config, with exact types (one compiled signature for every run)."""
+    from backtest.kernels.simulate import Execution
+
+    ex, xc = cfg.execution, cfg.exits
+    pick = lambda given, default: default if given is None else given  # noqa: E731
+    return Execution(int(FILLS[ex.fill]), float(ex.init_cash), float(ex.slippage_bps / 1e4), bool(ex.board_lots),
+                     int(ex.max_positions if ex.mode == "portfolio" else 0),
+                     float(pick(stop_loss, xc.stop_loss)), float(pick(take_profit, xc.take_profit)),
+                     float(pick(trailing_stop, xc.trailing_stop)), int(pick(max_hold, xc.max_hold)))
+
+
 def simulate(panel: Panel, plan: StrategyPlan, feats: np.ndarray, cfg: Config) -> Result:
     """Run the compiled kernel for one parameter set (feats: (F, N, T), stacked by `plan.refs`)."""
     from backtest.kernels import simulate as nb  # compiles or loads the cached kernel
 
     f = panel.fields
-    ex, xc = cfg.execution, cfg.exits
-    costs = cost_table(cost_model(cfg), panel.dates)
+    ex = cfg.execution
     portfolio = ex.mode == "portfolio"
     cash, shares, equity, trades, orders, ofees = nb.simulate(
-        *kernel_inputs(panel), feats,
-        plan.entry.feat, plan.entry.sign, plan.entry.bound, plan.entry.k,
-        plan.exit.feat, plan.exit.sign, plan.exit.bound, plan.exit.k, plan.rank_slot, plan.rank_sign,
-        FILLS[ex.fill], ex.init_cash, ex.slippage_bps / 1e4,
-        xc.stop_loss, xc.take_profit, xc.trailing_stop, xc.max_hold, costs, ex.board_lots,
-        ex.max_positions if portfolio else 0)
+        market(panel, feats, cfg), plan.entry, plan.exit, int(plan.rank_slot), float(plan.rank_sign), execution(cfg))
     idx = pd.DatetimeIndex(panel.dates, name="date")
     accounts = ["portfolio"] if portfolio else list(panel.symbols)
     order_log = _orders(orders, ofees, panel)

@@ -17,7 +17,7 @@ from types import ModuleType, SimpleNamespace
 from backtest.errors import ConfigError, UserError
 from backtest.params import Param  # noqa: F401  (re-exported: strategies import it from here)
 from backtest.features import check_ref
-from backtest.rules import CompiledRule, FeatureRef, Rule, as_rule, compile_rule
+from backtest.rules import CompiledRule, FeatureRef, Node, Rule, RuleError, as_rule, compile_rule, leaves
 
 FILL_TIMES = {"same_close": "close", "next_open": "next_open", "next_close": "next_open"}
 """The latest a feature may become known for an order of that fill to be look-ahead free."""
@@ -156,12 +156,17 @@ class StrategyPlan:
 
 def plan(module: ModuleType, params: SimpleNamespace, fill: str, where: str = "config") -> StrategyPlan:
     """Build and check the rules; refuse fills that would act before a feature is known (§3)."""
-    entry_rule = as_rule(module.entry(params))
-    exit_rule = as_rule(module.exit(params)) if hasattr(module, "exit") else None
-    if not isinstance(entry_rule, Rule) or not (exit_rule is None or isinstance(exit_rule, Rule)):
-        raise ConfigError(f"{where}: strategy {module.NAME!r} must return rules built with all_of/any_of/k_of")
-    index: dict[FeatureRef, int] = {}
-    entry, exit_ = compile_rule(entry_rule, index), compile_rule(exit_rule, index)
+    try:
+        entry_rule = module.entry(params)
+        exit_rule = module.exit(params) if hasattr(module, "exit") else None
+        if not isinstance(entry_rule, Node) or not (exit_rule is None or isinstance(exit_rule, Node)):
+            raise RuleError("entry(p) and exit(p) must return conditions or rules built with "
+                            "all_of/any_of/k_of/not_/held/turns_true")
+        entry_rule, exit_rule = as_rule(entry_rule), as_rule(exit_rule)
+        index: dict[FeatureRef, int] = {}
+        entry, exit_ = compile_rule(entry_rule, index), compile_rule(exit_rule, index)
+    except RuleError as exc:
+        raise ConfigError(f"{where}: strategy {module.NAME!r}: {exc}") from None
     ranked = module.rank(params) if hasattr(module, "rank") else _default_rank(entry_rule)
     if not (isinstance(ranked, tuple) and len(ranked) == 2 and isinstance(ranked[0], FeatureRef)):
         raise ConfigError(f"{where}: strategy {module.NAME!r}: rank() must return (feature, 'high_first' or "
@@ -185,9 +190,10 @@ def plan(module: ModuleType, params: SimpleNamespace, fill: str, where: str = "c
 
 
 def _default_rank(rule: Rule) -> tuple[FeatureRef, str]:
-    """Without a `rank(p)`, the first entry condition ranks: the further past its threshold, the stronger."""
-    first = rule.conds[0]
-    return first.feature, "low_first" if first.op in ("<=", "<") else "high_first"
+    """Without a `rank(p)`, the first entry condition ranks: the further past its threshold, the
+    stronger (the other way round under a negation)."""
+    first, negated = leaves(rule)[0]
+    return first.feature, "low_first" if (first.op in ("<=", "<")) != negated else "high_first"
 
 
 def describe(module: ModuleType) -> str:

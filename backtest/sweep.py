@@ -27,7 +27,7 @@ from backtest.errors import ConfigError, UserError
 from backtest.grid import Grid, build_grid
 from backtest.data.market import MarketData
 from backtest.pipeline import Prepared, load_market, prepare
-from backtest.rules import FeatureRef, compile_rule
+from backtest.rules import FeatureRef, RuleError, RuleGrid, compile_rule, loosest, stack_rules
 from backtest.strategy import _default_rank, plan, resolve_params
 
 EXIT_FIELDS = ("stop_loss", "take_profit", "trailing_stop", "max_hold")
@@ -35,21 +35,21 @@ EXIT_FIELDS = ("stop_loss", "take_profit", "trailing_stop", "max_hold")
 
 @dataclass(frozen=True)
 class SweepPlan:
-    """Rules of every combination as arrays over one shared list of feature slots."""
+    """Rules of every combination over one shared list of feature slots (one structure, P parameter sets)."""
 
     grid: Grid
     refs: list[FeatureRef]
-    e_feat: np.ndarray  # (P, C) int64
-    e_sign: np.ndarray  # (C,), shared
-    e_bound: np.ndarray  # (P, C)
-    e_k: np.ndarray  # (P,)
-    x_feat: np.ndarray
-    x_sign: np.ndarray
-    x_bound: np.ndarray
-    x_k: np.ndarray
-    r_feat: np.ndarray  # (P,)
+    entry: RuleGrid
+    exit: RuleGrid
+    r_feat: np.ndarray  # (P,) int64
     r_sign: np.ndarray  # (P,)
     exits: np.ndarray  # (P, 4): stop loss, take profit, trailing stop, max hold
+
+    def take(self, rows: np.ndarray | slice) -> SweepPlan:
+        """The plan of some combinations (the grid stays whole: rows index it)."""
+        c = np.ascontiguousarray
+        return dataclasses.replace(self, entry=self.entry.take(rows), exit=self.exit.take(rows),
+                                   r_feat=c(self.r_feat[rows]), r_sign=c(self.r_sign[rows]), exits=c(self.exits[rows]))
 
 
 def combo_config(cfg: Config, combo: dict) -> Config:
@@ -61,43 +61,32 @@ def combo_config(cfg: Config, combo: dict) -> Config:
 
 
 def compile_sweep(prep: Prepared, grid: Grid) -> SweepPlan:
-    """Call the strategy for every combination and line its rules up as arrays (checked to share one shape)."""
+    """Call the strategy for every combination and line its rules up as arrays (checked to share one structure)."""
     cfg, module = prep.cfg, prep.module
     where = cfg.source or "config"
     index: dict[FeatureRef, int] = {}
     n_p = grid.size
-    rows = {"e": [], "x": []}
-    e_k, x_k, r_feat, r_sign = (np.empty(n_p, np.int64), np.empty(n_p, np.int64), np.empty(n_p, np.int64),
-                                np.empty(n_p))
+    entries, exits_ = [], []
+    r_feat, r_sign = np.empty(n_p, np.int64), np.empty(n_p)
     exits = np.empty((n_p, 4))
-    shape = None
     idx = grid.indices(0, n_p)
     for p in range(n_p):
         combo = {k: _val(v[i]) for k, v, i in zip(grid.keys, grid.values, idx[p])}
         c = combo_config(cfg, combo)
         params = resolve_params(module, c.strategy.params, where)
         sp = plan(module, params, cfg.execution.fill, where)
-        entry = compile_rule(sp.entry_rule, index)
-        exit_ = compile_rule(sp.exit_rule, index)
+        entries.append(compile_rule(sp.entry_rule, index))
+        exits_.append(compile_rule(sp.exit_rule, index))
         rank_ref, order = module.rank(params) if hasattr(module, "rank") else _default_rank(sp.entry_rule)
         r_feat[p] = index.setdefault(rank_ref, len(index))
         r_sign[p] = 1.0 if order == "high_first" else -1.0
-        this = (tuple(entry.sign), tuple(exit_.sign))
-        if shape is None:
-            shape = this
-        elif this != shape:
-            raise ConfigError(f"{where}: strategy {module.NAME!r} builds rules of different shapes across the grid "
-                              f"(combination {combo}); a sweep needs the same conditions, varying only parameters")
-        rows["e"].append((entry.feat, entry.bound))
-        rows["x"].append((exit_.feat, exit_.bound))
-        e_k[p], x_k[p] = entry.k, exit_.k
         exits[p] = [getattr(c.exits, f) for f in EXIT_FIELDS]
-
-    def stack(key, i, dtype):
-        return np.ascontiguousarray(np.array([r[i] for r in rows[key]], dtype=dtype).reshape(n_p, -1))
-
-    return SweepPlan(grid, list(index), stack("e", 0, np.int64), np.array(shape[0]), stack("e", 1, np.float64), e_k,
-                     stack("x", 0, np.int64), np.array(shape[1]), stack("x", 1, np.float64), x_k, r_feat, r_sign, exits)
+    try:
+        entry, exit_ = stack_rules(entries), stack_rules(exits_)
+    except RuleError as exc:
+        raise ConfigError(f"{where}: strategy {module.NAME!r} builds rules of different shapes across the grid "
+                          f"({exc}); a sweep needs the same conditions, varying only parameters") from None
+    return SweepPlan(grid, list(index), entry, exit_, r_feat, r_sign, exits)
 
 
 def _val(x):
@@ -108,13 +97,8 @@ def _val(x):
 class Inputs:
     """Everything a chunk needs besides its combination range (sent once to Dask workers)."""
 
-    arrays: tuple  # open, high, low, close, lot (N, T), feats (F, N, T)
-    costs: np.ndarray
-    fill: int
-    init_cash: float
-    slippage: float
-    use_lots: bool
-    max_positions: int
+    market: tuple  # backtest.kernels.simulate.Market
+    execution: tuple  # backtest.kernels.simulate.Execution (its exits are replaced per combination)
     edges: np.ndarray
 
 
@@ -126,13 +110,10 @@ def run_chunk(inputs: Inputs, sp: SweepPlan, start: int, stop: int, threads: int
 
     if threads:
         numba.set_num_threads(threads)
-    s = slice(start, stop)
-    e_feat = sp.e_feat[s]
-    groups, group = np.unique(e_feat, axis=0, return_inverse=True)
-    return sweep(*inputs.arrays, e_feat, sp.e_sign, sp.e_bound[s], sp.e_k[s], sp.x_feat[s], sp.x_sign, sp.x_bound[s],
-                 sp.x_k[s], sp.r_feat[s], sp.r_sign[s], inputs.fill, inputs.init_cash, inputs.slippage,
-                 np.ascontiguousarray(sp.exits[s]), inputs.costs, inputs.use_lots, inputs.max_positions, inputs.edges,
-                 np.ascontiguousarray(group.reshape(-1), dtype=np.int64), len(groups), numba.get_num_threads())
+    part = sp.take(slice(start, stop))
+    group, loose = loosest(part.entry)
+    return sweep(inputs.market, inputs.execution, part.entry, part.exit, part.r_feat, part.r_sign, part.exits, group,
+                 loose, inputs.edges, numba.get_num_threads())
 
 
 def block_edges(n_t: int, blocks: int) -> np.ndarray:
@@ -156,16 +137,12 @@ def fine_edges(n_t: int, blocks: int, n_p: int) -> np.ndarray:
 
 def make_inputs(prep: Prepared, sp: SweepPlan, edges: np.ndarray | None = None) -> Inputs:
     from backtest.features import compute_features
-    from backtest.simulate import FILLS, cost_model, kernel_inputs
-    from backtest.costs import cost_table
+    from backtest.simulate import execution, market
 
     cfg = prep.cfg
-    ex = cfg.execution
     feats = compute_features(prep.panel, sp.refs)
-    return Inputs(arrays=(*kernel_inputs(prep.panel), feats), costs=cost_table(cost_model(cfg), prep.panel.dates),
-                  fill=FILLS[ex.fill], init_cash=ex.init_cash, slippage=ex.slippage_bps / 1e4, use_lots=ex.board_lots,
-                  max_positions=ex.max_positions if ex.mode == "portfolio" else 0,
-                  edges=block_edges(prep.panel.shape[0], cfg.sweep.blocks) if edges is None else edges)
+    return Inputs(market(prep.panel, feats, cfg), execution(cfg),
+                  block_edges(prep.panel.shape[0], cfg.sweep.blocks) if edges is None else edges)
 
 
 def _fingerprint(cfg: Config, prep: Prepared, grid: Grid, chunk: int) -> str:

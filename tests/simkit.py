@@ -6,6 +6,7 @@ import numpy as np
 
 from backtest.costs import CostModel, cost_table
 from backtest.kernels import simulate as nb
+from backtest.rules import compile_rule, feature
 
 FILLS = {"next_open": nb.FILL_NEXT_OPEN, "next_close": nb.FILL_NEXT_CLOSE, "same_close": nb.FILL_SAME_CLOSE}
 
@@ -28,13 +29,15 @@ def run(o, h, l, c, entries, exits=None, *, lot=None, rank=None, fill="next_open
         feats.append(np.asarray(rank, dtype=np.float64).reshape(c.shape))
         r_feat = 2
     feats = np.ascontiguousarray(np.stack(feats))
-    one = lambda i: (np.array([i], np.int64), np.array([1], np.int64), np.array([0.5]), 1)  # noqa: E731
+    one = lambda i: compile_rule(feature(f"signal{i}") >= 0.5, {feature(f"signal{i}"): i})  # noqa: E731
     use_lots = lot is not None
     lot_arr = np.broadcast_to(np.asarray(lot if use_lots else 1.0, dtype=np.float64), c.shape).copy()
     table = cost_table(costs or CostModel(kind="flat"), dates(c.shape[0], start))
     sym = lambda a: np.ascontiguousarray(a.T)  # noqa: E731  kernels are symbol-major
-    out = nb.simulate(sym(o), sym(h), sym(l), sym(c), sym(lot_arr), np.ascontiguousarray(feats.transpose(0, 2, 1)),
-                      *one(0), *one(1), r_feat, 1.0, FILLS[fill], cash, slippage, stop_loss, take_profit,
-                      trailing_stop, max_hold, table, use_lots, max_positions)
+    market = nb.Market(sym(o), sym(h), sym(l), sym(c), sym(lot_arr), np.ascontiguousarray(feats.transpose(0, 2, 1)),
+                       table)
+    ex = nb.Execution(FILLS[fill], float(cash), float(slippage), use_lots, int(max_positions), float(stop_loss),
+                      float(take_profit), float(trailing_stop), int(max_hold))
+    out = nb.simulate(market, one(0), one(1), r_feat, 1.0, ex)
     cash_, shares, equity, trades, orders, ofees = out
     return cash_.T, shares.T, equity.T, trades, orders, ofees

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from backtest import event_study as es
-from backtest.kernels.simulate import rule_holds
+from backtest.kernels.rules import STACK, rule_holds
 from backtest.rules import all_of, compile_rule, feature, k_of
 
 NAN = np.nan
@@ -60,15 +60,16 @@ def test_signal_masks_equal_the_kernel_rule(k):
     rule = k_of(k, feature("a", window=1) <= -0.2, feature("b", window=1) >= 0.1, feature("c", window=1) > 0.0,
                 feature("a", window=1) < 0.5)
     compiled = compile_rule(rule, {})
-    masks = es.signal_masks(feats, compiled)
+    masks = es.signal_masks(feats, rule, compiled)
     assert masks.shape == (5, 120, 5)
     kfeats = np.ascontiguousarray(feats.transpose(0, 2, 1))  # the kernel's (F, N, T) layout
+    stack = np.empty(STACK, np.int64)
     for t in range(120):
         for j in range(5):
-            assert masks[-1, t, j] == rule_holds(kfeats, compiled.feat, compiled.sign, compiled.bound, compiled.k, t, j)
+            assert masks[-1, t, j] == rule_holds(kfeats, compiled, t, j, stack)
             for c in range(4):
                 one = compile_rule(k_of(1, rule.conds[c]), {f.feature: i for i, f in enumerate(rule.conds[:3])})
-                assert masks[c, t, j] == rule_holds(kfeats, one.feat, one.sign, one.bound, 1, t, j)
+                assert masks[c, t, j] == rule_holds(kfeats, one, t, j, stack)
     # A NaN feature never holds.
     assert not masks[0][np.isnan(feats[0])].any() and not masks[1][np.isnan(feats[1])].any()
 
@@ -81,13 +82,13 @@ def _study(fill="next_open", data_seed=0, **kw):
     rule = all_of(feature("x", window=1) <= -0.3, feature("y", window=1) >= 0.2)
     compiled = compile_rule(rule, {})
     df = es.event_study(feats, rule, compiled, o, c, ("A", "B", "C", "D"), fill, **kw)
-    return df, feats, compiled, o, c
+    return df, feats, rule, compiled, o, c
 
 
 def test_statistics_equal_plain_numpy():
-    df, feats, compiled, o, c = _study()
+    df, feats, rule, compiled, o, c = _study()
     assert list(df.columns) == es.COLUMNS
-    masks = es.signal_masks(feats, compiled)
+    masks = es.signal_masks(feats, rule, compiled)
     fwd = es.forward_returns(o, c, "next_open", es.HORIZONS)
     labels = list(dict.fromkeys(df["signal"]))
     assert labels == ["x(window=1) <= -0.3", "y(window=1) >= 0.2", "all(x(window=1) <= -0.3, y(window=1) >= 0.2)"]
@@ -177,7 +178,7 @@ def test_entries_of_the_simulation_are_signals_of_the_rule(fill):
     cfg = dataclasses.replace(cfg, execution=dataclasses.replace(cfg.execution, fill=fill))
     out = run(cfg, generate(seed=3, symbols=6, years=3))
     plan, panel = out.prepared.plan, out.prepared.panel
-    masks = es.signal_masks(out.features, plan.entry)
+    masks = es.signal_masks(out.features, plan.entry_rule, plan.entry)
     dates = pd.DatetimeIndex(panel.dates)
     trades = out.result.trades
     assert len(trades) > 0

@@ -114,7 +114,7 @@ def _entries(name, params, panel):
     """Boolean (T, N) of bars on which the compiled entry rule holds, evaluated by the kernel's own
     `rule_holds(feats, ..., t, j)` (the function the simulation loop calls) on the features stacked
     by `compute_features`, whatever their layout."""
-    from backtest.kernels.simulate import rule_holds
+    from backtest.kernels.rules import STACK, rule_holds
 
     module = load_strategy(name)
     sp = plan(module, resolve_params(module, params), "next_open")
@@ -122,9 +122,10 @@ def _entries(name, params, panel):
     e = sp.entry
     t_n, n_s = panel.shape
     out = np.zeros((t_n, n_s), dtype=bool)
+    stack = np.empty(STACK, np.int64)
     for t in range(t_n):
         for j in range(n_s):
-            out[t, j] = rule_holds(feats, e.feat, e.sign, e.bound, e.k, t, j)
+            out[t, j] = rule_holds(feats, e, t, j, stack)
     return out, feats, sp
 
 

@@ -18,18 +18,25 @@ Modes: `max_positions == 0` gives each symbol its own account of `init_cash`, al
 (vectorbt's `from_signals` per column); `max_positions == K > 0` gives one account of `init_cash`
 holding at most K names, each entry sized to 1/K of equity (capped by free cash).
 
-Functions that never allocate and are called per column or per fill (`column`,
-`affordable_shares`, `costs.order_fees`) are compiled with `_nrt=False`: numba otherwise adds an
-atomic reference-count increment and decrement per array argument per call, on counters that
-parallel sweep threads share (~10-15 % of the sweep). Their callers own every array meanwhile.
+Inputs come in NamedTuples (Market, Execution, the entry/exit `backtest.rules.CompiledRule`,
+Track, Logs, Work): numba passes and caches them like the arrays they hold.
+
+Functions that never allocate and are called per column, per bar or per fill (`column`,
+`_queue`, `affordable_shares`, `costs.order_fees`, `kernels.rules.rule_value`) are compiled with
+`_nrt=False`: numba otherwise adds an atomic reference-count increment and decrement per array
+argument per call, on counters that parallel sweep threads share (~10-15 % of the sweep). Their
+callers own every array meanwhile.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from backtest.costs import NFEE, order_fees
+from backtest.kernels.rules import STACK, candidate_bars, rule_holds
 
 # Order log columns (float64 matrix); side +1 buy, -1 sell.
 O_BAR, O_COL, O_SIDE, O_SHARES, O_PRICE, O_VALUE, O_FEES, O_REASON, O_STATUS = range(9)
@@ -55,18 +62,55 @@ NCS = 9
 P_SHARES, P_ENTRY_BAR, P_ENTRY_PX, P_ENTRY_FEES, P_PEAK, P_ENTRY_ORDER = range(6)
 
 
-@njit(cache=True, nogil=True, inline="always")
-def rule_holds(feats, feat, sign, bound, k, t, j):
-    """At least k conditions (sign * feature >= bound: rules.CompiledRule) hold on row t of
-    column j; NaN never holds; k = 0 is 'no rule'. (Checking every condition measured faster than
-    stopping early: fewer mispredicted branches.)"""
-    if k == 0:
-        return False
-    n = 0
-    for c in range(feat.shape[0]):
-        if sign[c] * feats[feat[c], j, t] >= bound[c]:
-            n += 1
-    return n >= k
+class Market(NamedTuple):
+    """The panel: prices and board lots (N, T), features (F, N, T), cost table (T, NCOST)."""
+
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    lot: np.ndarray
+    feats: np.ndarray
+    costs: np.ndarray
+
+
+class Execution(NamedTuple):
+    """How orders fill and exit (backtest.simulate.execution builds one with exact types, so
+    every run shares one compiled signature)."""
+
+    fill: int  # FILL_*
+    init_cash: float
+    slippage: float  # fraction of price
+    use_lots: bool
+    max_positions: int  # 0: independent accounts
+    stop_loss: float  # fractions; 0: off
+    take_profit: float
+    trailing_stop: float
+    max_hold: int  # bars; 0: off
+
+
+class Logs(NamedTuple):
+    """Trade and order logs (rows NTRD / NORD columns) and each order's fees by kind (NFEE)."""
+
+    trades: np.ndarray
+    orders: np.ndarray
+    ofees: np.ndarray
+
+
+class Track(NamedTuple):
+    """A column's per-bar cash, shares and equity (T,) and its running statistics (NCS,)."""
+
+    cash: np.ndarray
+    shares: np.ndarray
+    equity: np.ndarray
+    stats: np.ndarray
+
+
+class Work(NamedTuple):
+    """Scratch owned by one thread: fee components (NFEE,) and the rule evaluator's stack."""
+
+    fee: np.ndarray
+    stack: np.ndarray
 
 
 @njit(cache=True, nogil=True)
@@ -86,20 +130,39 @@ def affordable_shares(cash, price, lot, cost_row, fee_buf):
     plus fees fit in cash, and those fees (their components in fee_buf); (0, 0) if none do."""
     if price <= 0.0 or cash <= 0.0:
         return 0.0, 0.0
-    shares = cash / price
-    if lot > 0.0:
-        shares = np.floor(shares / lot) * lot
-    while shares > 0.0:
-        value = shares * price
+    if lot <= 0.0:
+        shares = cash / price
+        while shares > 0.0:
+            value = shares * price
+            fees = order_fees(value, cost_row, fee_buf)
+            if value + fees <= cash:
+                return shares, fees
+            shares = cash / (price * (1.0 + fees / value)) * (1.0 - 1e-15)
+        return 0.0, 0.0
+    # Value plus fees grows with the number of lots, so the answer is the last lot count that
+    # fits. First guess: the lots that fit with fees at the rate of the largest order (exact for
+    # proportional fees); then single lots, up while one more fits, down while it does not fit
+    # (minimums and rounding move the rate by a few lots at most). The last order priced is the
+    # one returned, so fee_buf holds its components.
+    most = np.floor(cash / price / lot)
+    if most <= 0.0:
+        return 0.0, 0.0
+    value = most * lot * price
+    fees = order_fees(value, cost_row, fee_buf)
+    if value + fees <= cash:
+        return most * lot, fees
+    n = min(np.floor(cash / (price * lot * (1.0 + fees / value))), most - 1.0)
+    while n + 1.0 < most:
+        up = (n + 1.0) * lot * price
+        if up + order_fees(up, cost_row, fee_buf) > cash:
+            break
+        n += 1.0
+    while n > 0.0:
+        value = n * lot * price
         fees = order_fees(value, cost_row, fee_buf)
         if value + fees <= cash:
-            return shares, fees
-        if lot > 0.0:
-            # Shrink by the fee overshoot (at least one lot) so this loop runs a few times at most.
-            over = np.ceil((value + fees - cash) / (price * lot))
-            shares -= max(over, 1.0) * lot
-        else:
-            shares = cash / (price * (1.0 + fees / value)) * (1.0 - 1e-15)
+            return n * lot, fees
+        n -= 1.0
     return 0.0, 0.0
 
 
@@ -177,40 +240,22 @@ def new_logs(rows):
     return np.empty((rows, NTRD)), np.empty((rows, NORD)), np.empty((rows, NFEE))
 
 
-@njit(cache=True, nogil=True)
-def candidate_bars(feats, feat, sign, bound, k):
-    """Bars where the rule holds, per column, as CSR (ptr (N + 1,), idx): with the loosest
-    thresholds of a group of rules (same features) it bounds every member's entries, so a flat
-    account can jump from candidate to candidate instead of reading every bar."""
-    n_s, n_t = feats.shape[1], feats.shape[2]
-    ptr = np.zeros(n_s + 1, dtype=np.int64)
-    idx = np.empty(16, dtype=np.int64)
-    n = 0
-    for j in range(n_s):
-        for t in range(n_t):
-            if rule_holds(feats, feat, sign, bound, k, t, j):
-                if n == idx.shape[0]:
-                    grown = np.empty(2 * n, dtype=np.int64)
-                    grown[:n] = idx
-                    idx = grown
-                idx[n] = t
-                n += 1
-        ptr[j + 1] = n
-    return ptr, idx[:n]
-
-
 @njit(cache=True, nogil=True, _nrt=False)
-def column(j, open_, high, low, close, lot, feats, e_feat, e_sign, e_bound, e_k, x_feat, x_sign, x_bound, x_k,
-           fill, init_cash, slippage, stop_loss, take_profit, trailing_stop, max_hold, costs, use_lots,
-           cand, deltas, cash_buf, shares_buf, eq_buf, stats, trades, orders, ofees, fee_buf):
-    """Symbol j trading its own account (independent mode). Writes per-bar cash, shares and equity
-    into the (T,) buffers, or with `deltas` adds each bar's change of cash and equity into cash_buf
-    and eq_buf (a sweep's totals over symbols: flat bars then cost nothing) and ignores shares_buf.
+def column(j, m, entry, exit_, ex, cand, deltas, track, logs, work):
+    """Symbol j of Market m trading its own account (independent mode) by the entry and exit rules
+    (CompiledRule) and Execution ex. Writes per-bar cash, shares and equity into the (T,) buffers of
+    `track`, or with `deltas` adds each bar's change of cash and equity into track.cash and
+    track.equity (a sweep's totals over symbols: flat bars then cost nothing), ignoring track.shares.
     Writes its trades and orders into logs of at least T rows (one order per bar at most); returns
     how many trades and orders it wrote. `cand` (sorted bars, a superset of those where the entry
     rule holds: `candidate_bars`) lets a flat account skip the others. The equity's running
-    statistics go to `stats` (CS_*): a flat bar returns exactly 0 and adds nothing, so only bars
-    where something happens are counted."""
+    statistics go to `track.stats` (CS_*): a flat bar returns exactly 0 and adds nothing, so only
+    bars where something happens are counted."""
+    open_, high, low, close, lot, feats, costs = m
+    fill, init_cash, slippage, use_lots, _, stop_loss, take_profit, trailing_stop, max_hold = ex
+    cash_buf, shares_buf, eq_buf, stats = track
+    trades, orders, ofees = logs
+    fee_buf, stack = work
     n_t = close.shape[1]
     offset = 0 if fill == FILL_SAME_CLOSE else 1
     n_tr = 0
@@ -251,7 +296,7 @@ def column(j, open_, high, low, close, lot, feats, e_feat, e_sign, e_bound, e_k,
                 ci += 1
             sig = n_t
             while ci < cand.shape[0]:
-                if rule_holds(feats, e_feat, e_sign, e_bound, e_k, cand[ci], j):
+                if rule_holds(feats, entry, cand[ci], j, stack):
                     sig = cand[ci]
                     break
                 ci += 1
@@ -290,11 +335,10 @@ def column(j, open_, high, low, close, lot, feats, e_feat, e_sign, e_bound, e_k,
             if fill == FILL_SAME_CLOSE:
                 if shares > 0.0:
                     if pend_exit < 0:
-                        pend_reason = _exit_reason(feats, x_feat, x_sign, x_bound, x_k, t, j, t - entry_bar,
-                                                   max_hold, offset)
+                        pend_reason = _exit_reason(feats, exit_, t, j, t - entry_bar, max_hold, offset, stack)
                         if pend_reason >= 0:
                             pend_exit = t
-                elif pend_entry < 0 and not acted and rule_holds(feats, e_feat, e_sign, e_bound, e_k, t, j):
+                elif pend_entry < 0 and not acted and rule_holds(feats, entry, t, j, stack):
                     pend_entry = t
             px = open_[j, t] if phase == 0 else close[j, t]
             if shares > 0.0 and 0 <= pend_exit <= t and not acted and px_ok:
@@ -323,11 +367,10 @@ def column(j, open_, high, low, close, lot, feats, e_feat, e_sign, e_bound, e_k,
         if fill != FILL_SAME_CLOSE:
             if shares > 0.0:
                 if pend_exit < 0:
-                    pend_reason = _exit_reason(feats, x_feat, x_sign, x_bound, x_k, t, j, t - entry_bar, max_hold,
-                                               offset)
+                    pend_reason = _exit_reason(feats, exit_, t, j, t - entry_bar, max_hold, offset, stack)
                     if pend_reason >= 0:
                         pend_exit = t + 1
-            elif pend_entry < 0 and t + 1 < n_t and rule_holds(feats, e_feat, e_sign, e_bound, e_k, t, j):
+            elif pend_entry < 0 and t + 1 < n_t and rule_holds(feats, entry, t, j, stack):
                 pend_entry = t + 1
         eq = cash + shares * last_close if shares > 0.0 else cash
         if deltas:
@@ -374,76 +417,69 @@ def column(j, open_, high, low, close, lot, feats, e_feat, e_sign, e_bound, e_k,
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _exit_reason(feats, x_feat, x_sign, x_bound, x_k, t, j, held, max_hold, offset):
+def _exit_reason(feats, exit_, t, j, held, max_hold, offset, stack):
     """Why a held position exits after row t (time stop before the exit rule), or -1."""
     if max_hold > 0 and held >= max_hold - offset:
         return R_TIME
-    if rule_holds(feats, x_feat, x_sign, x_bound, x_k, t, j):
+    if rule_holds(feats, exit_, t, j, stack):
         return R_SIGNAL
     return -1
 
 
-def simulate(open_, high, low, close, lot, feats,
-             e_feat, e_sign, e_bound, e_k, x_feat, x_sign, x_bound, x_k, r_feat, r_sign,
-             fill, init_cash, slippage, stop_loss, take_profit, trailing_stop, max_hold,
-             costs, use_lots, max_positions):
-    """Long-only simulation of one parameter set over an (N, T) panel; feats is (F, N, T).
+def simulate(m, entry, exit_, rank_slot, rank_sign, ex):
+    """Long-only simulation of one parameter set over Market m (an (N, T) panel; feats (F, N, T)):
+    entry and exit rules (CompiledRule), the feature slot and sign ranking same-bar entries
+    (portfolio mode; -1: none), Execution ex.
 
     Returns cash and equity (A, T) with A = N accounts (independent, max_positions == 0) or 1
     (portfolio), shares (N, T), trades (M, NTRD), orders (K, NORD) and their fees by kind (K, NFEE).
     Dispatches in Python, so a run compiles only the mode it uses.
     """
-    if max_positions > 0:
-        return simulate_portfolio(open_, high, low, close, lot, feats, e_feat, e_sign, e_bound, e_k, x_feat, x_sign,
-                                  x_bound, x_k, r_feat, r_sign, fill, init_cash, slippage, stop_loss, take_profit,
-                                  trailing_stop, max_hold, costs, use_lots, max_positions)
-    return simulate_independent(open_, high, low, close, lot, feats, e_feat, e_sign, e_bound, e_k, x_feat, x_sign,
-                                x_bound, x_k, fill, init_cash, slippage, stop_loss, take_profit, trailing_stop,
-                                max_hold, costs, use_lots)
+    if ex.max_positions > 0:
+        return simulate_portfolio(m, entry, exit_, rank_slot, rank_sign, ex)
+    return simulate_independent(m, entry, exit_, ex)
 
 
 @njit(cache=True, nogil=True)
-def simulate_independent(open_, high, low, close, lot, feats, e_feat, e_sign, e_bound, e_k, x_feat, x_sign, x_bound,
-                         x_k, fill, init_cash, slippage, stop_loss, take_profit, trailing_stop, max_hold, costs, use_lots):
+def simulate_independent(m, entry, exit_, ex):
     """Every symbol its own account (see `column`)."""
-    n_s, n_t = close.shape
+    n_s, n_t = m.close.shape
     cash_out = np.empty((n_s, n_t))
     shares_out = np.empty((n_s, n_t))
     equity_out = np.empty((n_s, n_t))
-    col_trades, col_orders, col_ofees = new_logs(n_t)
+    col = Logs(*new_logs(n_t))
     trades, orders, ofees = new_logs(n_s)
-    fee_buf = np.zeros(NFEE)
+    work = Work(np.zeros(NFEE), np.empty(STACK, dtype=np.int64))
     n_tr = 0
     n_or = 0
-    ptr, cand = candidate_bars(feats, e_feat, e_sign, e_bound, e_k)
+    ptr, cand = candidate_bars(m.feats, entry)
     stats = np.empty(NCS)
     for j in range(n_s):
-        c_tr, c_or = column(
-            j, open_, high, low, close, lot, feats, e_feat, e_sign, e_bound, e_k, x_feat, x_sign, x_bound, x_k,
-            fill, init_cash, slippage, stop_loss, take_profit, trailing_stop, max_hold, costs, use_lots,
-            cand[ptr[j]:ptr[j + 1]], False, cash_out[j], shares_out[j], equity_out[j], stats, col_trades, col_orders,
-            col_ofees, fee_buf)
+        c_tr, c_or = column(j, m, entry, exit_, ex, cand[ptr[j]:ptr[j + 1]], False,
+                            Track(cash_out[j], shares_out[j], equity_out[j], stats), col, work)
         trades = _reserve(trades, n_tr, c_tr)
         orders = _reserve(orders, n_or, c_or)
         ofees = _reserve(ofees, n_or, c_or)
-        trades[n_tr:n_tr + c_tr] = col_trades[:c_tr]
+        trades[n_tr:n_tr + c_tr] = col.trades[:c_tr]
         trades[n_tr:n_tr + c_tr, T_ENTRY_ORDER] += n_or  # column-local order numbers -> global
         for i in range(n_tr, n_tr + c_tr):
             if trades[i, T_EXIT_ORDER] >= 0:
                 trades[i, T_EXIT_ORDER] += n_or
-        orders[n_or:n_or + c_or] = col_orders[:c_or]
-        ofees[n_or:n_or + c_or] = col_ofees[:c_or]
+        orders[n_or:n_or + c_or] = col.orders[:c_or]
+        ofees[n_or:n_or + c_or] = col.ofees[:c_or]
         n_tr += c_tr
         n_or += c_or
     return cash_out, shares_out, equity_out, trades[:n_tr], orders[:n_or], ofees[:n_or]
 
 
 @njit(cache=True, nogil=True)
-def simulate_portfolio(open_, high, low, close, lot, feats, e_feat, e_sign, e_bound, e_k, x_feat, x_sign, x_bound, x_k,
-               r_feat, r_sign, fill, init_cash, slippage, stop_loss, take_profit, trailing_stop, max_hold,
-               costs, use_lots, max_positions):
-    """One account holding at most `max_positions` names; bars outer, symbols inner."""
+def simulate_portfolio(m, entry, exit_, r_feat, r_sign, ex):
+    """One account holding at most `ex.max_positions` names; bars outer, symbols inner."""
+    open_, high, low, close, lot, feats, costs = m
+    fill, init_cash, slippage, use_lots, max_positions, stop_loss, take_profit, trailing_stop, max_hold = ex
+    stack = np.empty(STACK, dtype=np.int64)
     n_s, n_t = close.shape
+    order = np.empty(n_s, dtype=np.int64)
     cash_out = np.empty((1, n_t))
     equity_out = np.empty((1, n_t))
     shares_out = np.empty((n_s, n_t))
@@ -486,9 +522,9 @@ def simulate_portfolio(open_, high, low, close, lot, feats, e_feat, e_sign, e_bo
             if (phase == 0) == (fill != FILL_NEXT_OPEN):
                 continue
             if fill == FILL_SAME_CLOSE:
-                n_or = _queue(t, n_t, offset, feats, e_feat, e_sign, e_bound, e_k, x_feat, x_sign, x_bound,
-                                             x_k, r_feat, r_sign, max_hold, max_positions, pos, pend_entry, pend_exit,
-                                             pend_reason, strength, acted, orders, ofees, n_or, fee_buf)
+                n_or = _queue(t, n_t, offset, feats, entry, exit_, r_feat, r_sign, max_hold, max_positions, pos,
+                              pend_entry, pend_exit, pend_reason, strength, acted, orders, ofees, n_or, fee_buf, stack,
+                              order)
             px = close[:, t] if phase == 2 else open_[:, t]
             held = 0
             for j in range(n_s):
@@ -538,9 +574,9 @@ def simulate_portfolio(open_, high, low, close, lot, feats, e_feat, e_sign, e_bo
                 _log_order(orders, ofees, n_or, t, j, 1.0, qty, buy_px, fees, R_ENTRY, status, fee_buf)
                 n_or += 1
         if fill != FILL_SAME_CLOSE:
-            n_or = _queue(t, n_t, offset, feats, e_feat, e_sign, e_bound, e_k, x_feat, x_sign, x_bound, x_k,
-                                         r_feat, r_sign, max_hold, max_positions, pos, pend_entry, pend_exit,
-                                         pend_reason, strength, acted, orders, ofees, n_or, fee_buf)
+            n_or = _queue(t, n_t, offset, feats, entry, exit_, r_feat, r_sign, max_hold, max_positions, pos,
+                          pend_entry, pend_exit, pend_reason, strength, acted, orders, ofees, n_or, fee_buf, stack,
+                          order)
         equity = cash
         for j in range(n_s):
             if close[j, t] == close[j, t]:
@@ -578,12 +614,41 @@ def _sell(j, t, exit_px, reason, cash, pos, costs, fee_buf, trades, n_tr, orders
     return cash
 
 
-@njit(cache=True, nogil=True)
-def _queue(t, n_t, offset, feats, e_feat, e_sign, e_bound, e_k, x_feat, x_sign, x_bound, x_k, r_feat, r_sign,
-           max_hold, max_positions, pos, pend_entry, pend_exit, pend_reason, strength, acted,
-           orders, ofees, n_or, fee_buf):
+@njit(cache=True, nogil=True, _nrt=False)
+def _queue(t, n_t, offset, feats, entry, exit_, r_feat, r_sign, max_hold, max_positions, pos, pend_entry, pend_exit,
+           pend_reason, strength, acted, orders, ofees, n_or, fee_buf, stack, order):
     """Portfolio mode: read the rules on row t and queue orders for bar t + offset; entries go
-    into free slots best-ranked first, the rest are logged as skipped. Returns the order count."""
+    into free slots best-ranked first, the rest are logged as skipped. Returns the order count.
+    Never allocates (`order`: an (N,) int64 buffer), so it runs without reference counting."""
+    n_s = pos.shape[0]
+    held, leaving, queued, n_cand = _read_rules(t, n_t, offset, feats, entry, exit_, r_feat, r_sign, max_hold, pos,
+                                                pend_entry, pend_exit, pend_reason, strength, acted, stack)
+    free = max_positions - (held - leaving) - queued
+    if n_cand <= free:
+        return n_or
+    k = 0
+    for j in range(n_s):  # insertion sort, strongest first; ties keep symbol order
+        if pend_entry[j] == t + offset and pos[j, P_SHARES] == 0.0:
+            i = k
+            while i > 0 and strength[order[i - 1]] < strength[j]:
+                order[i] = order[i - 1]
+                i -= 1
+            order[i] = j
+            k += 1
+    for i in range(max(free, 0), k):
+        j = order[i]
+        pend_entry[j] = -1
+        _log_order(orders, ofees, n_or, t + offset, j, 1.0, 0.0, np.nan, 0.0, R_ENTRY, S_NO_SLOT, fee_buf)
+        n_or += 1
+    return n_or
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _read_rules(t, n_t, offset, feats, entry, exit_, r_feat, r_sign, max_hold, pos, pend_entry, pend_exit, pend_reason,
+                strength, acted, stack):
+    """Portfolio mode, row t: queue exits and entries (without the slot limit); returns the
+    positions held, leaving and queued, and the new entry candidates. Never allocates (_nrt=False:
+    no reference counting per call, see the module docstring)."""
     n_s = pos.shape[0]
     held = 0
     leaving = 0
@@ -593,8 +658,7 @@ def _queue(t, n_t, offset, feats, e_feat, e_sign, e_bound, e_k, x_feat, x_sign, 
         if pos[j, P_SHARES] > 0.0:
             held += 1
             if pend_exit[j] < 0:
-                reason = _exit_reason(feats, x_feat, x_sign, x_bound, x_k, t, j, t - pos[j, P_ENTRY_BAR], max_hold,
-                                      offset)
+                reason = _exit_reason(feats, exit_, t, j, t - pos[j, P_ENTRY_BAR], max_hold, offset, stack)
                 if reason >= 0:
                     pend_exit[j] = t + offset
                     pend_reason[j] = reason
@@ -603,26 +667,9 @@ def _queue(t, n_t, offset, feats, e_feat, e_sign, e_bound, e_k, x_feat, x_sign, 
         elif pend_entry[j] >= 0:
             queued += 1
         elif t + offset < n_t and not (acted[j] and offset == 0):
-            if rule_holds(feats, e_feat, e_sign, e_bound, e_k, t, j):
+            if rule_holds(feats, entry, t, j, stack):
                 s = r_sign * feats[r_feat, j, t] if r_feat >= 0 else 0.0
                 strength[j] = s if s == s else -np.inf
                 pend_entry[j] = t + offset
                 n_cand += 1
-    free = max_positions - (held - leaving) - queued
-    if n_cand <= free:
-        return n_or
-    cand = np.empty(n_cand, dtype=np.int64)
-    key = np.empty(n_cand)
-    k = 0
-    for j in range(n_s):
-        if pend_entry[j] == t + offset and pos[j, P_SHARES] == 0.0:
-            cand[k] = j
-            key[k] = -strength[j]
-            k += 1
-    cand = cand[np.argsort(key[:k], kind="mergesort")]
-    for i in range(max(free, 0), k):
-        j = cand[i]
-        pend_entry[j] = -1
-        _log_order(orders, ofees, n_or, t + offset, j, 1.0, 0.0, np.nan, 0.0, R_ENTRY, S_NO_SLOT, fee_buf)
-        n_or += 1
-    return n_or
+    return held, leaving, queued, n_cand
