@@ -225,14 +225,17 @@ def run_sweep(cfg: Config, out_dir: str | Path, workers: int | None = None, sche
         if engine == "dask" or scheduler:
             from backtest.cluster import run_on_dask
 
-            for i, res in run_on_dask(inputs, sp, [(i, *bounds(i)) for i in todo], workers, scheduler):
+            for n, (i, res) in enumerate(run_on_dask(inputs, sp, [(i, *bounds(i)) for i in todo], workers,
+                                                     scheduler), 1):
                 _save(path(i), per_symbol=res[0], combo=res[1], sums=res[2])
                 bar.update(bounds(i)[1] - bounds(i)[0])
+                _test_interrupt(n)
         else:
-            for i in todo:
+            for n, i in enumerate(todo, 1):
                 res = run_chunk(inputs, sp, *bounds(i), threads=workers)
                 _save(path(i), per_symbol=res[0], combo=res[1], sums=res[2])
                 bar.update(bounds(i)[1] - bounds(i)[0])
+                _test_interrupt(n)
     except KeyboardInterrupt:
         bar.close()
         done = sum(path(i).exists() for i in range(n_chunks))
@@ -257,6 +260,16 @@ def run_sweep(cfg: Config, out_dir: str | Path, workers: int | None = None, sche
         by_symbol["trades"] = by_symbol["trades"].astype(np.int64)
     return SweepResult(out, grid, table, by_symbol, sums, time.perf_counter() - t0,
                        sum(bounds(i)[1] - bounds(i)[0] for i in todo), market)
+
+
+def _test_interrupt(saved: int) -> None:
+    """Test hook: DIPFLOW_TEST_INTERRUPT="k:ctrl-c" (or "k:kill") interrupts (SIGKILLs) this process
+    once k chunks are saved in this call, so tests of interruption and resume cannot race."""
+    spec = os.environ.get("DIPFLOW_TEST_INTERRUPT", "")
+    if spec and saved == int(spec.split(":")[0]):
+        if spec.endswith(":kill"):
+            os.kill(os.getpid(), 9)  # SIGKILL
+        raise KeyboardInterrupt
 
 
 def _progress(total: int, done: int, enabled: bool):

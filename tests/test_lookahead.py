@@ -1,7 +1,6 @@
 """DESIGN §3: changing any data after bar t never changes a signal, fill or equity value at or before t."""
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,8 +8,9 @@ import pytest
 from backtest.config import SynthConfig, load_config
 from backtest.data.synth import generate
 from backtest.pipeline import run
+from tests.helpers import ROOT
 
-CONFIGS = sorted(Path(__file__).resolve().parents[1].glob("configs/*.toml"))
+CONFIGS = sorted(ROOT.glob("configs/*.toml"))
 
 
 def _perturb_after(md, cut, rng):
