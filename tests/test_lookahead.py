@@ -3,6 +3,7 @@
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from backtest.config import SynthConfig, load_config
@@ -28,10 +29,38 @@ def _perturb_after(md, cut, rng):
     md.index_close.loc[md.index_close.index > cut] *= 3.0
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+PRICE_ONLY = """
+from backtest.rules import all_of, feature
+NAME, HELP, PARAMS = "price_dip", "price features only (for same_close fills)", ()
+def entry(p):
+    return all_of(feature("drawdown", window=20) <= -0.08, feature("ret_z", window=3, vol_window=40) <= -0.5)
+def exit(p):
+    return feature("ret", window=5) >= 0.04
+def rank(p):
+    return feature("ret_z", window=3, vol_window=40), "low_first"
+"""
+# (config, mode, fill): every shipped config as it is, and the other modes and fills
+VARIANTS = [(c.stem, None, None) for c in CONFIGS] + [
+    ("dip", "portfolio", "next_open"), ("dip", "independent", "next_close"), ("dip", "portfolio", "next_close"),
+    ("price_dip", "independent", "same_close"), ("price_dip", "portfolio", "same_close"),
+    ("price_dip", "portfolio", "next_close")]
+
+
+@pytest.mark.parametrize("config, mode, fill", VARIANTS, ids=["-".join(filter(None, v)) for v in VARIANTS])
 @pytest.mark.parametrize("seed", [1, 2])
-def test_future_data_never_changes_the_past(config, seed):
-    cfg = load_config(config)
+def test_future_data_never_changes_the_past(config, mode, fill, seed, tmp_path, monkeypatch):
+    if config == "price_dip":
+        (tmp_path / "lookahead_user").mkdir()
+        (tmp_path / "lookahead_user" / "__init__.py").write_text("")
+        (tmp_path / "lookahead_user" / "price_dip.py").write_text(PRICE_ONLY)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        cfg = load_config(ROOT / "configs" / "dip.toml")
+        cfg = dataclasses.replace(cfg, strategy=dataclasses.replace(cfg.strategy, name="lookahead_user.price_dip", params={}))
+    else:
+        cfg = load_config(ROOT / "configs" / f"{config}.toml")
+    ex = cfg.execution
+    cfg = dataclasses.replace(cfg, execution=dataclasses.replace(ex, mode=mode or ex.mode, fill=fill or ex.fill,
+                                                                 max_positions=3))
     if cfg.data.path is not None:
         pytest.skip("runs on the embedded sample market only")
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, synthetic=SynthConfig(seed=seed, symbols=8, years=4)))
@@ -50,6 +79,6 @@ def test_future_data_never_changes_the_past(config, seed):
         a, b = getattr(base.result, name), getattr(moved.result, name)
         np.testing.assert_array_equal(a.loc[upto].to_numpy(), b.loc[upto].to_numpy(), err_msg=name)
     ob, om = base.result.orders, moved.result.orders
-    np.testing.assert_array_equal(ob[ob["date"] <= dates[t]].to_numpy(), om[om["date"] <= dates[t]].to_numpy())
+    pd.testing.assert_frame_equal(ob[ob["date"] <= dates[t]], om[om["date"] <= dates[t]], check_exact=True)
     # The perturbation really reaches the future (or this test could not fail).
     assert not np.array_equal(base.result.equity.to_numpy(), moved.result.equity.to_numpy())
