@@ -39,7 +39,8 @@ def strategy(rank: str | None = None) -> SimpleNamespace:
 
 def panel(o, h, l, c, lot=None, start="2024-01-02") -> Panel:
     n_t, n_s = c.shape
-    lot = np.ones(c.shape) if lot is None else np.broadcast_to(np.asarray(lot, dtype=np.float64), c.shape)
+    lot = np.ones(c.shape) if lot is None else np.asarray(lot, dtype=np.float64)
+    lot = np.broadcast_to(lot.reshape(-1, 1) if lot.ndim == 1 else lot, c.shape)
     fields = {k: np.asfortranarray(np.asarray(a, dtype=np.float64)) for k, a in
               (("open", o), ("high", h), ("low", l), ("close", c), ("board_lot", lot))}
     return Panel(dates=dates(n_t, start).astype("datetime64[ns]"), symbols=tuple(f"S{j:02d}" for j in range(n_s)),
