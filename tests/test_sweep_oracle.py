@@ -47,13 +47,17 @@ blocks = 4
 train_blocks = 2
 chunk_size = 5
 [sweep.grid]
-window = [10, 30]
-dip = [0.03, 0.08]
-bounce = [0.02, 0.06]
-"exits.stop_loss" = [0.0, 0.07]
-"exits.trailing_stop" = [0.0, 0.05]
-"exits.max_hold" = [0, 6]
+{grid}
 """
+
+
+def random_grid(rng) -> str:
+    """Two values per key, drawn per test case (0 = off for the exits)."""
+    pick = lambda lo, hi: sorted({round(float(x), 3) for x in rng.uniform(lo, hi, 2)})  # noqa: E731
+    return "\n".join([f"window = {sorted(set(rng.integers(5, 40, 2).tolist()))}", f"dip = {pick(0.01, 0.1)}",
+                      f"bounce = {pick(0.01, 0.08)}", f'"exits.stop_loss" = [0.0, {pick(0.03, 0.1)[0]}]',
+                      f'"exits.trailing_stop" = [0.0, {pick(0.03, 0.1)[0]}]',
+                      f'"exits.max_hold" = [0, {int(rng.integers(1, 10))}]'])
 
 
 def textbook_metrics(eq: np.ndarray, cash: np.ndarray, trades: list[dict]) -> dict:
@@ -77,7 +81,8 @@ def textbook_metrics(eq: np.ndarray, cash: np.ndarray, trades: list[dict]) -> di
 
 
 @pytest.mark.parametrize("mode, fill, seed", [("independent", "next_open", 4), ("portfolio", "next_close", 6),
-                                              ("independent", "same_close", 8), ("portfolio", "next_open", 9)])
+                                              ("independent", "same_close", 8), ("portfolio", "next_open", 9),
+                                              ("independent", "next_close", 12), ("portfolio", "same_close", 15)])
 def test_sweep_metrics_equal_the_oracle(tmp_path, monkeypatch, mode, fill, seed):
     pkg = tmp_path / "oracle_user"
     pkg.mkdir()
@@ -85,7 +90,7 @@ def test_sweep_metrics_equal_the_oracle(tmp_path, monkeypatch, mode, fill, seed)
     (pkg / "dip.py").write_text(STRATEGY)
     monkeypatch.syspath_prepend(str(tmp_path))
     path = tmp_path / "s.toml"
-    path.write_text(CONFIG.format(mode=mode, fill=fill, seed=seed))
+    path.write_text(CONFIG.format(mode=mode, fill=fill, seed=seed, grid=random_grid(np.random.default_rng(seed))))
     cfg = load_config(path)
     res = run_sweep(cfg, tmp_path / "out", progress=False)
     panel = prepare(cfg, load_market(cfg)).panel
