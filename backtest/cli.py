@@ -69,10 +69,16 @@ def _run(args) -> int:
     out_dir = write_outputs(out, args.out or cfg.report.out)
     s = out.stats
     print(f"{out.prepared.module.NAME}: {s['start']} to {s['end']}, {s['trades']} trades, "
-          f"total return {s['total_return']:.2%}, Sharpe {s['sharpe']:.2f}, max drawdown {s['max_drawdown']:.2%}")
+          f"total return {_num(s['total_return'], '.2%')}, Sharpe {_num(s['sharpe'], '.2f')}, "
+          f"max drawdown {_num(s['max_drawdown'], '.2%')}")
     print(f"wrote {out_dir}/tearsheet.html, stats.json, trades.csv, orders.csv, equity.csv "
           f"(backtest {out.seconds:.2f} s, report {time.perf_counter() - t0:.2f} s)")
     return 0
+
+
+def _num(x: float, fmt: str) -> str:
+    """A figure for the console; "n/a" where it is undefined (e.g. Sharpe of a flat equity curve)."""
+    return format(x, fmt) if x == x and abs(x) != float("inf") else "n/a"
 
 
 def _sweep(args) -> int:
