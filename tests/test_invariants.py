@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backtest.costs import CostModel
+from tests.helpers import random_ohlc
 from tests.simkit import run
 
 
@@ -22,13 +23,7 @@ def _frames(res):
        cash=st.sampled_from([5e3, 1e5, 1e7]), slip=st.sampled_from([0.0, 0.002]))
 def test_invariants(seed, n_t, n_s, nan_frac, k, fill, stops, cash, slip):
     rng = np.random.default_rng(seed)
-    c = 50 * np.exp(np.cumsum(rng.standard_t(3, (n_t, n_s)) * 0.03, 0))
-    o = c * np.exp(rng.normal(0, 0.02, c.shape))
-    h = np.maximum(o, c) * 1.01
-    lo = np.minimum(o, c) * 0.99
-    gaps = rng.random(c.shape) < nan_frac
-    for a in (o, h, lo, c):
-        a[gaps] = np.nan
+    o, h, lo, c = random_ohlc(rng, n_t, n_s, nan_frac, vol=0.03, start=50.0)
     en = rng.random(c.shape) < 0.25
     ex = rng.random(c.shape) < 0.1
     lot = rng.choice([1.0, 100.0, 500.0], size=c.shape)
@@ -77,12 +72,7 @@ def test_invariants(seed, n_t, n_s, nan_frac, k, fill, stops, cash, slip):
 def test_one_symbol_portfolio_equals_its_independent_account(seed, n_t, nan_frac, fill, stops):
     """The portfolio loop and the per-symbol loop implement one set of semantics."""
     rng = np.random.default_rng(seed)
-    c = 50 * np.exp(np.cumsum(rng.standard_t(3, (n_t, 1)) * 0.03, 0))
-    o = c * np.exp(rng.normal(0, 0.02, c.shape))
-    h, lo = np.maximum(o, c) * 1.01, np.minimum(o, c) * 0.99
-    gaps = rng.random(c.shape) < nan_frac
-    for a in (o, h, lo, c):
-        a[gaps] = np.nan
+    o, h, lo, c = random_ohlc(rng, n_t, 1, nan_frac, vol=0.03, start=50.0)
     sl, tp, tsl, hold = stops
     kw = dict(lot=100.0, fill=fill, cash=1e5, slippage=0.001, stop_loss=sl, take_profit=tp, trailing_stop=tsl,
               max_hold=hold, costs=CostModel(kind="hk", commission_bps=3, commission_min=50))
