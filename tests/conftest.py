@@ -5,8 +5,15 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import settings
 
-from tests.helpers import ROOT
+from tests.helpers import IN_CI, ROOT
+
+# CI runs the same examples every time (a red run is reproducible, never noise); locally each run
+# draws new ones and the example database replays past failures first.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if IN_CI:
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
