@@ -37,9 +37,6 @@ def oracle_run(o, h, lo, c, en, ex, *, lot=None, rank=None, rank_order="high_fir
 
 def assert_same(res, out, n_t):
     """Engine Result == oracle Out: per-bar arrays, orders and trades with every column."""
-    np.testing.assert_allclose(res.equity.to_numpy(), np.array(out.equity), rtol=RTOL, atol=1e-6, err_msg="equity")
-    np.testing.assert_allclose(res.cash.to_numpy(), np.array(out.cash), rtol=RTOL, atol=1e-6, err_msg="cash")
-    np.testing.assert_allclose(res.shares.to_numpy(), np.array(out.shares), rtol=RTOL, atol=1e-9, err_msg="shares")
     days = res.equity.index
     symbols = list(res.shares.columns)
 
@@ -61,8 +58,14 @@ def assert_same(res, out, n_t):
     want = pd.DataFrame(out.trades)
     got = res.trades
     assert len(got) == len(want)
-    if not len(want):
-        return
+    if len(want):
+        assert_same_trades(got, want, days, symbols, n_t)
+    np.testing.assert_allclose(res.equity.to_numpy(), np.array(out.equity), rtol=RTOL, atol=1e-6, err_msg="equity")
+    np.testing.assert_allclose(res.cash.to_numpy(), np.array(out.cash), rtol=RTOL, atol=1e-6, err_msg="cash")
+    np.testing.assert_allclose(res.shares.to_numpy(), np.array(out.shares), rtol=RTOL, atol=1e-9, err_msg="shares")
+
+
+def assert_same_trades(got, want, days, symbols, n_t):
     want = want.sort_values(["entry_bar", "col"], kind="stable").reset_index(drop=True)
     assert list(got["symbol"]) == [symbols[j] for j in want["col"]]
     assert list(got["entry_date"]) == list(days[want["entry_bar"]])
@@ -138,3 +141,16 @@ def test_oracle_fees_equal_the_worked_examples_of_docs_costs():
     assert c.fees(10_000_000.0, "2025-06-30")["settlement"] == 420.0
     f = c.fees(10_000.0, "2024-03-01")
     assert (f["trading"], f["afrc"]) == (0.57, 0.02)
+
+
+def test_an_entry_buys_the_most_board_lots_that_fit():
+    """docs/simulation.md: "the most whole lots whose value plus all fees fit the budget" (issue 15.4's
+    counterexample: 5,736,900 shares fit, 1,778,439.00 + 2,499.27 fees = 1,780,938.27)."""
+    px = np.full(3, 0.31)
+    kw = dict(lot=100.0, cash=1_780_940.85, start="2024-02-29", costs=CostModel(kind="hk", commission_bps=3,
+                                                                               commission_min=50))
+    out = oracle_run(px[:, None], px[:, None], px[:, None], px[:, None], np.array([[1], [0], [0]], bool),
+                     np.zeros((3, 1), bool), **kw)
+    assert out.orders[0]["shares"] == 5_736_900
+    res = run(px, px, px, px, [1, 0, 0], **kw)
+    assert res.orders.loc[0, "shares"] == 5_736_900
