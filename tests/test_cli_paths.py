@@ -70,6 +70,12 @@ def test_sweep_runs_to_completion_through_the_cli(local_sweep):
     assert (float(m[2]), float(m[3])) == (best["dip"], best["flow_z"])
 
 
+def test_sweep_workers_below_one_is_refused(local_sweep, tmp_path):
+    cfg, _, _ = local_sweep
+    one_line_error(cli("sweep", str(cfg), "--out", str(tmp_path / "o"), "--workers", "0"),
+                   "--workers must be at least 1, got 0")
+
+
 def test_sweep_on_the_dask_engine_and_on_an_external_scheduler_equals_local(local_sweep, tmp_path):
     distributed = require("dask.distributed")
     cfg, local, _ = local_sweep
