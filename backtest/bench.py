@@ -435,10 +435,11 @@ def _simulate(n_s: int):
 
 
 def vectorbt_from_signals(o, h, lo, c, en, ex, sl: float, tp: float, tsl: float, fee_pct: float, slip: float,
-                          cash: float):
+                          cash: float, fill: str = "next_open"):
     """Our semantics on (T, N) arrays expressed in vectorbt's `Portfolio.from_signals` (the mapping
-    of docs/simulation.md): signals of row t fill at the open of t + 1; stops from the fill price;
-    a signal exit fills at the open before any stop (the bar's high and low set to its open)."""
+    of docs/simulation.md): signals of row t fill at the open (or, `fill="next_close"`, the close)
+    of t + 1; stops from the fill price; a signal exit at the open fills before any stop (the bar's
+    high and low set to its open); one at the close comes after them, as in vectorbt."""
     import pandas as pd
 
     vbt = _import_vectorbt()
@@ -447,14 +448,18 @@ def vectorbt_from_signals(o, h, lo, c, en, ex, sl: float, tp: float, tsl: float,
     exv = np.zeros_like(ex)
     exv[1:] = ex[:-1]
     hm, lm = h.copy(), lo.copy()
-    hm[exv], lm[exv] = o[exv], o[exv]
+    if fill == "next_open":
+        hm[exv], lm[exv] = o[exv], o[exv]
+    elif fill != "next_close":
+        raise ValueError(f"no vectorbt mapping for fill {fill!r}")
     df = pd.DataFrame
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return vbt.Portfolio.from_signals(
-            df(c), df(env), df(exv), price=df(o), open=df(o), high=df(hm), low=df(lm), fees=fee_pct / 100,
-            slippage=slip, init_cash=cash, size=np.inf, sl_stop=tsl or sl or np.nan, sl_trail=tsl > 0,
-            tp_stop=tp or np.nan, stop_entry_price="fillprice", stop_exit_price="stopmarket", freq="1D")
+            df(c), df(env), df(exv), price=df(o if fill == "next_open" else c), open=df(o), high=df(hm), low=df(lm),
+            fees=fee_pct / 100, slippage=slip, init_cash=cash, size=np.inf, sl_stop=tsl or sl or np.nan,
+            sl_trail=tsl > 0, tp_stop=tp or np.nan, stop_entry_price="fillprice", stop_exit_price="stopmarket",
+            freq="1D")
 
 
 def _vectorbt_single(n_s: int):

@@ -105,13 +105,13 @@ def _run(args) -> int:
     if out.per_symbol is not None and not s["symbols_traded"]:
         headline = f"no symbol traded ({s['symbols']} independent accounts)"
     elif out.per_symbol is not None:  # independent accounts: the spread of per-symbol results, not their sum
-        headline = (f"median symbol total return {s['symbol_total_return_median']:.2%} (quartiles "
-                    f"{s['symbol_total_return_q1']:.2%} to {s['symbol_total_return_q3']:.2%}), median Sharpe "
-                    f"{s['symbol_sharpe_median']:.2f}, {s['symbols_positive']:.0%} of {s['symbols_traded']} symbols "
-                    f"that traded positive, median exposure {s['symbol_exposure_median']:.1%} (independent mode)")
+        headline = (f"median symbol total return {_num(s['symbol_total_return_median'], '.2%')} (quartiles "
+                    f"{_num(s['symbol_total_return_q1'], '.2%')} to {_num(s['symbol_total_return_q3'], '.2%')}), median Sharpe "
+                    f"{_num(s['symbol_sharpe_median'], '.2f')}, {_num(s['symbols_positive'], '.0%')} of {s['symbols_traded']} symbols "
+                    f"that traded positive, median exposure {_num(s['symbol_exposure_median'], '.1%')} (independent mode)")
     else:
-        headline = (f"total return {s['total_return']:.2%} at {s['exposure']:.1%} average exposure, Sharpe "
-                    f"{s['sharpe']:.2f}, max drawdown {s['max_drawdown']:.2%} ({cfg.execution.mode} mode)")
+        headline = (f"total return {_num(s['total_return'], '.2%')} at {_num(s['exposure'], '.1%')} average exposure, Sharpe "
+                    f"{_num(s['sharpe'], '.2f')}, max drawdown {_num(s['max_drawdown'], '.2%')} ({cfg.execution.mode} mode)")
     print(f"{out.prepared.module.NAME}: {s['start']} to {s['end']}, {s['trades']} trades, {headline}")
     for w in out.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -143,6 +143,11 @@ def _written(directory, before: dict) -> str:
             sub[n.split("/")[0]] = sub.get(n.split("/")[0], 0) + 1
     top.sort(key=lambda n: (not n.endswith(".html"), n))
     return ", ".join(top + [f"{d}/ ({k} file{'s' if k > 1 else ''})" for d, k in sorted(sub.items())])
+
+
+def _num(x: float, fmt: str) -> str:
+    """A figure for the console; "n/a" where it is undefined (e.g. Sharpe of a flat equity curve)."""
+    return format(x, fmt) if x == x and abs(x) != float("inf") else "n/a"
 
 
 def _sweep(args) -> int:

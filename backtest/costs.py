@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+import backtest.kernels  # noqa: F401  sets numba's cache directory before the @njit below
 from backtest.errors import ConfigError, UserError
 
 # --------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+import backtest.kernels  # noqa: F401  sets numba's cache directory before the @njit below
 from backtest.rules import CompiledRule, FeatureRef, Rule, evaluate, leaves
 
 HORIZONS = (1, 5, 10, 20)

@@ -338,15 +338,18 @@ def _run_sweep(cfg: Config, out: Path, workers: int | None, scheduler: str | Non
         if engine == "dask" or scheduler:
             from backtest.cluster import run_on_dask
 
-            for i, res in run_on_dask(inputs, sp, [(i, *bounds(i)) for i in todo], workers, scheduler):
+            for n, (i, res) in enumerate(run_on_dask(inputs, sp, [(i, *bounds(i)) for i in todo], workers, scheduler), 1):
                 keep(i, res)
+                _test_interrupt(n)
         else:
-            for i in todo:
+            for n, i in enumerate(todo, 1):
                 keep(i, run_chunk(inputs, sp, *bounds(i), threads=workers))
-    except KeyboardInterrupt:
+                _test_interrupt(n)
+    except KeyboardInterrupt:  # Ctrl-C: say what is kept, then let it end the command (exit 130)
         bar.close()
-        raise UserError(f"interrupted: {len(parts)} of {n_chunks} chunks are saved in {chunk_dir}; "
-                        f"rerun with --resume to finish") from None
+        print(f"{len(parts)} of {n_chunks} chunks are saved in {chunk_dir}; rerun with --resume to finish",
+              file=sys.stderr)
+        raise
     bar.close()
 
     combo = np.concatenate([parts[i]["combo"] for i in range(n_chunks)])
@@ -387,6 +390,16 @@ class _Lines:
     def close(self) -> None:
         if self.last != self.t0 or self.done < self.total:
             self._say(time.perf_counter())
+
+
+def _test_interrupt(saved: int) -> None:
+    """Test hook: DIPFLOW_TEST_INTERRUPT="k:ctrl-c" (or "k:kill") interrupts (SIGKILLs) this process
+    once k chunks are saved in this call, so tests of interruption and resume cannot race."""
+    spec = os.environ.get("DIPFLOW_TEST_INTERRUPT", "")
+    if spec and saved == int(spec.split(":")[0]):
+        if spec.endswith(":kill"):
+            os.kill(os.getpid(), 9)  # SIGKILL
+        raise KeyboardInterrupt
 
 
 def _progress(total: int, done: int, enabled: bool):

@@ -3,15 +3,10 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "backtest", *args], cwd=cwd, capture_output=True, text=True)
+from tests.helpers import ROOT, cli
 
 
 def test_run_dip_config_writes_every_output(tmp_path):

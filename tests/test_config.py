@@ -6,6 +6,7 @@ from backtest.config import load_config
 from backtest.errors import ConfigError
 from backtest.pipeline import prepare
 from backtest.strategy import load_strategy, resolve_params
+from tests.helpers import ROOT
 
 BASE = '[strategy]\nname = "southbound_dip"\n'
 
@@ -63,11 +64,10 @@ def test_relative_data_path_is_resolved_against_the_config(tmp_path):
 
 def test_config_reference_lists_every_key():
     import dataclasses
-    from pathlib import Path
-
+    
     from backtest import config as C
 
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
+    doc = (ROOT / "docs" / "config.md").read_text()
     for section, cls in [("data", C.DataConfig), ("data.synthetic", C.SynthConfig), ("strategy", C.StrategyConfig),
                          ("execution", C.ExecutionConfig), ("exits", C.ExitConfig), ("costs", C.CostConfig),
                          ("report", C.ReportConfig), ("sweep", C.SweepConfig)]:

@@ -17,6 +17,7 @@ from backtest.data import reference
 from backtest.data.load import MAX_PER_CHECK, load_market
 from backtest.data.write import write_market
 from backtest.data.market import MarketData
+from tests.helpers import ROOT
 from backtest.errors import DataError, Problem
 
 MANIFEST = """\
@@ -662,7 +663,8 @@ def test_write_long_refuses_date_without_rows(tmp_path):
 
 
 def test_synth_round_trip(tmp_path):
-    synth = pytest.importorskip("backtest.data.synth")
+    from backtest.data import synth
+
     md = synth.generate(seed=1, symbols=5, years=1)
     for fmt, wide in (("csv", False), ("parquet", True)):
         out = tmp_path / f"{fmt}{wide}"
@@ -674,7 +676,7 @@ def test_docs_example_is_a_valid_dataset(tmp_path):
     """The literal example in docs/data.md loads as written."""
     import re
 
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
+    doc = (ROOT / "docs" / "data.md").read_text()
     for name, text in re.findall(r"### `(\w+)\.csv`.*?```\n(.*?)```", doc, re.S):
         (tmp_path / f"{name}.csv").write_text(text)
     (tmp_path / "dataset.toml").write_text(re.search(r"```toml\n(.*?)```", doc, re.S)[1])

@@ -2,12 +2,17 @@
 positions, no fill on a bar without data, bit-identical reruns — with HK costs and board lots."""
 
 import numpy as np
+import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backtest.costs import CostModel
-from backtest.kernels import simulate as nb
+from tests.helpers import random_ohlc
 from tests.simkit import run
+
+
+def _frames(res):
+    return (res.cash, res.shares, res.equity, res.trades, res.orders)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -18,13 +23,7 @@ from tests.simkit import run
        cash=st.sampled_from([5e3, 1e5, 1e7]), slip=st.sampled_from([0.0, 0.002]))
 def test_invariants(seed, n_t, n_s, nan_frac, k, fill, stops, cash, slip):
     rng = np.random.default_rng(seed)
-    c = 50 * np.exp(np.cumsum(rng.standard_t(3, (n_t, n_s)) * 0.03, 0))
-    o = c * np.exp(rng.normal(0, 0.02, c.shape))
-    h = np.maximum(o, c) * 1.01
-    lo = np.minimum(o, c) * 0.99
-    gaps = rng.random(c.shape) < nan_frac
-    for a in (o, h, lo, c):
-        a[gaps] = np.nan
+    o, h, lo, c = random_ohlc(rng, n_t, n_s, nan_frac, vol=0.03, start=50.0)
     en = rng.random(c.shape) < 0.25
     ex = rng.random(c.shape) < 0.1
     lot = rng.choice([1.0, 100.0, 500.0], size=c.shape)
@@ -33,8 +32,9 @@ def test_invariants(seed, n_t, n_s, nan_frac, k, fill, stops, cash, slip):
               take_profit=tp, trailing_stop=tsl, max_hold=hold, costs=CostModel(kind="hk", commission_bps=3,
                                                                                   commission_min=50),
               max_positions=k)
-    out = run(o, h, lo, c, en, ex, **kw)
-    cash_t, shares, equity, trades, orders, ofees = out
+    res = run(o, h, lo, c, en, ex, **kw)
+    cash_t, shares, equity = (x.to_numpy() for x in (res.cash, res.shares, res.equity))
+    orders = res.orders
 
     assert (cash_t >= -1e-6).all()
     marks = np.where(np.isnan(c), np.nan, c)
@@ -50,17 +50,19 @@ def test_invariants(seed, n_t, n_s, nan_frac, k, fill, stops, cash, slip):
         np.testing.assert_allclose(equity, cash_t + held_value, rtol=1e-12)
     changed = np.diff(np.vstack([np.zeros((1, n_s)), shares]), axis=0) != 0
     assert not (changed & np.isnan(c)).any(), "a fill on a bar without data"
-    filled = orders[orders[:, nb.O_STATUS] == nb.S_FILLED]
-    assert not np.isnan(c[filled[:, nb.O_BAR].astype(int), filled[:, nb.O_COL].astype(int)]).any()
-    buys = filled[filled[:, nb.O_SIDE] > 0]
-    n_lots = buys[:, nb.O_SHARES] / lot[buys[:, nb.O_BAR].astype(int), buys[:, nb.O_COL].astype(int)]
+    filled = orders[orders["status"] == "filled"]
+    bars = res.equity.index.get_indexer(filled["date"])
+    cols = res.shares.columns.get_indexer(filled["symbol"])
+    assert not np.isnan(c[bars, cols]).any()
+    buys = (filled["side"] == "buy").to_numpy()
+    n_lots = filled["shares"].to_numpy()[buys] / lot[bars[buys], cols[buys]]
     np.testing.assert_array_equal(n_lots, np.floor(n_lots))
     assert (n_lots >= 1).all()
-    np.testing.assert_allclose(ofees[filled_idx := orders[:, nb.O_STATUS] == nb.S_FILLED].sum(1),
-                               orders[filled_idx, nb.O_FEES], rtol=1e-12, atol=1e-9)
+    fee_cols = [k for k in orders.columns if k.startswith("fee_")]
+    np.testing.assert_allclose(filled[fee_cols].sum(axis=1), filled["fees"], rtol=1e-12, atol=1e-9)
     again = run(o, h, lo, c, en, ex, **kw)
-    for a, b in zip(out, again):
-        assert a.tobytes() == b.tobytes()
+    for a, b in zip(_frames(res), _frames(again)):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -70,17 +72,14 @@ def test_invariants(seed, n_t, n_s, nan_frac, k, fill, stops, cash, slip):
 def test_one_symbol_portfolio_equals_its_independent_account(seed, n_t, nan_frac, fill, stops):
     """The portfolio loop and the per-symbol loop implement one set of semantics."""
     rng = np.random.default_rng(seed)
-    c = 50 * np.exp(np.cumsum(rng.standard_t(3, (n_t, 1)) * 0.03, 0))
-    o = c * np.exp(rng.normal(0, 0.02, c.shape))
-    h, lo = np.maximum(o, c) * 1.01, np.minimum(o, c) * 0.99
-    gaps = rng.random(c.shape) < nan_frac
-    for a in (o, h, lo, c):
-        a[gaps] = np.nan
+    o, h, lo, c = random_ohlc(rng, n_t, 1, nan_frac, vol=0.03, start=50.0)
     sl, tp, tsl, hold = stops
     kw = dict(lot=100.0, fill=fill, cash=1e5, slippage=0.001, stop_loss=sl, take_profit=tp, trailing_stop=tsl,
               max_hold=hold, costs=CostModel(kind="hk", commission_bps=3, commission_min=50))
     en, ex = rng.random(c.shape) < 0.3, rng.random(c.shape) < 0.15
     alone = run(o, h, lo, c, en, ex, max_positions=0, **kw)
     shared = run(o, h, lo, c, en, ex, max_positions=1, **kw)
-    for a, b in zip(alone, shared):
-        np.testing.assert_array_equal(a, b)
+    for a, b in zip(_frames(alone)[:3], _frames(shared)[:3]):
+        np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
+    for a, b in zip(_frames(alone)[3:], _frames(shared)[3:]):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)

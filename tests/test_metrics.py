@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import warnings
 
-import empyrical as ep
 import numpy as np
 import pandas as pd
 import pytest
 
 from backtest import metrics as M
+from tests.helpers import require
+
+ep = require("empyrical")  # the metrics' oracle: a missing one fails in CI
 
 warnings.filterwarnings("ignore", category=RuntimeWarning)
-qs = pytest.importorskip("quantstats")
+
+
+@pytest.fixture(scope="module")
+def qs():
+    """quantstats, for the tests that compare with it; the empyrical tests do not depend on it."""
+    return require("quantstats")
 
 RTOL, ATOL = 1e-9, 1e-12
 
@@ -130,7 +137,7 @@ def test_period_returns_equal_empyrical_aggregate_returns(kind):
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("kind", ["normal", "fat", "crash", "flat_then", "positive"])
-def test_metrics_equal_quantstats_where_definitions_agree(kind, seed):
+def test_metrics_equal_quantstats_where_definitions_agree(qs, kind, seed):
     r = _series(kind, seed)
     s = _dated(r)
     close(M.annual_volatility(r), qs.stats.volatility(s))
@@ -147,7 +154,7 @@ def test_metrics_equal_quantstats_where_definitions_agree(kind, seed):
         assert M.sortino(r) == np.inf and np.isnan(qs.stats.sortino(s))
 
 
-def test_cagr_with_gaps_counts_elapsed_bars_like_empyrical_not_quantstats():
+def test_cagr_with_gaps_counts_elapsed_bars_like_empyrical_not_quantstats(qs):
     r = _series("nan")
     n_obs = np.count_nonzero(~np.isnan(r))
     close(M.cagr(r), ep.annual_return(r))
@@ -156,7 +163,7 @@ def test_cagr_with_gaps_counts_elapsed_bars_like_empyrical_not_quantstats():
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_beta_equals_quantstats_and_alpha_differs_only_by_annualisation(seed):
+def test_beta_equals_quantstats_and_alpha_differs_only_by_annualisation(qs, seed):
     r = _series("normal", seed)
     b = 0.5 * r + np.random.default_rng(seed).normal(0.0002, 0.01, r.size)
     alpha, beta = M.alpha_beta(r, b)
@@ -167,7 +174,7 @@ def test_beta_equals_quantstats_and_alpha_differs_only_by_annualisation(seed):
 
 
 @pytest.mark.parametrize("kind", ["normal", "crash", "positive", "flat_then"])
-def test_drawdown_periods_match_quantstats_drawdown_details(kind):
+def test_drawdown_periods_match_quantstats_drawdown_details(qs, kind):
     r = _series(kind)
     s = _dated(r)
     ours = M.drawdown_periods(r)
@@ -208,7 +215,7 @@ def _trades(returns, pnl, reasons=None) -> pd.DataFrame:
     return pd.DataFrame({"return": returns, "pnl": pnl, "reason": reasons or ["exit_signal"] * n})
 
 
-def test_trade_stats_by_hand_and_against_quantstats():
+def test_trade_stats_by_hand_and_against_quantstats(qs):
     ret = [0.05, -0.02, 0.10, -0.04, 0.01, 0.03]
     pnl = [500.0, -200.0, 1000.0, -400.0, 100.0, 300.0]
     t = _trades(ret + [0.2], pnl + [9999.0], ["time_stop"] * 6 + ["open"])

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from backtest.costs import CostModel, fees
-from backtest.kernels import simulate as nb
-from tests.simkit import dates, run
+from tests import simkit
+from tests.simkit import dates
 
 NAN = np.nan
 
@@ -22,10 +22,21 @@ def ohlc(bars):
 FLAT5 = [bar(100, 101, 99, 100)] * 5
 
 
+def run(*args, **kw):
+    """(cash, shares, equity) as (T, A) arrays, trades and orders with bar numbers, from the engine."""
+    res = simkit.run(*args, **kw)
+    idx = res.equity.index
+    trades = res.trades.assign(entry_bar=idx.get_indexer(res.trades["entry_date"]),
+                               exit_bar=idx.get_indexer(res.trades["exit_date"]))
+    orders = res.orders.assign(bar=idx.get_indexer(res.orders["date"]),
+                               col=res.shares.columns.get_indexer(res.orders["symbol"]))
+    return res.cash.to_numpy(), res.shares.to_numpy(), res.equity.to_numpy(), trades, orders, None
+
+
 def fills(orders):
     """(bar, side, shares, price, reason, status) of each logged order."""
-    return [(int(r[nb.O_BAR]), int(r[nb.O_SIDE]), r[nb.O_SHARES], r[nb.O_PRICE], nb.REASONS[int(r[nb.O_REASON])],
-             nb.STATUSES[int(r[nb.O_STATUS])]) for r in orders]
+    return [(int(r.bar), 1 if r.side == "buy" else -1, r.shares, r.price, r.reason, r.status)
+            for r in orders.itertuples()]
 
 
 def test_signal_fills_at_next_open_and_exit_signal_at_the_following_open():
@@ -47,14 +58,14 @@ def test_same_close_and_next_close_fills():
 def test_board_lot_rounding_and_the_lot_dropped_when_fees_do_not_fit():
     o, h, lo, c = ohlc([bar(33, 33, 33, 33)] * 3)
     *_, orders, _ = run(o, h, lo, c, [1, 0, 0], lot=100, cash=100_000)
-    assert orders[0, nb.O_SHARES] == 3000  # floor(100,000 / 33 / 100) lots
+    assert orders.loc[0, "shares"] == 3000  # floor(100,000 / 33 / 100) lots
     hk = CostModel(kind="hk")
     day = dates(3)[1]
     cost_3000 = 3000 * 33 + fees(hk, day, 3000 * 33)["total"]
     assert cost_3000 > 99_050
     *_, orders, _ = run(o, h, lo, c, [1, 0, 0], lot=100, cash=99_050, costs=hk)
-    assert orders[0, nb.O_SHARES] == 2900
-    assert orders[0, nb.O_FEES] == pytest.approx(fees(hk, day, 2900 * 33)["total"], abs=1e-9)
+    assert orders.loc[0, "shares"] == 2900
+    assert orders.loc[0, "fees"] == pytest.approx(fees(hk, day, 2900 * 33)["total"], abs=1e-9)
 
 
 def test_entry_that_cannot_afford_one_lot_is_skipped_and_logged():
@@ -81,21 +92,21 @@ def test_stop_loss_fills_at_the_level_or_at_a_gapping_open():
     base = [bar(100, 100, 100, 100), bar(100, 100, 100, 100)]
     o, h, lo, c = ohlc(base + [bar(95, 96, 88, 89)])
     *_, trades, _, _ = run(o, h, lo, c, [1, 0, 0], stop_loss=0.10, cash=10_000)
-    assert trades[0, nb.T_EXIT_PRICE] == 90.0 and nb.REASONS[int(trades[0, nb.T_REASON])] == "stop_loss"
+    assert trades.loc[0, "exit_price"] == 90.0 and trades.loc[0, "reason"] == "stop_loss"
     o, h, lo, c = ohlc(base + [bar(85, 87, 80, 86)])
     *_, trades, _, _ = run(o, h, lo, c, [1, 0, 0], stop_loss=0.10, cash=10_000)
-    assert trades[0, nb.T_EXIT_PRICE] == 85.0
+    assert trades.loc[0, "exit_price"] == 85.0
 
 
 def test_take_profit_fills_at_the_level_or_at_a_gapping_open_and_slippage_applies():
     base = [bar(100, 100, 100, 100), bar(100, 100, 100, 100)]
     o, h, lo, c = ohlc(base + [bar(105, 125, 104, 110)])
     *_, trades, _, _ = run(o, h, lo, c, [1, 0, 0], take_profit=0.20, cash=10_000)
-    assert trades[0, nb.T_EXIT_PRICE] == 120.0 and nb.REASONS[int(trades[0, nb.T_REASON])] == "take_profit"
+    assert trades.loc[0, "exit_price"] == 120.0 and trades.loc[0, "reason"] == "take_profit"
     o, h, lo, c = ohlc(base + [bar(130, 131, 129, 130)])
     *_, trades, _, _ = run(o, h, lo, c, [1, 0, 0], take_profit=0.20, slippage=0.01, cash=20_000)
-    assert trades[0, nb.T_ENTRY_PRICE] == pytest.approx(101.0)
-    assert trades[0, nb.T_EXIT_PRICE] == pytest.approx(130 * 0.99)
+    assert trades.loc[0, "entry_price"] == pytest.approx(101.0)
+    assert trades.loc[0, "exit_price"] == pytest.approx(130 * 0.99)
 
 
 def test_exit_priority_on_one_bar():
@@ -103,39 +114,39 @@ def test_exit_priority_on_one_bar():
     # Both stop loss (90) and take profit (120) inside the bar's range, open between: stop loss first.
     o, h, lo, c = ohlc(base + [bar(100, 125, 85, 100)])
     *_, trades, _, _ = run(o, h, lo, c, [1, 0, 0], stop_loss=0.1, take_profit=0.2, cash=10_000)
-    assert (trades[0, nb.T_EXIT_PRICE], nb.REASONS[int(trades[0, nb.T_REASON])]) == (90.0, "stop_loss")
+    assert (trades.loc[0, "exit_price"], trades.loc[0, "reason"]) == (90.0, "stop_loss")
     # The bar opens through the take profit: that fills first, at the open.
     o, h, lo, c = ohlc(base + [bar(125, 126, 85, 100)])
     *_, trades, _, _ = run(o, h, lo, c, [1, 0, 0], stop_loss=0.1, take_profit=0.2, cash=10_000)
-    assert (trades[0, nb.T_EXIT_PRICE], nb.REASONS[int(trades[0, nb.T_REASON])]) == (125.0, "take_profit")
+    assert (trades.loc[0, "exit_price"], trades.loc[0, "reason"]) == (125.0, "take_profit")
     # A signal exit at the open comes before any intrabar stop.
     o, h, lo, c = ohlc(base + [bar(100, 101, 99, 100), bar(97, 98, 80, 85)])
     *_, trades, _, _ = run(o, h, lo, c, [1, 0, 0, 0], [0, 0, 1, 0], stop_loss=0.1, cash=10_000)
-    assert (trades[0, nb.T_EXIT_PRICE], nb.REASONS[int(trades[0, nb.T_REASON])]) == (97.0, "exit_signal")
+    assert (trades.loc[0, "exit_price"], trades.loc[0, "reason"]) == (97.0, "exit_signal")
     # Stop loss and trailing stop together: the higher level is the one hit first.
     o, h, lo, c = ohlc(base + [bar(100, 120, 100, 118), bar(110, 111, 80, 85)])
     *_, trades, _, _ = run(o, h, lo, c, [1, 0, 0, 0], stop_loss=0.1, trailing_stop=0.1, cash=10_000)
-    assert (trades[0, nb.T_EXIT_PRICE], nb.REASONS[int(trades[0, nb.T_REASON])]) == (108.0, "trailing_stop")
+    assert (trades.loc[0, "exit_price"], trades.loc[0, "reason"]) == (108.0, "trailing_stop")
 
 
 def test_stops_start_the_bar_after_the_entry_and_the_trailing_peak_lags_one_bar():
     # Entry at the open of bar 1; bar 1 trades far below the stop but stops are not checked on it.
     o, h, lo, c = ohlc([bar(100, 100, 100, 100), bar(100, 100, 50, 100), bar(100, 100, 100, 100)])
     *_, trades, _, _ = run(o, h, lo, c, [1, 0, 0], stop_loss=0.1, cash=10_000)
-    assert nb.REASONS[int(trades[0, nb.T_REASON])] == "open"
+    assert trades.loc[0, "reason"] == "open"
     # The peak takes bar 2's high only after bar 2's own check: level 90 on bar 2, 180 on bar 3.
     o, h, lo, c = ohlc([bar(100, 100, 100, 100), bar(100, 100, 100, 100), bar(100, 200, 91, 190),
                         bar(190, 195, 170, 175)])
     *_, trades, _, _ = run(o, h, lo, c, [1, 0, 0, 0], trailing_stop=0.1, cash=10_000)
-    assert (trades[0, nb.T_EXIT_BAR], trades[0, nb.T_EXIT_PRICE]) == (3, 180.0)
+    assert (trades.loc[0, "exit_bar"], trades.loc[0, "exit_price"]) == (3, 180.0)
 
 
 def test_time_stop_exits_max_hold_bars_after_the_entry_fill():
     o, h, lo, c = ohlc([bar(100, 100, 100, 100)] * 8)
     for fill, entry_bar in (("next_open", 1), ("next_close", 1), ("same_close", 0)):
         *_, trades, _, _ = run(o, h, lo, c, [1, 0, 0, 0, 0, 0, 0, 0], max_hold=3, fill=fill, cash=10_000)
-        assert (trades[0, nb.T_ENTRY_BAR], trades[0, nb.T_EXIT_BAR]) == (entry_bar, entry_bar + 3), fill
-        assert nb.REASONS[int(trades[0, nb.T_REASON])] == "time_stop"
+        assert (trades.loc[0, "entry_bar"], trades.loc[0, "exit_bar"]) == (entry_bar, entry_bar + 3), fill
+        assert trades.loc[0, "reason"] == "time_stop"
 
 
 def test_portfolio_ranks_entries_and_logs_those_without_a_slot():
@@ -145,7 +156,7 @@ def test_portfolio_ranks_entries_and_logs_those_without_a_slot():
     _, shares, equity, _, orders, _ = run(o, h, lo, c, entries, rank=rank, max_positions=2, cash=3000)
     assert list(shares[1]) == [0, 150, 150]  # strongest two, 1/2 of equity each
     skipped = [f for f in fills(orders) if f[5] == "skipped_no_slot"]
-    assert len(skipped) == 1 and int(orders[[f[5] for f in fills(orders)].index("skipped_no_slot"), nb.O_COL]) == 0
+    assert len(skipped) == 1 and orders.loc[orders["status"] == "skipped_no_slot", "col"].tolist() == [0]
     assert equity.shape == (3, 1)
 
 
@@ -165,17 +176,14 @@ def test_independent_accounts_do_not_share_cash():
 
 
 @pytest.mark.parametrize("mode", ["independent", "portfolio"])
-def test_to_vectorbt_replays_our_fills_with_equal_value(mode):
+def test_to_vectorbt_replays_our_fills_with_equal_value(mode, small_config, small_market):
     import dataclasses
-    from pathlib import Path
 
-    from backtest.config import SynthConfig, load_config
     from backtest.pipeline import run as run_pipeline
 
-    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "dip.toml")
-    cfg = dataclasses.replace(cfg, execution=dataclasses.replace(cfg.execution, mode=mode, max_positions=3),
-                              data=dataclasses.replace(cfg.data, synthetic=SynthConfig(seed=2, symbols=8, years=4)))
-    result = run_pipeline(cfg).result
+    cfg = dataclasses.replace(small_config, execution=dataclasses.replace(small_config.execution, mode=mode,
+                                                                          max_positions=3))
+    result = run_pipeline(cfg, small_market).result
     pf = result.to_vectorbt()
     value = pf.value()
     ours = result.equity["portfolio"] if mode == "portfolio" else result.equity

@@ -2,9 +2,6 @@
 
 import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,17 +13,12 @@ from backtest.errors import ConfigError
 from backtest.features import FEATURES, check_ref, compute_features
 from backtest.rules import feature
 from backtest.strategy import load_strategy, plan, resolve_params, shipped_strategies
+from tests.helpers import ROOT, cli
 
-ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = shipped_strategies()
 CONFIGS = {"configs/dip.toml": "southbound_dip", "configs/adr.toml": "adr_discount",
            "configs/flow_discount.toml": "flow_discount", "configs/slump_flow.toml": "slump_flow"}
 SMALL = "[data]\nsynthetic = { seed = 3, symbols = 8, years = 3 }\n"
-
-
-def cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "backtest", *args], cwd=ROOT, capture_output=True, text=True,
-                          env=env)
 
 
 def one_line_error(r, *fragments):

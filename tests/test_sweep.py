@@ -3,9 +3,6 @@ and repeats nothing, serial / parallel / Dask runs are identical, grid errors ar
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +15,8 @@ from backtest.errors import ConfigError, UserError
 from backtest.pipeline import run
 import backtest.sweep
 from backtest.sweep import combo_config, run_sweep
+from tests.helpers import ROOT, cli, require
 
-ROOT = Path(__file__).resolve().parents[1]
 
 BASE = """
 [data]
@@ -118,29 +115,30 @@ def test_serial_parallel_and_dask_runs_are_identical(tmp_path):
     two = run_sweep(cfg, tmp_path / "two", workers=2, progress=False)
     pd.testing.assert_frame_equal(one.table, two.table, check_exact=True)
     pd.testing.assert_frame_equal(one.by_symbol, two.by_symbol, check_exact=True)
-    pytest.importorskip("dask.distributed")
+    require("dask.distributed")
     dask = run_sweep(cfg, tmp_path / "dask", workers=2, engine="dask", progress=False)
     pd.testing.assert_frame_equal(one.table, dask.table, check_exact=True)
     assert np.array_equal(one.sums, dask.sums)
 
 
-def test_resume_after_a_kill_redoes_nothing_and_loses_nothing(tmp_path):
-    grid = ('dip = { start = 0.02, stop = 0.2, num = 10 }\nflow_z = { start = 0.2, stop = 3.0, num = 8 }\n'
-            '"exits.max_hold" = [5, 10, 20]\n')
+@pytest.mark.parametrize("how", ["kill", "ctrl-c"])
+def test_resume_after_a_kill_redoes_nothing_and_loses_nothing(tmp_path, how):
+    """A real `sweep` process SIGKILLed (or interrupted) right after its 3rd chunk is saved (the
+    DIPFLOW_TEST_INTERRUPT hook: no timing involved), then resumed."""
+    grid = ('dip = { start = 0.02, stop = 0.2, num = 5 }\nflow_z = { start = 0.2, stop = 3.0, num = 4 }\n'
+            '"exits.max_hold" = [5, 10]\n')
     cfg_path = tmp_path / "s.toml"
     cfg_path.write_text(BASE.format(grid=grid, mode="independent", seed=3, chunk=2))
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "backtest", "sweep", str(cfg_path), "--out", str(out),
-                             "--workers", "1"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    r = cli("sweep", str(cfg_path), "--out", str(out), "--workers", "1", env={"DIPFLOW_TEST_INTERRUPT": f"3:{how}"})
     chunks = out / "chunks"
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(chunks.glob("chunk_*.npz"))) < 3 and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
     done_before = sorted(p.name for p in chunks.glob("chunk_*.npz"))
-    assert 3 <= len(done_before) < 120, "the kill should land mid-sweep"
+    assert len(done_before) == 3, (r.returncode, r.stderr)
+    if how == "kill":
+        assert r.returncode == -signal.SIGKILL
+    else:
+        assert r.returncode == 130 and "Traceback" not in r.stderr
+        assert "3 of 20 chunks" in r.stderr and "--resume" in r.stderr, r.stderr
     stamps = {p.name: p.stat().st_mtime_ns for p in chunks.glob("chunk_*.npz")}
     cfg = load_config(cfg_path)
     with pytest.raises(UserError, match="pass --resume"):
@@ -190,7 +188,7 @@ def _chunk_task_that_kills_its_worker_once(inputs, sp, start, stop):
 
 
 def test_a_dask_worker_killed_mid_sweep_loses_and_duplicates_nothing(tmp_path, monkeypatch):
-    distributed = pytest.importorskip("dask.distributed")
+    distributed = require("dask.distributed")
     import backtest.cluster
 
     marker = tmp_path / "kill-once"

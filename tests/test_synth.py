@@ -3,7 +3,6 @@ price consistency, stylised facts, and the absence of a planted edge."""
 
 from __future__ import annotations
 
-import time
 
 import holidays
 import numpy as np
@@ -91,15 +90,6 @@ def test_other_arguments():
     assert md30.hk["close"].shape[1] == 30 and md30.adr_close.shape[1] == 15
     with pytest.raises(ValueError):
         generate(years=0)
-
-
-def test_fast():
-    best = float("inf")
-    for _ in range(2):
-        t0 = time.perf_counter()
-        generate(seed=11, symbols=30, years=10)
-        best = min(best, time.perf_counter() - t0)
-    assert best < 1.0
 
 
 # ------------------------------------------------------------------------------------ determinism

@@ -26,6 +26,7 @@ from backtest.data.synth import generate
 from backtest.output import write_outputs
 from backtest.pipeline import run
 from backtest.tearsheet import CSP, SECTIONS, SORT_JS
+from tests.helpers import missing
 
 EVIL = "<script>alert(1)</script>"
 SECTION_IDS = ["header", *(sid for sid, _ in SECTIONS)]
@@ -138,8 +139,7 @@ def _browser(tmp_path, width=1440, height=900):
         except ImportError:
             reason = "selenium not installed (pip install -e '.[test]')"
     if reason:
-        print(f"browser test skipped: {reason}")
-        pytest.skip(reason)
+        missing(f"browser test: {reason}")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

@@ -3,7 +3,8 @@
 numba keys a cached function on its own file only, so a kernel would keep stale machine code of a
 callee edited in another file. The cache directory is therefore named after a hash of every
 kernel source (and `backtest/costs.py`, whose `order_fees` they call): any edit starts afresh.
-Set before any kernel is decorated, i.e. before the submodules are imported.
+Set before any kernel is decorated, i.e. before the submodules are imported; a module outside
+this package with `@njit(cache=True)` (costs.py, event_study.py) imports `backtest.kernels` first.
 """
 
 import hashlib
