@@ -39,17 +39,28 @@ def text_width(text: str, size: float = FONT) -> float:
     return sum(0.32 if c in "il.,:;'|!()[] " else 0.9 if c in "mwMW%" else 0.62 for c in text) * size
 
 
-def nice_ticks(lo: float, hi: float, n: int = 6) -> np.ndarray:
-    """At most about `n` + 1 ticks in [lo, hi] at multiples of a step of 1, 2, 2.5, 5 or 10 x 10^k
-    (matplotlib's MaxNLocator)."""
+AUTO_STEPS = (1.0, 2.0, 2.5, 5.0, 10.0)  # matplotlib's AutoLocator
+MAXN_STEPS = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)  # matplotlib's MaxNLocator default
+
+
+def nice_ticks(lo: float, hi: float, n: int = 6, steps: tuple = AUTO_STEPS) -> np.ndarray:
+    """The ticks in [lo, hi] of matplotlib's MaxNLocator(n, steps): the smallest step of `steps` x
+    10^k that needs at most `n` intervals, at its multiples."""
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
         return np.array([lo]) if math.isfinite(lo) else np.array([])
-    raw = (hi - lo) / n
+    dv, mean = hi - lo, (hi + lo) / 2
+    # matplotlib's scale_range: far from zero, ticks count from an offset (a power of ten)
+    offset = 0.0 if abs(mean) / dv < 100 else math.copysign(10.0 ** math.floor(math.log10(abs(mean))), mean)
+    lo, hi = lo - offset, hi - offset
+    raw = dv / n
     scale = 10.0 ** math.floor(math.log10(raw))
-    step = next(s * scale for s in (1.0, 2.0, 2.5, 5.0, 10.0) if s * scale >= raw * (1 - 1e-9))
+    for k in range(len(steps) * 2 + 1):
+        step = steps[k % len(steps)] * 10.0 ** (k // len(steps)) * scale
+        if step >= raw * (1 - 1e-9):
+            break
     first = math.ceil(lo / step - 1e-9)
     ticks = (first + np.arange(int(math.floor(hi / step + 1e-9)) - first + 1)) * step
-    return np.where(np.abs(ticks) < step * 1e-9, 0.0, ticks)
+    return np.where(np.abs(ticks) < step * 1e-9, 0.0, ticks) + offset
 
 
 def step_decimals(ticks: np.ndarray) -> int:
@@ -145,7 +156,7 @@ class Plot:
     ypercent: int | None | bool = False
     xlabel: str = ""
     ylabel: str = ""
-    y_nbins: int = 6
+    y_nbins: int = 0  # 0: as many as fit (matplotlib's AutoLocator); time charts: 6 (MaxNLocator(6))
     legend_loc: str = ""  # "above" (one row over the axes), "upper right" (inside), "below" (under the x labels)
     legend_ncols: int = 0  # 0: every entry in one row ("above") or one column
     legend_size: float = FONT
@@ -275,13 +286,16 @@ class Plot:
             xt, xlab = date_ticks(np.datetime64(int(round(xl[0] * 86400)), "s"),
                                   np.datetime64(int(round(xl[1] * 86400)), "s"))
         else:
-            xt = nice_ticks(xl[0], xl[1], 8)
+            xt = nice_ticks(xl[0], xl[1], max(1, min(9, int((X1 - X0) // (3 * FONT)))))
             xlab = (percent_labels(xt, xl, self.xpercent) if self.xpercent is not False else number_labels(xt))
         if self.ylog:
             yt = log_ticks(yl[0], yl[1], self.log_subs)
             ylab = [_minus(f"{v:g}") for v in yt]
         else:
-            yt = nice_ticks(yl[0], yl[1], self.y_nbins)
+            if self.y_nbins:
+                yt = nice_ticks(yl[0], yl[1], self.y_nbins, MAXN_STEPS)
+            else:
+                yt = nice_ticks(yl[0], yl[1], max(1, min(9, int((Y0 - Y1) // (2 * FONT)))))
             ylab = percent_labels(yt, yl, self.ypercent) if self.ypercent is not False else number_labels(yt)
 
         out = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{html.escape(label)}" '

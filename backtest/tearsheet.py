@@ -62,7 +62,7 @@ class _Charts:
     @staticmethod
     def _time(height: float, index, **kw) -> tuple[Plot, np.ndarray]:
         x = days(index)
-        return Plot(height, xlim=(x[0], x[-1]) if len(x) > 1 else None, xdates=True, **kw), x
+        return Plot(height, xlim=(x[0], x[-1]) if len(x) > 1 else None, xdates=True, y_nbins=6, **kw), x
 
     def equity(self, index, lines: dict[str, tuple[np.ndarray, str]]) -> tuple[str, str]:
         """The same chart twice: linear and log y axis."""
