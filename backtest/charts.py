@@ -64,16 +64,16 @@ def nice_ticks(lo: float, hi: float, n: int = 6, steps: tuple = AUTO_STEPS) -> n
 
 
 def step_decimals(ticks: np.ndarray) -> int:
-    """Decimals that tell the ticks apart."""
-    if len(ticks) < 2:
-        return 0 if not len(ticks) or float(ticks[0]).is_integer() else 2
-    step = float(np.min(np.diff(ticks)))
-    return max(0, -math.floor(math.log10(step) + 1e-9)) if step > 0 else 0
+    """The fewest decimals that write every tick exactly (as matplotlib's ScalarFormatter: 1.5 -> "1.5", "3.0")."""
+    for d in range(12):
+        if np.allclose(ticks * 10.0 ** d, np.round(ticks * 10.0 ** d), rtol=0, atol=1e-6):
+            return d
+    return 12
 
 
 def number_labels(ticks: np.ndarray) -> list[str]:
     d = step_decimals(ticks)
-    return [_minus(f"{t:,.{d}f}") for t in ticks]
+    return [_minus(f"{t:.{d}f}") for t in ticks]
 
 
 def percent_labels(ticks: np.ndarray, view: tuple[float, float], decimals: int | None) -> list[str]:

@@ -128,3 +128,16 @@ def test_the_tear_sheet_charts_keep_their_content(tmp_path):
     assert ev.count("<circle") >= 3 * 4  # a mean per signal and horizon (and the legend's)
     assert "drawdown" in svgs["underwater drawdown curve"]
     assert len(days(pd.DatetimeIndex(out.result.equity.index))) == len(out.result.equity)
+
+
+def test_number_labels_equal_matplotlibs_scalar_formatter():
+    from backtest.charts import number_labels
+
+    for lo, hi, n, steps in [(-3.6, 4.0, 6, MAXN_STEPS), (0.0, 63.0, 9, AUTO_STEPS), (0.0, 1.37, 6, MAXN_STEPS),
+                             (-0.27, 1.3, 6, MAXN_STEPS), (-0.02, 0.013, 6, MAXN_STEPS)]:
+        ticks = nice_ticks(lo, hi, n, steps)
+        fmt = mticker.ScalarFormatter(useOffset=False)
+        fmt.create_dummy_axis()
+        fmt.axis.set_view_interval(lo, hi)
+        fmt.set_locs(ticks)
+        assert number_labels(ticks) == [fmt(t) for t in ticks], (lo, hi)
