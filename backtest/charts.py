@@ -104,6 +104,11 @@ def date_ticks(first: np.datetime64, last: np.datetime64) -> tuple[np.ndarray, l
         days = np.array([np.datetime64(f"{y}-01-01", "D") for y in years])
         keep = (days >= f) & (days <= l)
         return days[keep].astype(np.int64).astype(float), [str(y) for y, k in zip(years, keep) if k]
+    if span <= 62:  # a few weeks: every 1, 2, 7 or 14 days
+        step = next((k for k in (1, 2, 7, 14) if span / k <= 9), 14)
+        d = np.arange(f, l + 1, step)
+        names = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        return d.astype(np.int64).astype(float), [f"{names[int(str(x)[5:7]) - 1]} {str(x)[8:10]}" for x in d]
     months = (l.astype("datetime64[M]") - f.astype("datetime64[M]")).astype(int)
     step = next((s for s in (1, 2, 3, 4, 6, 12) if months / s <= 9), 12)
     start = f.astype("datetime64[M]")
@@ -290,6 +295,8 @@ class Plot:
             xlab = (percent_labels(xt, xl, self.xpercent) if self.xpercent is not False else number_labels(xt))
         if self.ylog:
             yt = log_ticks(yl[0], yl[1], self.log_subs)
+            if len(yt) < 2:  # less than a factor of two in view: plain ticks (still at their log positions)
+                yt = nice_ticks(yl[0], yl[1], self.y_nbins or 6)
             ylab = [_minus(f"{v:g}") for v in yt]
         else:
             if self.y_nbins:
@@ -300,7 +307,7 @@ class Plot:
 
         out = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{html.escape(label)}" '
                f'width="{_num(W)}pt" height="{_num(H)}pt" viewBox="0 0 {_num(W)} {_num(H)}" '
-               f'font-size="{_num(FONT)}">']
+               f'font-size="{_num(FONT)}" style="overflow:visible">']
         grid = []
         if self.xgrid:
             grid += [f"M{_num(v)} {_num(Y1)}V{_num(Y0)}" for v in px(xt)]

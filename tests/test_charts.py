@@ -141,3 +141,9 @@ def test_number_labels_equal_matplotlibs_scalar_formatter():
         fmt.axis.set_view_interval(lo, hi)
         fmt.set_locs(ticks)
         assert number_labels(ticks) == [fmt(t) for t in ticks], (lo, hi)
+
+
+def test_day_ticks_on_spans_of_a_few_weeks():
+    got, labels = date_ticks(np.datetime64("2025-12-03"), np.datetime64("2025-12-31"))
+    assert 2 <= len(got) <= 10 and labels[0] == "Dec 03"
+    assert np.all(np.diff(got) == 7)
