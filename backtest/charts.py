@@ -216,15 +216,21 @@ class Plot:
     def hline(self, y: float, color: str, width: float = 0.8, dash: str = "", label: str = "", below: bool = False) -> None:
         """A horizontal line across the axes (its y counts for the autoscaled limits, as matplotlib's axhline)."""
         self._yd.append((y, y))
-        self.items.insert(0, ("hline", y, color, width, dash)) if below else self.items.append(("hline", y, color, width, dash))
+        self._add(("hline", y, color, width, dash), below)
         if label:
             self.legend.append(_Entry("line", label, color, width, 1.0, dash))
 
     def vline(self, x: float, color: str, width: float = 0.8, dash: str = "", label: str = "", below: bool = False) -> None:
-        item = ("vline", x, color, width, dash)
-        self.items.insert(0, item) if below else self.items.append(item)
+        self._add(("vline", x, color, width, dash), below)
         if label:
             self.legend.append(_Entry("line", label, color, width, 1.0, dash))
+
+    def _add(self, item: tuple, below: bool) -> None:
+        """Draw `item` after (over) the items so far, or `below` all of them."""
+        if below:
+            self.items.insert(0, item)
+        else:
+            self.items.append(item)
 
     def errorbar(self, x, y, lower, upper, color: str, ms: float, width: float, cap: float, label: str = "") -> None:
         """Points at y with bars from y - lower to y + upper."""
