@@ -91,3 +91,21 @@ def test_an_unwritable_cache_still_returns_the_market(tmp_path, monkeypatch):
     blocker.write_text("")
     monkeypatch.setenv("DIPFLOW_CACHE_DIR", str(blocker))  # a file, so no directory can be made under it
     _assert_identical(synth_cache.generate_cached(5, 3, 1.0), synth.generate(seed=5, symbols=3, years=1.0))
+
+
+def test_old_markets_of_other_generator_versions_are_pruned(cache_dir):
+    import os
+    import time
+
+    markets = cache_dir / "markets"
+    markets.mkdir()
+    old, recent = markets / "synth-0000000000000000-seed1-symbols2-years1.0.pkl", markets / "synth-1111111111111111-x.pkl"
+    for p in (old, recent):
+        p.write_bytes(b"x")
+    week = time.time() - (synth_cache.STALE_DAYS + 1) * 86400
+    os.utime(old, (week, week))
+    synth_cache.generate_cached(5, 3, 1.0)
+    current = synth_cache.cache_path(5, 3, 1.0)
+    os.utime(current, (week, week))  # the current version's file is kept however old
+    synth_cache.generate_cached(6, 3, 1.0)
+    assert not old.exists() and recent.exists() and current.exists()

@@ -79,6 +79,25 @@ def generate_cached(seed: int = 7, symbols: int = 25, years: float = 10.0) -> Ma
         with open(tmp, "wb") as f:
             pickle.dump((key, md), f, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
+        _prune(path.parent)
     except OSError:  # a read-only or full cache directory only costs the next run the generation
         pass
     return md
+
+
+STALE_DAYS = 7
+
+
+def _prune(directory: Path) -> None:
+    """Remove markets of other generator versions not written for `STALE_DAYS` days (a version
+    still in use elsewhere, e.g. another checkout, keeps its files while it runs)."""
+    import time
+
+    current = f"synth-{generator_digest()}-"
+    cutoff = time.time() - STALE_DAYS * 86400
+    for p in directory.glob("synth-*.pkl"):
+        try:
+            if not p.name.startswith(current) and p.stat().st_mtime < cutoff:
+                p.unlink()
+        except OSError:
+            pass
