@@ -109,3 +109,18 @@ def test_old_markets_of_other_generator_versions_are_pruned(cache_dir):
     os.utime(current, (week, week))  # the current version's file is kept however old
     synth_cache.generate_cached(6, 3, 1.0)
     assert not old.exists() and recent.exists() and current.exists()
+
+
+@pytest.mark.parametrize("seed,symbols,years", [("../../x", 3, 1.0), (True, 3, 1.0), (5, 3.0, 1.0),
+                                                 (5, 3, float("nan")), (np.int64(5), 3, "1")])
+def test_arguments_that_are_not_plain_numbers_never_touch_the_cache(cache_dir, monkeypatch, seed, symbols, years):
+    calls = []
+    monkeypatch.setattr(synth, "generate", lambda **kw: calls.append(kw) or "generated")
+    assert synth_cache.generate_cached(seed, symbols, years) == "generated"
+    assert calls == [{"seed": seed, "symbols": symbols, "years": years}]
+    assert not (cache_dir / "markets").exists()
+
+
+def test_numpy_integers_share_the_plain_integers_file(cache_dir):
+    synth_cache.generate_cached(np.int64(5), np.int32(3), 1)
+    assert [p.name for p in (cache_dir / "markets").iterdir()] == [synth_cache.cache_path(5, 3, 1.0).name]

@@ -12,6 +12,8 @@ fresh one (tests/test_synth_cache.py). An unreadable or unwritable cache falls b
 from __future__ import annotations
 
 import hashlib
+import math
+import numbers
 import os
 import pickle
 from functools import cache
@@ -53,16 +55,29 @@ def generator_digest() -> str:
     return h.hexdigest()[:16]
 
 
+def _cacheable(seed, symbols, years) -> bool:
+    """Plain integers and a finite number: anything else goes straight to the generator (and its errors)."""
+    def whole(x) -> bool:
+        return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+    return whole(seed) and whole(symbols) and isinstance(years, numbers.Real) and not isinstance(years, bool) \
+        and math.isfinite(years)
+
+
 def cache_path(seed: int, symbols: int, years: float) -> Path:
     """Where the market of these arguments is (or will be) cached."""
-    name = f"synth-{generator_digest()}-seed{seed!r}-symbols{symbols!r}-years{float(years)!r}.pkl"
+    name = f"synth-{generator_digest()}-seed{int(seed)}-symbols{int(symbols)}-years{float(years)!r}.pkl"
     return cache_base() / "markets" / name
 
 
 def generate_cached(seed: int = 7, symbols: int = 25, years: float = 10.0) -> MarketData:
     """`synth.generate(seed, symbols, years)`, read from the cache when this exact market was made before."""
+    from backtest.data import synth
+
+    if not _cacheable(seed, symbols, years):
+        return synth.generate(seed=seed, symbols=symbols, years=years)
     path = cache_path(seed, symbols, years)
-    key = (generator_digest(), seed, symbols, float(years))
+    key = (generator_digest(), int(seed), int(symbols), float(years))
     try:
         with open(path, "rb") as f:
             stored_key, md = pickle.load(f)
@@ -70,9 +85,7 @@ def generate_cached(seed: int = 7, symbols: int = 25, years: float = 10.0) -> Ma
             return md
     except Exception:  # absent, truncated or from an incompatible library version: regenerate
         pass
-    from backtest.data.synth import generate
-
-    md = generate(seed=seed, symbols=symbols, years=years)
+    md = synth.generate(seed=seed, symbols=symbols, years=years)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
