@@ -92,10 +92,10 @@ def load_market(path: str | os.PathLike) -> MarketData:
 
 def synthetic(seed: int = 7, symbols: int = 25, years: float = 10.0) -> MarketData:
     """The seeded synthetic sample market (docs/synthetic.md)."""
-    from backtest.data.synth import generate
+    from backtest.data.synth_cache import generate_cached
 
     try:
-        return generate(seed=seed, symbols=symbols, years=years)
+        return generate_cached(seed=seed, symbols=symbols, years=years)
     except ValueError as exc:
         raise UserError(f"synthetic: {exc}") from None
 

@@ -20,10 +20,10 @@ from backtest.strategy import StrategyPlan, load_strategy, plan, resolve_params
 def load_market(cfg: Config) -> MarketData:
     """The dataset at `data.path`, or the seeded synthetic sample market when no path is given."""
     if cfg.data.path is None:
-        from backtest.data.synth import generate
+        from backtest.data.synth_cache import generate_cached
 
         s = cfg.data.synthetic
-        return generate(seed=s.seed, symbols=s.symbols, years=s.years)
+        return generate_cached(seed=s.seed, symbols=s.symbols, years=s.years)
     from backtest.data.load import load_market as load_dir
 
     return load_dir(cfg.data.path)

@@ -1,10 +1,10 @@
 """A self-contained HTML tear sheet (DESIGN §6): one file, inline SVG charts, no network request.
 
-`render` returns the whole page as a string. Charts are matplotlib figures written as SVG and
-inlined (matplotlib is imported here only, and its pyplot never); the monthly heatmap and every
-table are HTML. The only script is a small table sorter, allowed by its hash in the page's
-Content-Security-Policy; the linear/log toggle of the equity chart is pure CSS. Every text that
-comes from data or config is escaped with `html.escape` (matplotlib escapes chart text itself).
+`render` returns the whole page as a string. Charts are inline SVG from `backtest.charts` (no
+matplotlib: it cost a warm run ~0.8 s); the monthly heatmap and every table are HTML. The only
+script is a small table sorter, allowed by its hash in the page's Content-Security-Policy; the
+linear/log toggle of the equity chart is pure CSS. Every text that comes from data or config is
+escaped with `html.escape`, chart text included.
 docs/tearsheet.md describes the page section by section.
 """
 
@@ -18,8 +18,8 @@ import pandas as pd
 from backtest import event_study as es
 from backtest.event_study import POOLED
 from backtest.metrics import ROLLING_WINDOW, drawdown_periods, period_returns, rolling_sharpe
-from backtest.page import (CSP, CSS, RC, SORT_JS, SYNTHETIC_BANNER, Canvas, e, finite, html_table, mpl_text, num, pct,
-                           sign_class, td)
+from backtest.charts import Plot, days
+from backtest.page import CSP, CSS, SORT_JS, SYNTHETIC_BANNER, e, finite, html_table, num, pct, sign_class, td
 from backtest.pipeline import RunOutput
 
 SECTIONS = (
@@ -56,134 +56,107 @@ def _date(ts) -> str:
 # Charts
 
 
-class _Charts(Canvas):
-    """The tear sheet's charts."""
+class _Charts:
+    """The tear sheet's charts, as inline SVG (backtest.charts)."""
+
+    @staticmethod
+    def _time(height: float, index, **kw) -> tuple[Plot, np.ndarray]:
+        x = days(index)
+        return Plot(height, xlim=(x[0], x[-1]) if len(x) > 1 else None, xdates=True, y_nbins=6, **kw), x
 
     def equity(self, index, lines: dict[str, tuple[np.ndarray, str]]) -> tuple[str, str]:
         """The same chart twice: linear and log y axis."""
-        fig, ax = self.figure(3.9, top=0.35)
-        for label, (y, color) in lines.items():
-            ax.plot(index, y, color=color, lw=1.5 if color == COLORS["strategy"] else 1.1, label=mpl_text(label))
-        ax.axhline(1.0, color="#9ca3af", lw=0.8, zorder=0)
-        ax.set_ylabel("value of 1 invested")
-        self.legend_above(ax, len(lines))
-        self.dates(ax, index)
-        linear = self.svg(fig, "equity curve, linear scale")
-        ax.set_yscale("log")
         lo = min(np.nanmin(y) for y, _ in lines.values())
         hi = max(np.nanmax(y) for y, _ in lines.values())
         decades = math.log10(hi / lo) if lo > 0 else 1.0
         subs = "all" if decades < 1.2 else (1.0, 2.0, 5.0) if decades < 4 else (1.0,)
-        ax.yaxis.set_major_locator(self.ticker.LogLocator(base=10, subs=subs))
-        ax.yaxis.set_minor_locator(self.ticker.NullLocator())
-        ax.yaxis.set_major_formatter(self.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.set_ylabel("value of 1 invested (log scale)")
-        return linear, self.svg(fig, "equity curve, log scale")
+        out = []
+        for log in (False, True):
+            p, x = self._time(3.9, index, top=0.35, ylog=log, log_subs=subs, legend_loc="above",
+                              ylabel="value of 1 invested" + (" (log scale)" if log else ""))
+            p.hline(1.0, "#9ca3af", 0.8, below=True)
+            for label, (y, color) in lines.items():
+                p.line(x, y, color, 1.5 if color == COLORS["strategy"] else 1.1, label=label)
+            out.append(p.svg(f"equity curve, {'log' if log else 'linear'} scale"))
+        return out[0], out[1]
 
     def underwater(self, index, dd: np.ndarray) -> str:
-        fig, ax = self.figure(2.3)
-        ax.fill_between(index, dd, 0.0, color="#dc2626", alpha=0.35, lw=0)
-        ax.plot(index, dd, color="#b91c1c", lw=0.8)
-        ax.set_ylim(min(float(dd.min()) * 1.08, -0.01), 0.0)
-        ax.set_ylabel("drawdown")
-        self.percent(ax, decimals=None)
-        self.dates(ax, index)
-        return self.svg(fig, "underwater drawdown curve")
+        p, x = self._time(2.3, index, ylim=(min(float(dd.min()) * 1.08, -0.01), 0.0), ypercent=None,
+                          ylabel="drawdown")
+        p.area(x, dd, 0.0, "#dc2626", 0.35)
+        p.line(x, dd, "#b91c1c", 0.8)
+        return p.svg("underwater drawdown curve")
 
     def rolling_sharpe(self, index, lines: dict[str, tuple[np.ndarray, str]]) -> str:
-        fig, ax = self.figure(2.8, top=0.35)
+        p, x = self._time(2.8, index, top=0.35, legend_loc="above", ylabel=f"Sharpe, trailing {ROLLING_WINDOW} days")
         for label, (y, color) in lines.items():
-            ax.plot(index, y, color=color, lw=1.4 if color == COLORS["strategy"] else 0.9,
-                    alpha=1.0 if color == COLORS["strategy"] else 0.75, label=mpl_text(label))
-        ax.axhline(0.0, color="#6b7280", lw=0.8)
-        ax.set_ylabel(f"Sharpe, trailing {ROLLING_WINDOW} days")
-        self.legend_above(ax, len(lines))
-        self.dates(ax, index)
-        return self.svg(fig, "rolling six-month Sharpe ratio")
+            strategy = color == COLORS["strategy"]
+            p.line(x, y, color, 1.4 if strategy else 0.9, 1.0 if strategy else 0.75, label=label)
+        p.hline(0.0, "#6b7280", 0.8)
+        return p.svg("rolling six-month Sharpe ratio")
 
     def exposure(self, index, exposure: np.ndarray) -> str:
-        fig, ax = self.figure(2.5, top=0.35)
-        ax.fill_between(index, exposure, 0.0, color=COLORS["strategy"], alpha=0.25, lw=0, step="post",
-                        label="share of equity invested, each day")
+        top = float(np.nanmax(exposure)) if np.isfinite(exposure).any() else 0.0
+        p, x = self._time(2.5, index, top=0.35, ylim=(0.0, max(top * 1.1, 0.01)), ypercent=0, legend_loc="above",
+                          ylabel="equity invested")
+        p.area(x, exposure, 0.0, COLORS["strategy"], 0.25, step=True, label="share of equity invested, each day")
         smooth = pd.Series(exposure).rolling(60, min_periods=1).mean().to_numpy()
-        ax.plot(index, smooth, color=COLORS["strategy"], lw=1.2, label="60-day average")
+        p.line(x, smooth, COLORS["strategy"], 1.2, label="60-day average")
         mean = float(np.nanmean(exposure)) if np.isfinite(exposure).any() else np.nan
         if finite(mean):
-            ax.axhline(mean, color="#111827", lw=0.9, ls="--", label=f"average {pct(mean, 1)}")
-        top = float(np.nanmax(exposure)) if np.isfinite(exposure).any() else 0.0
-        ax.set_ylim(0.0, max(top * 1.1, 0.01))
-        ax.set_ylabel("equity invested")
-        self.legend_above(ax, 3 if finite(mean) else 2)
-        self.percent(ax)
-        self.dates(ax, index)
-        return self.svg(fig, "exposure over time")
+            p.hline(mean, "#111827", 0.9, "--", label=f"average {pct(mean, 1)}")
+        return p.svg("exposure over time")
 
     def yearly(self, table: pd.DataFrame, colors: list[str]) -> str:
-        fig, ax = self.figure(3.2, width=7.0, top=0.35)
         k = len(table.columns)
         width = 0.8 / k
         x = np.arange(len(table))
+        p = Plot(3.2, width=7.0, top=0.35, xticks=(x, [str(y) for y in table.index]), xgrid=False, ypercent=0,
+                 legend_loc="above")
         for i, (col, color) in enumerate(zip(table.columns, colors)):
-            ax.bar(x + (i - (k - 1) / 2) * width, table[col].to_numpy(), width, color=color, label=mpl_text(col))
-        ax.axhline(0.0, color="#6b7280", lw=0.8)
-        ax.set_xticks(x, [str(y) for y in table.index])
-        ax.grid(axis="x", visible=False)
-        self.legend_above(ax, k)
-        self.percent(ax)
-        return self.svg(fig, "yearly returns")
+            p.bars(x + (i - (k - 1) / 2) * width, table[col].to_numpy(), width, color, label=str(col))
+        p.hline(0.0, "#6b7280", 0.8)
+        return p.svg("yearly returns")
 
     def trade_hist(self, returns: np.ndarray) -> str:
-        fig, ax = self.figure(2.9, width=6.0)
+        p = Plot(2.9, width=6.0, bottom=0.5, xpercent=0, xlabel="trade return (net of fees)", ylabel="trades",
+                 legend_loc="upper right")
         if returns.size:
             lo, hi = float(returns.min()), float(returns.max())
             w = max((hi - lo) / 40, 1e-4)
             edges = np.arange(math.floor(lo / w) * w, math.ceil(hi / w) * w + w * 1.001, w)
             counts, edges = np.histogram(returns, bins=edges)
             neg = np.where(edges[:-1] + w / 2 < 0, counts, 0)
-            ax.stairs(neg, edges, fill=True, color="#dc2626", alpha=0.75, lw=0)
-            ax.stairs(counts - neg, edges, fill=True, color="#16a34a", alpha=0.75, lw=0)
-            ax.axvline(float(np.mean(returns)), color="#111827", lw=1.1, ls="--", label=f"mean {pct(np.mean(returns))}")
-            med = float(np.median(returns))
-            ax.axvline(med, color="#6b7280", lw=1.1, ls=":", label=f"median {pct(med)}")
-            ax.legend(loc="upper right")
-        ax.set_xlabel("trade return (net of fees)")
-        ax.set_ylabel("trades")
-        self.percent(ax, axis="x")
-        fig.subplots_adjust(bottom=0.5 / 2.9)
-        return self.svg(fig, "distribution of trade returns")
+            p.stairs(neg, edges, "#dc2626", 0.75)
+            p.stairs(counts - neg, edges, "#16a34a", 0.75)
+            mean, med = float(np.mean(returns)), float(np.median(returns))
+            p.vline(mean, "#111827", 1.1, "--", label=f"mean {pct(mean)}")
+            p.vline(med, "#6b7280", 1.1, ":", label=f"median {pct(med)}")
+        return p.svg("distribution of trade returns")
 
     def event_study(self, pooled: pd.DataFrame, labels: dict[str, str]) -> str:
-        fig, ax = self.figure(3.0, bottom=0.7)
         horizons = sorted(pooled["horizon"].unique())
         signals = list(labels)
         k = len(signals) + 1
         step = 0.7 / max(k - 1, 1)
         x = np.arange(len(horizons))
+        p = Plot(3.0, bottom=0.7, xlim=(-0.6, len(horizons) - 0.4),
+                 xticks=(x, [f"{h} day{'s' if h > 1 else ''} after" for h in horizons]), xgrid=False, ypercent=1,
+                 ylabel="mean forward return", legend_loc="below", legend_ncols=min(k, 4), legend_size=8.5)
+        for b in x[:-1]:
+            p.vline(b + 0.5, "#e5e7eb", 0.8, below=True)
         palette = ["#7c3aed", "#db2777", "#d97706", "#059669", "#0891b2", "#65a30d"]
         for i, sig in enumerate(signals):
             rows = pooled[pooled["signal"] == sig].set_index("horizon").reindex(horizons)
             mean, lo, hi = rows["mean"].to_numpy(), rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy()
             rule = i == len(signals) - 1
             color = COLORS["strategy"] if rule else palette[i % len(palette)]
-            err = np.vstack([np.nan_to_num(mean - lo), np.nan_to_num(hi - mean)])
-            ax.errorbar(x - 0.35 + i * step, mean, yerr=err, fmt="o", ms=6 if rule else 5, color=color, elinewidth=1.6,
-                        capsize=3, label=mpl_text(labels[sig]))
+            p.errorbar(x - 0.35 + i * step, mean, np.nan_to_num(mean - lo), np.nan_to_num(hi - mean), color,
+                       6 if rule else 5, 1.6, 3, label=labels[sig])
         base = pooled[pooled["signal"] == signals[-1]].set_index("horizon").reindex(horizons)["uncond_mean"]
-        ax.scatter(x + 0.35, base.to_numpy(), marker="D", s=30, color="#6b7280", zorder=3,
-                   label="unconditional (every day)")
-        ax.axhline(0.0, color="#6b7280", lw=0.8)
-        ax.set_xticks(x, [f"{h} day{'s' if h > 1 else ''} after" for h in horizons])
-        ax.set_xlim(-0.6, len(horizons) - 0.4)
-        for b in x[:-1]:
-            ax.axvline(b + 0.5, color="#e5e7eb", lw=0.8)
-        ax.grid(axis="x", visible=False)
-        ax.set_ylabel("mean forward return")
-        self.percent(ax, decimals=1)
-        handles, names = ax.get_legend_handles_labels()
-        order = sorted(range(len(names)), key=lambda i: names[i] == "unconditional (every day)")
-        ax.legend([handles[i] for i in order], [names[i] for i in order], loc="upper center",
-                  bbox_to_anchor=(0.5, -0.12), ncols=min(k, 4), fontsize=8.5)
-        return self.svg(fig, "event study: mean forward return after each signal with 95% bootstrap intervals")
+        p.diamonds(x + 0.35, base.to_numpy(), "#6b7280", math.sqrt(30), label="unconditional (every day)")
+        p.hline(0.0, "#6b7280", 0.8)
+        return p.svg("event study: mean forward return after each signal with 95% bootstrap intervals")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -460,23 +433,22 @@ def render(out: RunOutput, record: dict, eq: pd.DataFrame) -> str:
         col = f"bench_{key}"
         if col in eq and eq[col].notna().any():
             lines[label] = (eq[col].to_numpy() / eq[col].iloc[0], COLORS[key])
-    with charts.mpl.rc_context(RC):
-        eq_lin, eq_log = charts.equity(index, lines)
-        dd_svg = charts.underwater(index, eq["drawdown"].to_numpy())
-        bench = out.benchmarks if out.benchmarks is not None else pd.DataFrame(index=index)
-        roll = {"Strategy": (np.concatenate([[np.nan], rolling_sharpe(returns)]), COLORS["strategy"])}
-        for key, label in names.items():
-            if key in bench:
-                roll[label] = (np.concatenate([[np.nan], rolling_sharpe(bench[key].iloc[1:])]), COLORS[key])
-        roll_svg = charts.rolling_sharpe(index, roll)
-        exp_svg = charts.exposure(index, eq["exposure"].to_numpy())
-        yearly = pd.DataFrame({"Strategy": period_returns(returns, "Y")})
-        for key, label in names.items():
-            if key in bench:
-                yearly[label] = period_returns(bench[key].iloc[1:], "Y")
-        yearly_svg = charts.yearly(yearly, [COLORS["strategy"], *(COLORS[k] for k in names if k in bench)])
-        trade_html = _trade_section(out.result.trades, charts)
-        event_html = _event_study(out, charts)
+    eq_lin, eq_log = charts.equity(index, lines)
+    dd_svg = charts.underwater(index, eq["drawdown"].to_numpy())
+    bench = out.benchmarks if out.benchmarks is not None else pd.DataFrame(index=index)
+    roll = {"Strategy": (np.concatenate([[np.nan], rolling_sharpe(returns)]), COLORS["strategy"])}
+    for key, label in names.items():
+        if key in bench:
+            roll[label] = (np.concatenate([[np.nan], rolling_sharpe(bench[key].iloc[1:])]), COLORS[key])
+    roll_svg = charts.rolling_sharpe(index, roll)
+    exp_svg = charts.exposure(index, eq["exposure"].to_numpy())
+    yearly = pd.DataFrame({"Strategy": period_returns(returns, "Y")})
+    for key, label in names.items():
+        if key in bench:
+            yearly[label] = period_returns(bench[key].iloc[1:], "Y")
+    yearly_svg = charts.yearly(yearly, [COLORS["strategy"], *(COLORS[k] for k in names if k in bench)])
+    trade_html = _trade_section(out.result.trades, charts)
+    event_html = _event_study(out, charts)
     expo = eq["exposure"].groupby(index.year).mean().reindex(yearly.index)
     yrows = [f'<tr><td class="t">{y}</td>{td(pct(row[0], 1), row[0], sign_class(row[0]))}{td(pct(x, 1), x)}'
              + "".join(td(pct(v, 1), v, sign_class(v)) for v in row[1:]) + "</tr>"
