@@ -152,17 +152,20 @@ def affordable_shares(cash, price, lot, cost_row, fee_buf):
     if value + fees <= cash:
         return most * lot, fees
     n = min(np.floor(cash / (price * lot * (1.0 + fees / value))), most - 1.0)
-    while n + 1.0 < most:
-        up = (n + 1.0) * lot * price
+    # One lot per step, or one float step where a lot count is beyond 2**53 (cash 1e15 at HK$0.0001
+    # a share): n +- 1 would then equal n and never end.
+    while n + max(1.0, n * 2.220446049250313e-16) < most:
+        nxt = n + max(1.0, n * 2.220446049250313e-16)
+        up = nxt * lot * price
         if up + order_fees(up, cost_row, fee_buf) > cash:
             break
-        n += 1.0
+        n = nxt
     while n > 0.0:
         value = n * lot * price
         fees = order_fees(value, cost_row, fee_buf)
         if value + fees <= cash:
             return n * lot, fees
-        n -= 1.0
+        n -= max(1.0, n * 2.220446049250313e-16)
     return 0.0, 0.0
 
 
