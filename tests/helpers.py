@@ -55,3 +55,13 @@ def random_ohlc(rng: np.random.Generator, n_t: int, n_s: int, nan_frac: float = 
     for a in (o, h, lo, c):
         a[gaps] = np.nan
     return o, h, lo, c
+
+
+def one_line_error(r: subprocess.CompletedProcess, *fragments: str) -> None:
+    """Exit 2, a single stderr line naming every fragment, and no traceback."""
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    for frag in fragments:
+        assert frag in lines[0], (frag, lines[0])

@@ -15,7 +15,7 @@ import pytest
 from backtest.config import load_config
 from backtest.errors import ConfigError
 from backtest.pipeline import prepare
-from tests.helpers import cli, require
+from tests.helpers import cli, one_line_error, require
 
 SWEEP = """
 [data]
@@ -32,15 +32,6 @@ chunk_size = 3
 dip = [0.04, 0.08, 0.12]
 flow_z = [0.5, 1.5]
 """
-
-
-def one_line_error(r, *fragments):
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    for frag in fragments:
-        assert frag in lines[0], (frag, lines[0])
 
 
 @pytest.fixture(scope="module")

@@ -13,22 +13,12 @@ from backtest.errors import ConfigError
 from backtest.features import FEATURES, check_ref, compute_features
 from backtest.rules import feature
 from backtest.strategy import load_strategy, plan, resolve_params, shipped_strategies
-from tests.helpers import ROOT, cli
+from tests.helpers import ROOT, cli, one_line_error
 
 SHIPPED = shipped_strategies()
 CONFIGS = {"configs/dip.toml": "southbound_dip", "configs/adr.toml": "adr_discount",
            "configs/flow_discount.toml": "flow_discount", "configs/slump_flow.toml": "slump_flow"}
 SMALL = "[data]\nsynthetic = { seed = 3, symbols = 8, years = 3 }\n"
-
-
-def one_line_error(r, *fragments):
-    """Exit 2, a single stderr line naming every fragment, and no traceback."""
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    for frag in fragments:
-        assert frag in lines[0], (frag, lines[0])
 
 
 def config(tmp_path, name, params=""):
