@@ -7,8 +7,11 @@ Entry needs at least `k` of them (k = 3: all; k = 1: any). The exit fires when t
 the premium has reverted, whichever comes first.
 
 A NaN feature never holds: names without an ADR can only enter on the other two conditions, so
-with k = 3 only dual-listed names trade. The rule is a flat k-of-n, so the ADR close's staleness
-cannot be an extra gate here (it would count as a fourth condition); use `adr_discount` for that.
+with k = 3 only dual-listed names trade. The rule does not gate on the ADR close's staleness or
+an absolute discount floor (on US holidays the ADR condition reads a stale premium). Rules nest
+(docs/rules.md), so such a gate could wrap the count rather than join it, e.g.
+`all_of(k_of(p.k, ...), feature("adr_staleness") <= 0)`; the shipped rule leaves it out
+(`adr_discount` has those gates).
 """
 
 from backtest.rules import any_of, feature, k_of
