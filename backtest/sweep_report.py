@@ -686,7 +686,7 @@ def _top(res: SweepResult, rk: Ranked, nb: Neighbourhood, dfl: Deflated) -> str:
 
 def _stability(res: SweepResult, rk: Ranked, nb: Neighbourhood) -> str:
     grid, t = res.grid, res.table
-    metric, order = rk.column, rk.order
+    order = rk.order
     v = _ranked_values(res, rk)
     centre = _centre(nb)
     trades, expo = t["trades"].to_numpy(), t[exposure_column(t)].to_numpy()

@@ -309,7 +309,7 @@ def test_signal_frames_are_validated(market):
     words.iloc[0, 0] = "yes"
     with pytest.raises(DataError, match="value 'yes' is not boolean"):
         backtest.simulate_signals(panel, good, exits=words)
-    with pytest.raises(DataError, match=rf"column '070': symbol is not in the market \(did you mean '0700'\?\)"):
+    with pytest.raises(DataError, match=r"column '070': symbol is not in the market \(did you mean '0700'\?\)"):
         backtest.simulate_signals(panel, good.rename(columns={"0700": "070"}))
     weekend = good.rename(index={idx[3]: pd.Timestamp("2023-01-01")})
     with pytest.raises(DataError, match="date 2023-01-01: date is not a trading day of the market"):

@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtest.config import load_config
 from backtest.errors import ConfigError
 from backtest.pipeline import prepare
 from tests.helpers import cli, one_line_error, require
