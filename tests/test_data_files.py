@@ -683,3 +683,17 @@ def test_docs_example_is_a_valid_dataset(tmp_path):
     md = load_market(tmp_path)
     assert md.southbound.loc["2024-01-02", "sh"] == 1500.5e6
     assert np.isnan(md.hk["close"].loc["2024-01-04", "9988"])
+
+
+def test_a_long_synthetic_span_before_any_adr_listed_round_trips(tmp_path):
+    """30 years reach back before every ADR listed: dates on which no ADR has a close are not
+    data, so the long-form writer leaves them out and the aligned panel is unchanged."""
+    from backtest.data.align import align
+    from backtest.data.synth import generate
+
+    md = generate(seed=7, symbols=3, years=30)
+    assert md.adr_close.isna().all(axis=1).any()  # the case: dates with no ADR close at all
+    write_market(md, tmp_path / "m")
+    a, b = align(load_market(tmp_path / "m")), align(md)
+    for k in ("close", "adr_premium", "adr_staleness"):
+        np.testing.assert_array_equal(a.fields[k], b.fields[k], err_msg=k)

@@ -120,7 +120,7 @@ def write_market(md: MarketData, path: str | Path, fmt: str = "csv", wide: bool 
     else:
         _write(_long_frame(md.hk, hk_fields, "symbol", fmt, "hk"), root / ("hk_daily" + ext), fmt)
         if md.adr_close.shape[1] and len(md.adr_close):
-            adr = _long_frame({"close": md.adr_close}, ["close"], "adr_ticker", fmt, "adr_close")
+            adr = _long_frame({"close": md.adr_close.dropna(how="all")}, ["close"], "adr_ticker", fmt, "adr_close")
         else:
             adr = pd.DataFrame({"date": pd.Series([], dtype=object if fmt == "csv" else DATE_DTYPE),
                                 "adr_ticker": pd.Series([], dtype=object),
