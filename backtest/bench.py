@@ -1257,10 +1257,3 @@ def run_cli(args) -> int:
         print(f"wrote {args.json}")
     say(f"({time.perf_counter() - t0:.0f} s)")
     return status
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m backtest bench ARGS` in this process (exit status; errors as the CLI prints them)."""
-    from backtest.cli import main as cli_main
-
-    return cli_main(["bench", *(argv or [])])

@@ -11,15 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 
-def _chunk_task(inputs, sp, start: int, stop: int):
-    from backtest.sweep import run_chunk
-
-    return run_chunk(inputs, sp, start, stop, threads=1)
-
-
-def run_on_dask(inputs, sp, chunks: list[tuple[int, int, int]], workers: int | None,
+def run_on_dask(task, inputs, sp, chunks: list[tuple[int, int, int]], workers: int | None,
                 scheduler: str | None) -> Iterator[tuple[int, tuple]]:
-    """Yield (chunk id, results) as chunks complete, in completion order."""
+    """Yield (chunk id, task(inputs, sp, start, stop, 1)) as chunks complete, in completion order
+    (`task` is `backtest.sweep.run_chunk`, passed in so this module does not import the sweep)."""
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -37,7 +32,7 @@ def run_on_dask(inputs, sp, chunks: list[tuple[int, int, int]], workers: int | N
         client = Client(cluster)
     try:
         inp, plan = client.scatter([inputs, sp], broadcast=True)
-        futures = {client.submit(_chunk_task, inp, plan, start, stop, key=f"dipflow-chunk-{i}-{start}",
+        futures = {client.submit(task, inp, plan, start, stop, 1, key=f"dipflow-chunk-{i}-{start}",
                                  retries=2, pure=False): i for i, start, stop in chunks}
         for fut in as_completed(futures):
             yield futures[fut], fut.result()

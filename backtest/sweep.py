@@ -338,7 +338,8 @@ def _run_sweep(cfg: Config, out: Path, workers: int | None, scheduler: str | Non
         if engine == "dask" or scheduler:
             from backtest.cluster import run_on_dask
 
-            for n, (i, res) in enumerate(run_on_dask(inputs, sp, [(i, *bounds(i)) for i in todo], workers, scheduler), 1):
+            for n, (i, res) in enumerate(run_on_dask(run_chunk, inputs, sp, [(i, *bounds(i)) for i in todo],
+                                                     workers, scheduler), 1):
                 keep(i, res)
                 _test_interrupt(n)
         else:

@@ -174,28 +174,27 @@ def test_grid_errors_are_named(tmp_path, grid, message):
     assert message in str(err.value) and str(tmp_path / "s.toml") in str(err.value)
 
 
-def _chunk_task_that_kills_its_worker_once(inputs, sp, start, stop):
-    """Test stand-in for backtest.cluster._chunk_task: the first task to find the marker file
-    deletes it and kills its own worker process mid-sweep."""
+_real_run_chunk = backtest.sweep.run_chunk
+
+
+def _chunk_task_that_kills_its_worker_once(inputs, sp, start, stop, threads=None):
+    """Test stand-in for the chunk task the sweep sends to Dask (backtest.sweep.run_chunk): the
+    first task to find the marker file deletes it and kills its own worker process mid-sweep."""
     marker = Path(os.environ["DIPFLOW_TEST_KILL_MARKER"])
     try:
         marker.unlink()
     except FileNotFoundError:
-        from backtest.sweep import run_chunk
-
-        return run_chunk(inputs, sp, start, stop, threads=1)
+        return _real_run_chunk(inputs, sp, start, stop, threads)
     os._exit(1)
 
 
 def test_a_dask_worker_killed_mid_sweep_loses_and_duplicates_nothing(tmp_path, monkeypatch):
     distributed = require("dask.distributed")
-    import backtest.cluster
-
     marker = tmp_path / "kill-once"
     marker.touch()
     monkeypatch.setenv("DIPFLOW_TEST_KILL_MARKER", str(marker))
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    monkeypatch.setattr(backtest.cluster, "_chunk_task", _chunk_task_that_kills_its_worker_once)
+    monkeypatch.setattr(backtest.sweep, "run_chunk", _chunk_task_that_kills_its_worker_once)
     grid = 'dip = [0.04, 0.08, 0.12]\nflow_z = [0.5, 1.5, 2.5]\n"exits.max_hold" = [5, 10]\n'
     cfg = _config(tmp_path, grid, chunk=3)
     written = []
