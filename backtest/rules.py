@@ -41,6 +41,8 @@ class FeatureRef:
     def _cond(self, op: str, threshold: float) -> Cond:
         if not isinstance(threshold, (int, float, np.integer, np.floating)) or isinstance(threshold, (bool, np.bool_)):
             raise TypeError(f"compare {self} with a number, not {threshold!r}")
+        if threshold != threshold:  # a NaN threshold (e.g. computed from a bad parameter) never holds
+            raise RuleError(f"{self} {op} nan: the threshold is not a number")
         return Cond(self, op, float(threshold))
 
     def __le__(self, t: float) -> Cond:

@@ -308,3 +308,8 @@ def test_swept_nested_rules_equal_single_runs(tmp_path, monkeypatch, mode):
 def test_a_grid_that_changes_the_rule_structure_is_refused():
     with pytest.raises(RuleError, match="structure differs"):
         stack_rules([compile_rule(all_of(A >= 1, A <= 2), dict(INDEX)), compile_rule(any_of(A >= 1), dict(INDEX))])
+
+
+def test_a_nan_threshold_is_refused_naming_the_condition():
+    with pytest.raises(RuleError, match=r"drawdown\(window=20\) <= nan: the threshold is not a number"):
+        feature("drawdown", window=20) <= float("nan")
