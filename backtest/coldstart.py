@@ -300,9 +300,9 @@ def precompile(kinds: tuple[str, ...] = ("run", "sweep"), processes: int = 2, co
     try:
         _run_jobs(lanes[0], cfg, failed)
         for lane, h in helpers:
-            if not h.wait():  # failed or killed: do its jobs here
+            if not h.wait():
                 failed.append(f"helper ({', '.join(j.name for j in lane)}) exited {h.proc.returncode}: {h.error()}")
-                _run_jobs([j for j in lane if _cached(*j.kernel) is False], cfg, failed)
+            _run_jobs([j for j in lane if _cached(*j.kernel) is False], cfg, failed)  # what it left undone
     finally:
         for _, h in helpers:
             h.stop()
