@@ -274,6 +274,13 @@ def precompile(kinds: tuple[str, ...] = ("run", "sweep"), processes: int = 2, co
 
     if numba.config.DISABLE_JIT:
         return Precompiled([], [], 0.0, [])
+    try:  # an unwritable cache would make every process compile everything again
+        os.makedirs(numba.config.CACHE_DIR, exist_ok=True)
+        writable = os.access(numba.config.CACHE_DIR, os.W_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        return Precompiled([], [], 0.0, [f"numba cache directory {numba.config.CACHE_DIR} is not writable"])
     processes = max(1, min(processes, os.cpu_count() or 1))
     given = config is not None
     cfg = _config(config)
