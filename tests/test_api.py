@@ -17,6 +17,7 @@ from backtest.config import load_config
 from backtest.data.market import Panel
 from backtest.errors import ConfigError, DataError, UserError
 from backtest.pipeline import run as run_pipeline
+from tests.helpers import require
 
 ROOT = Path(__file__).resolve().parents[1]
 DIP = ROOT / "configs" / "dip.toml"
@@ -118,7 +119,7 @@ def test_run_result_frames_and_tearsheet(tmp_path, market):
 
 
 def test_run_to_vectorbt(market):
-    pytest.importorskip("vectorbt")
+    require("vectorbt", "the reference simulator")
     res = backtest.run(DIP, market=market)
     value = res.to_vectorbt().value()
     np.testing.assert_allclose(value.to_numpy(), res.result.equity["portfolio"].to_numpy(), rtol=1e-9)
@@ -221,7 +222,7 @@ def test_simulate_signals_equals_vectorbt_from_signals(seed, n_t, n_s, nan_frac,
     """Independent mode, flat costs, no lots: equity to 1e-9 and every trade equal to vectorbt's
     (the mapping and its two excluded corner cases: backtest.bench.vectorbt_from_signals,
     tests/test_vectorbt_agreement.py)."""
-    pytest.importorskip("vectorbt")
+    require("vectorbt", "the reference simulator")
     from backtest.bench import vectorbt_from_signals
 
     rng = np.random.default_rng(seed)
@@ -403,7 +404,7 @@ def test_an_override_is_checked_exactly_like_the_file(tmp_path_factory, key, val
 
 
 def test_sweep_on_dask_equals_local(market):
-    pytest.importorskip("distributed")
+    require("distributed", "the Dask engine")
     local = backtest.sweep(DIP, grid=GRID, progress=False, market=market, workers=1)
     dask = backtest.sweep(DIP, grid=GRID, progress=False, market=market, engine="dask", workers=2)
     pd.testing.assert_frame_equal(dask.table, local.table, check_exact=True)
