@@ -271,7 +271,7 @@ def _data(args) -> int:
 
 
 def _bench(args) -> int:
-    from backtest.bench import run_cli
+    from backtest.bench.cli import run_cli
 
     return run_cli(args)
 
