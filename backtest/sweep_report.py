@@ -212,16 +212,20 @@ def _pool(rk: Ranked) -> np.ndarray:
 
 
 def walk_forward_oos(res: SweepResult, cfg: Config, market=None, rk: Ranked | None = None):
-    """Walk-forward picks (robustness.walk_forward on the block sums), each re-run with
-    `backtest.pipeline.run` (once per distinct combination) and its daily returns taken over its
-    test blocks. Block b holds the returns ending at bars edges[b] .. edges[b + 1] - 1.
+    """Walk-forward picks (robustness.walk_forward on the block sums), each re-run with the
+    single-run engine (once per distinct combination: `pipeline.prepare`, `compute_features`,
+    `simulate`, i.e. `pipeline.run` without the statistics and event study it adds for the tear
+    sheet) and its daily returns taken over its test blocks. Block b holds the returns ending at
+    bars edges[b] .. edges[b + 1] - 1.
 
     The picks are made among the combinations active enough to be ranked (`ranked`; all of them
     when fewer than two are), by the metric `robust_metric(sweep.metric)`.
 
     Returns (WalkForwardOOS, the Prepared of the first re-run: data fingerprint, strategy module).
     """
-    from backtest.pipeline import load_market, run
+    from backtest.features import compute_features
+    from backtest.pipeline import load_market, prepare
+    from backtest.simulate import simulate
 
     t0 = time.perf_counter()
     rk = rk if rk is not None else ranked(res, cfg)
@@ -236,16 +240,18 @@ def walk_forward_oos(res: SweepResult, cfg: Config, market=None, rk: Ranked | No
 
     def returns(p: int) -> np.ndarray:
         if p not in cache:
-            out = run(combo_config(cfg, res.grid.combo(p)), market)
+            one = combo_config(cfg, res.grid.combo(p))
+            prep = prepare(one, market)
+            result = simulate(prep.panel, prep.plan, compute_features(prep.panel, prep.plan.refs), one)
             if not first:
-                first.append(out)
-            eq = out.result.total_equity.to_numpy(dtype=np.float64)
+                first.append(prep)
+            eq = result.total_equity.to_numpy(dtype=np.float64)
             cache[p] = np.concatenate([[np.nan], eq[1:] / eq[:-1] - 1.0])  # r[t] ends at bar t
-            exposure[p] = 1.0 - out.result.total_cash.to_numpy(dtype=np.float64) / eq
+            exposure[p] = 1.0 - result.total_cash.to_numpy(dtype=np.float64) / eq
         return cache[p]
 
     returns(int(wf.steps[0][1]))
-    prep = first[0].prepared
+    prep = first[0]
     dates = pd.DatetimeIndex(prep.panel.dates)
     edges = block_edges(len(dates), res.sums.shape[1])
     if not np.array_equal(np.diff(edges), res.sums[0, :, 0]):
