@@ -241,7 +241,7 @@ def walk_forward_oos(res: SweepResult, cfg: Config, market=None, rk: Ranked | No
     def returns(p: int) -> np.ndarray:
         if p not in cache:
             one = combo_config(cfg, res.grid.combo(p))
-            prep = prepare(one, market)
+            prep = prepare(one, market, first[0].panel if first else None)  # combos differ in rules only
             result = simulate(prep.panel, prep.plan, compute_features(prep.panel, prep.plan.refs), one)
             if not first:
                 first.append(prep)
