@@ -13,7 +13,6 @@ matplotlib's SVG; the page scales the SVG to its column.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import math
 from dataclasses import dataclass, field
@@ -617,20 +616,22 @@ class Heatmap:
         return "".join(out)
 
     def _bar(self, label: str, x: float, Y0: float, Y1: float) -> str:
-        """The colour bar (as tall as the axes, 1/20 as wide; the map uniform along it, as
-        matplotlib's colorbar: a two-slope scale gives each side half the bar)."""
+        """The colour bar (as tall as the axes, 1/20 as wide): the map's `n` colours in equal bands
+        from bottom to top, as matplotlib's colorbar (a two-slope scale gives each side half the
+        bar); no element ids, so several charts on a page never clash."""
         bw = (Y0 - Y1) / 20
-        gid = "cb-" + hashlib.sha1(label.encode()).hexdigest()[:10]
-        stops = "".join(f'<stop offset="{_num(k / (len(self.cmap.anchors) - 1))}" stop-color="{c}"/>'
-                        for k, c in enumerate(self.cmap.anchors))
+        n = self.cmap.n
+        band = (Y0 - Y1) / n
+        bands = "".join(f'<path d="M{_num(x)} {_num(Y0 - (k + 1) * band)}h{_num(bw)}v{_num(band)}h{_num(-bw)}Z" '
+                        f'fill="{c}"/>' for k, c in enumerate(_hex(c) for c in self.cmap.table()))
         lo, hi = self.norm.lo, self.norm.hi
         ticks = nice_ticks(lo, hi, max(1, min(9, int((Y0 - Y1) // (2 * FONT))))) if hi > lo else np.array([lo])
         labels = [self.bar_format(t) for t in ticks] if self.bar_format else number_labels(ticks)
         at = Y0 - np.clip(self.norm(ticks), 0.0, 1.0) * (Y0 - Y1)
         x1 = x + bw
         wide = max((text_width(t) for t in labels), default=0.0)
-        parts = [f'<defs><linearGradient id="{gid}" x1="0" y1="1" x2="0" y2="0">{stops}</linearGradient></defs>',
-                 f'<rect x="{_num(x)}" y="{_num(Y1)}" width="{_num(bw)}" height="{_num(Y0 - Y1)}" fill="url(#{gid})" '
+        parts = [f'<g shape-rendering="crispEdges">{bands}</g>',
+                 f'<rect x="{_num(x)}" y="{_num(Y1)}" width="{_num(bw)}" height="{_num(Y0 - Y1)}" fill="none" '
                  f'stroke="{SPINE_COLOR}" stroke-width="0.8"/>',
                  f'<path d="{"".join(f"M{_num(x1)} {_num(t)}h3.5" for t in at)}" stroke="{TICK_COLOR}" stroke-width="0.8"/>',
                  f'<g fill="{TICK_COLOR}">' + "".join(f'<text x="{_num(x1 + 7)}" y="{_num(t + FONT * 0.35)}">'
