@@ -167,7 +167,7 @@ class Plot:
     title: str = ""  # over the axes, at their left edge (matplotlib's loc="left"), 10 pt
     title_color: str = TEXT_COLOR
     y_nbins: int = 0  # 0: as many as fit (matplotlib's AutoLocator); time charts: 6 (MaxNLocator(6))
-    legend_loc: str = ""  # "above" (one row over the axes), "upper right", "upper left", "lower left" (inside), "below" (under the x labels)
+    legend_loc: str = ""  # "above" (a row over the axes), "upper right" / "upper left" / "lower left" (inside), "below"
     legend_ncols: int = 0  # 0: every entry in one row ("above") or one column
     legend_size: float = FONT
     x_sticky: tuple = ()
@@ -596,9 +596,10 @@ class Heatmap:
             for (i, j), text in np.ndenumerate(np.asarray(self.cells, dtype=object)):
                 if not text:
                     continue
-                dark = bool(np.isfinite(level[i, j]) and abs(level[i, j] - 0.5) > 0.35)
-                texts.append(f'<text x="{_num(X0 + (j + 0.5) * cw)}" y="{_num(Y0 - (i + 0.5) * ch + self.cell_size * 0.35)}"'
-                             f'{" fill=" + chr(34) + "#fff" + chr(34) if dark else ""}>{html.escape(str(text))}</text>')
+                dark = bool(np.isfinite(level[i, j]) and abs(level[i, j] - 0.5) > 0.35)  # white on the deep ends
+                fill = ' fill="#fff"' if dark else ""
+                y = Y0 - (i + 0.5) * ch + self.cell_size * 0.35
+                texts.append(f'<text x="{_num(X0 + (j + 0.5) * cw)}" y="{_num(y)}"{fill}>{html.escape(str(text))}</text>')
             out.append(f'<g class="values" fill="#111827" text-anchor="middle" font-size="{_num(self.cell_size)}">'
                        + "".join(texts) + "</g>")
         if self.best is not None:
@@ -611,11 +612,11 @@ class Heatmap:
         ys = [Y0 - (float(p) + 0.5) * ch for p in self.yticks[0]]
         out.append(_ticks_svg(xs, list(self.xticks[1]), ys, list(self.yticks[1]), X0, Y0))
         out.append(_axis_labels(self.xlabel, self.ylabel, list(self.yticks[1]), X0, X1, Y0, Y1))
-        out.append(self._bar(label, X1 + 0.08 * PT, Y0, Y1))
+        out.append(self._bar(X1 + 0.08 * PT, Y0, Y1))
         out.append("</svg>")
         return "".join(out)
 
-    def _bar(self, label: str, x: float, Y0: float, Y1: float) -> str:
+    def _bar(self, x: float, Y0: float, Y1: float) -> str:
         """The colour bar (as tall as the axes, 1/20 as wide): the map's `n` colours in equal bands
         from bottom to top, as matplotlib's colorbar (a two-slope scale gives each side half the
         bar); no element ids, so several charts on a page never clash."""
