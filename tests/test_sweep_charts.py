@@ -7,6 +7,7 @@ report imports neither matplotlib nor scipy.stats."""
 from __future__ import annotations
 
 import math
+import os
 import re
 import subprocess
 import sys
@@ -214,7 +215,7 @@ def written(tmp_path_factory):
         print(sorted(m for m in sys.modules if m.split(".")[0] == "matplotlib" or m.startswith("scipy.stats")))
     """)
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=900,
-                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
     return (tmp / "out" / "sweep.html").read_text(), done.stdout.strip().splitlines()[-1]
 
