@@ -38,7 +38,7 @@ def _minus(text: str) -> str:
 
 def text_width(text: str, size: float = FONT) -> float:
     """Rough advance width of `text` in a sans-serif font (for laying out legends and labels)."""
-    return sum(0.32 if c in "il.,:;'|!()[] " else 0.9 if c in "mwMW%" else 0.62 for c in text) * size
+    return sum(0.32 if c in "il.,:;'|!()[] " else 0.9 if c in "mwMW%" + MINUS else 0.62 for c in text) * size
 
 
 AUTO_STEPS = (1.0, 2.0, 2.5, 5.0, 10.0)  # matplotlib's AutoLocator
@@ -639,7 +639,7 @@ class Heatmap:
                                                      f"{html.escape(s)}</text>" for t, s in zip(at, labels)) + "</g>"]
         if self.bar_label:
             parts.append(f'<text fill="{LABEL_COLOR}" text-anchor="middle" transform="translate('
-                         f'{_num(x1 + 7 + wide + 4 + FONT * 0.8)} {_num((Y0 + Y1) / 2)}) rotate(-90)">'
+                         f'{_num(x1 + 7 + wide + 6 + FONT * 0.8)} {_num((Y0 + Y1) / 2)}) rotate(-90)">'
                          f"{html.escape(self.bar_label)}</text>")
         return f'<g class="colorbar">{"".join(parts)}</g>'
 
