@@ -524,7 +524,8 @@ class Colormap:
 @dataclass(frozen=True)
 class Norm:
     """Values to [0, 1] as matplotlib's Normalize(lo, hi), or as its TwoSlopeNorm(center, lo, hi)
-    when lo < center < hi (center at 0.5, each side linear); lo == hi maps to 0.5."""
+    when lo < center < hi (center at 0.5, each side linear). A single value (lo == hi) maps to
+    0.5, the middle colour, whatever its magnitude (matplotlib's Normalize gives 0, the low end)."""
 
     lo: float
     hi: float
@@ -538,8 +539,9 @@ class Norm:
         v = np.asarray(v, dtype=float)
         if self.two_slope:
             return np.interp(v, [self.lo, self.center, self.hi], [0.0, 0.5, 1.0], left=-np.inf, right=np.inf)
-        lo, hi = (self.lo - 1e-12, self.hi + 1e-12) if self.lo == self.hi else (self.lo, self.hi)
-        return (v - lo) / (hi - lo)
+        if self.lo == self.hi:
+            return np.where(v > self.lo, np.inf, np.where(v < self.lo, -np.inf, np.where(np.isnan(v), np.nan, 0.5)))
+        return (v - self.lo) / (self.hi - self.lo)
 
 
 @dataclass

@@ -20,6 +20,9 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from matplotlib import colors as mcolors
 
 from backtest import sweep_report as sr
@@ -32,13 +35,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _oracle(v: float, lo: float, hi: float) -> str:
     """The colour matplotlib's imshow gave a cell in the report (its former code: RdYlGn, NaN and
-    inf masked, TwoSlopeNorm around 0 when [lo, hi] spans 0, else Normalize)."""
+    inf masked, TwoSlopeNorm around 0 when [lo, hi] spans 0, else Normalize). A single value is
+    the middle colour (the former code's Normalize(lo - 1e-12, hi + 1e-12), which only gave that
+    while 1e-12 was above the value's rounding step, below ~4,500)."""
     if not math.isfinite(v):
         return BAD_COLOR
     if lo < 0 < hi:
         norm = mcolors.TwoSlopeNorm(0.0, lo, hi)
     elif lo == hi:
-        norm = mcolors.Normalize(lo - 1e-12, hi + 1e-12)
+        return mcolors.to_hex(mpl.colormaps["RdYlGn"](0.5))
     else:
         norm = mcolors.Normalize(lo, hi)
     return mcolors.to_hex(mpl.colormaps["RdYlGn"](norm(v)))
@@ -259,3 +264,18 @@ def test_a_single_varied_parameter_draws_a_line_with_a_marker_per_value():
     texts = [t.text for t in root.iter(f"{SVG}text")]
     assert "<k>" in texts and "&lt;k&gt;" in svg
     assert all(lab in texts for lab in ("1", "2", "3", "4"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=2, min_side=2, max_side=6),
+                  elements=st.floats(-1e6, 1e6) | st.sampled_from([np.nan, np.inf, -np.inf])),
+       st.sampled_from(["sharpe", "cagr"]))
+def test_any_matrix_draws_a_valid_heatmap_coloured_as_matplotlib(mean, metric):
+    fin = mean[np.isfinite(mean)]
+    lo, hi = (float(fin.min()), float(fin.max())) if fin.size else (0.0, 1.0)
+    rows, cols = mean.shape
+    svg = sr.heatmap(mean, ("y<", "x&"), (np.arange(rows), np.arange(cols)), metric, lo, hi, (rows - 1, cols - 1))
+    fills, _ = _cells(svg, mean.shape)  # parses as XML, one box per cell
+    for (i, j), v in np.ndenumerate(mean):
+        assert fills[(i, j)] == _oracle(v, lo, hi)
+    assert not re.search(r"\bnan\b|\binf\b", svg.lower())  # no non-finite number written
