@@ -305,6 +305,8 @@ class Plot:
                 na = s
             if hi <= s < nb:
                 nb = s
+        if nb <= na:  # every value on a sticky edge (bars all 0): keep the margins
+            na, nb = g(a - m), g(b + m)
         return na, nb
 
     def svg(self, label: str) -> str:

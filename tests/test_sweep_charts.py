@@ -279,3 +279,17 @@ def test_any_matrix_draws_a_valid_heatmap_coloured_as_matplotlib(mean, metric):
     for (i, j), v in np.ndenumerate(mean):
         assert fills[(i, j)] == _oracle(v, lo, hi)
     assert not re.search(r"\bnan\b|\binf\b", svg.lower())  # no non-finite number written
+
+
+def test_charts_without_a_finite_value_still_draw_valid_svg():
+    from backtest.robustness import PBOResult
+
+    nan = np.full(4, np.nan)
+    pbo = PBOResult(np.nan, nan, np.zeros(4, int), nan, nan, np.zeros((4, 2), bool), np.nan, np.nan, np.nan, "sharpe")
+    svgs = [sr.degradation(pbo), sr.logit_hist(pbo), sr.histogram(nan, "sharpe", np.nan, nan),
+            sr.histogram(np.ones(3), "cagr", 1.0, np.ones(1)), sr.line_chart(nan, "k", np.arange(4), "sharpe"),
+            sr.heatmap(np.full((2, 3), np.nan), ("a", "b"), (np.arange(2), np.arange(3)), "sharpe", 0.0, 1.0, (0, 0))]
+    for svg in svgs:
+        ET.fromstring(svg)
+        assert not re.search(r"\bnan\b|\binf\b", svg.lower())
+    assert set(_cells(svgs[-1], (2, 3))[0].values()) == {BAD_COLOR}
