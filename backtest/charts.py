@@ -1,12 +1,14 @@
-"""A lean inline-SVG chart writer for the tear sheet (lines, areas, steps, bars, error bars).
+"""A lean inline-SVG chart writer for the tear sheet and the sweep report (lines, markers, areas,
+steps, bars, error bars, scatters, rugs, heatmaps with a colour bar).
 
-matplotlib costs a warm `run` ~0.8 s of CPU (its import and drawing eight figures); these charts
-take a few milliseconds and keep matplotlib's look (docs/performance.md): the tear sheet's rcParams
-(`page.RC`: 9 pt text, light grid below the data, left and bottom spines), 5 % data margins,
-"nice" linear ticks (steps 1, 2, 2.5, 5, 10), decade ticks on log axes, year or month ticks on
-date axes and unicode minus signs. Every data point is drawn (no downsampling), each NaN breaks a
-line, and every text is escaped. Units are points (1/72 inch) of a figure `width` x `height` inches,
-like matplotlib's SVG; the page scales the SVG to its column. The sweep report keeps matplotlib.
+matplotlib cost a warm `run` ~0.8 s of CPU and a warm `sweep` ~0.9 s (its import and drawing);
+these charts take milliseconds and keep the look the pages had with matplotlib
+(docs/performance.md): 9 pt text, light grid below the data, left and bottom spines, 5 % data
+margins, "nice" linear ticks (steps 1, 2, 2.5, 5, 10), decade ticks on log axes, year or month
+ticks on date axes, unicode minus signs, matplotlib's RdYlGn colour map and its normalisations.
+Every data point is drawn (no downsampling), each NaN breaks a line or masks a cell, and every
+text is escaped. Units are points (1/72 inch) of a figure `width` x `height` inches, like
+matplotlib's SVG; the page scales the SVG to its column.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def _minus(text: str) -> str:
 
 def text_width(text: str, size: float = FONT) -> float:
     """Rough advance width of `text` in a sans-serif font (for laying out legends and labels)."""
-    return sum(0.32 if c in "il.,:;'|!()[] " else 0.9 if c in "mwMW%" else 0.62 for c in text) * size
+    return sum(0.32 if c in "il.,:;'|!()[] " else 0.9 if c in "mwMW%" + MINUS else 0.62 for c in text) * size
 
 
 AUTO_STEPS = (1.0, 2.0, 2.5, 5.0, 10.0)  # matplotlib's AutoLocator
@@ -130,12 +132,13 @@ def days(index) -> np.ndarray:
 
 @dataclass
 class _Entry:
-    kind: str  # "line", "patch", "errorbar", "diamond"
+    kind: str  # "line", "patch", "errorbar", "diamond", "rug", "dot"
     label: str
     color: str
     width: float = 1.2
     alpha: float = 1.0
     dash: str = ""
+    marker: float = 0.0  # diameter of a round marker on a line's handle
 
 
 @dataclass
@@ -161,8 +164,10 @@ class Plot:
     ypercent: int | None | bool = False
     xlabel: str = ""
     ylabel: str = ""
+    title: str = ""  # over the axes, at their left edge (matplotlib's loc="left"), 10 pt
+    title_color: str = TEXT_COLOR
     y_nbins: int = 0  # 0: as many as fit (matplotlib's AutoLocator); time charts: 6 (MaxNLocator(6))
-    legend_loc: str = ""  # "above" (one row over the axes), "upper right" (inside), "below" (under the x labels)
+    legend_loc: str = ""  # "above" (a row over the axes), "upper right" / "upper left" / "lower left" (inside), "below"
     legend_ncols: int = 0  # 0: every entry in one row ("above") or one column
     legend_size: float = FONT
     x_sticky: tuple = ()
@@ -182,11 +187,38 @@ class Plot:
         if fy.size:
             self._yd.append((fy.min(), fy.max()))
 
-    def line(self, x, y, color: str, width: float = 1.2, alpha: float = 1.0, dash: str = "", label: str = "") -> None:
+    def line(self, x, y, color: str, width: float = 1.2, alpha: float = 1.0, dash: str = "", label: str = "",
+             marker: float = 0.0) -> None:
+        """A line through the points, broken at each NaN; `marker` > 0: a round marker of that
+        diameter (points) on every finite point too."""
         self._data(x, y)
-        self.items.append(("line", np.asarray(x, float), np.asarray(y, float), color, width, alpha, dash))
+        self.items.append(("line", np.asarray(x, float), np.asarray(y, float), color, width, alpha, dash, marker))
         if label:
-            self.legend.append(_Entry("line", label, color, width, alpha, dash))
+            self.legend.append(_Entry("line", label, color, width, alpha, dash, marker))
+
+    def scatter(self, x, y, color: str, size: float = 3.0, alpha: float = 1.0, label: str = "") -> None:
+        """A round marker of `size` points diameter at every point with finite x and y, each its own
+        element so that overlapping translucent markers darken (as matplotlib's scatter)."""
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        self._data(x, y)
+        self.items.append(("scatter", x, y, color, size, alpha))
+        if label:
+            self.legend.append(_Entry("dot", label, color, alpha=alpha, marker=max(size, 5.0)))
+
+    def rug(self, x, color: str, length: float = 14.0, width: float = 1.5, label: str = "") -> None:
+        """A vertical tick of `length` points centred on y = 0 at every finite x, drawn over the axes'
+        edge (matplotlib's "|" marker at y = 0 with clip_on=False)."""
+        x = np.asarray(x, float)
+        self._data(x, np.zeros_like(x))
+        self.items.append(("rug", x, color, length, width))
+        if label:
+            self.legend.append(_Entry("rug", label, color, width))
+
+    def text(self, x: float, text: str, color: str = TEXT_COLOR, size: float = 8.0, y: float = 1.0,
+             dx: float = 0.0) -> None:
+        """`text` starting `dx` points right of data x, its bottom at `y` (a fraction of the axes'
+        height: 1 = the top edge, as matplotlib's va="bottom" on the x-axis transform)."""
+        self.items.append(("text", float(x), y, text, color, size, dx))
 
     def area(self, x, y, base: float = 0.0, color: str = "#000", alpha: float = 1.0, step: bool = False,
              label: str = "") -> None:
@@ -205,13 +237,17 @@ class Plot:
         self.y_sticky += (0.0,)
         self.items.append(("stairs", v, ed, color, alpha))
 
-    def bars(self, x, heights, width: float, color: str, label: str = "") -> None:
+    def bars(self, x, heights, width, color, label: str = "", edge: str = "", edge_width: float = 0.4) -> None:
+        """Bars from 0 centred on x; `width` and `color` one for all or one per bar; `edge`: an
+        outline colour (matplotlib's edgecolor)."""
         x, h = np.asarray(x, float), np.asarray(heights, float)
-        self._data(np.concatenate([x - width / 2, x + width / 2]), np.concatenate([h, np.zeros_like(h)]))
+        w = np.broadcast_to(np.asarray(width, float), x.shape)
+        colors = [color] * len(x) if isinstance(color, str) else [str(c) for c in color]
+        self._data(np.concatenate([x - w / 2, x + w / 2]), np.concatenate([h, np.zeros_like(h)]))
         self.y_sticky += (0.0,)
-        self.items.append(("bars", x, h, width, color))
+        self.items.append(("bars", x, h, w, colors, edge, edge_width))
         if label:
-            self.legend.append(_Entry("patch", label, color))
+            self.legend.append(_Entry("patch", label, colors[0] if colors else "#000"))
 
     def hline(self, y: float, color: str, width: float = 0.8, dash: str = "", label: str = "", below: bool = False) -> None:
         """A horizontal line across the axes (its y counts for the autoscaled limits, as matplotlib's axhline)."""
@@ -221,6 +257,8 @@ class Plot:
             self.legend.append(_Entry("line", label, color, width, 1.0, dash))
 
     def vline(self, x: float, color: str, width: float = 0.8, dash: str = "", label: str = "", below: bool = False) -> None:
+        """A vertical line across the axes (its x counts for the autoscaled limits, as matplotlib's axvline)."""
+        self._xd.append((x, x))
         self._add(("vline", x, color, width, dash), below)
         if label:
             self.legend.append(_Entry("line", label, color, width, 1.0, dash))
@@ -267,6 +305,8 @@ class Plot:
                 na = s
             if hi <= s < nb:
                 nb = s
+        if nb <= na:  # every value on a sticky edge (bars all 0): keep the margins
+            na, nb = g(a - m), g(b + m)
         return na, nb
 
     def svg(self, label: str) -> str:
@@ -325,24 +365,11 @@ class Plot:
         # spines, ticks, labels
         out.append(f'<path d="M{_num(X0)} {_num(Y1)}V{_num(Y0)}H{_num(X1)}" stroke="{SPINE_COLOR}" '
                    'stroke-width="0.8" fill="none"/>')
-        tick = [f"M{_num(v)} {_num(Y0)}v3.5" for v in px(xt)] + [f"M{_num(X0)} {_num(v)}h-3.5" for v in py(yt)]
-        if tick:
-            out.append(f'<path d="{"".join(tick)}" stroke="{TICK_COLOR}" stroke-width="0.8"/>')
-        out.append(f'<g fill="{TICK_COLOR}" text-anchor="middle">'
-                   + "".join(f'<text x="{_num(v)}" y="{_num(Y0 + 3.5 + 3.5 + FONT * 0.8)}">{html.escape(t)}</text>'
-                             for v, t in zip(px(xt), xlab)) + "</g>")
-        out.append(f'<g fill="{TICK_COLOR}" text-anchor="end">'
-                   + "".join(f'<text x="{_num(X0 - 7)}" y="{_num(v + FONT * 0.35)}">{html.escape(t)}</text>'
-                             for v, t in zip(py(yt), ylab)) + "</g>")
-        if self.ylabel:
-            wide = max((text_width(t) for t in ylab), default=0.0)
-            x = max(X0 - 7 - wide - 5, FONT)
-            yc = (Y0 + Y1) / 2
-            out.append(f'<text fill="{LABEL_COLOR}" text-anchor="middle" transform="translate({_num(x)} {_num(yc)}) '
-                       f'rotate(-90)">{html.escape(self.ylabel)}</text>')
-        if self.xlabel:
-            out.append(f'<text fill="{LABEL_COLOR}" text-anchor="middle" x="{_num((X0 + X1) / 2)}" '
-                       f'y="{_num(Y0 + 7 + FONT * 0.8 + 4 + FONT)}">{html.escape(self.xlabel)}</text>')
+        out.append(_ticks_svg(list(px(xt)), xlab, list(py(yt)), ylab, X0, Y0))
+        out.append(_axis_labels(self.xlabel, self.ylabel, ylab, X0, X1, Y0, Y1))
+        if self.title:
+            out.append(f'<text fill="{self.title_color}" font-size="10" x="{_num(X0)}" y="{_num(Y1 - 6)}">'
+                       f"{html.escape(self.title)}</text>")
         if self.legend_loc and self.legend:
             size = self.legend_size
             row_h = 1.55 * size
@@ -352,6 +379,13 @@ class Plot:
                 out.append(self.legend_svg(self.legend, X0 + 0.4 * size, Y1 - 0.2 * size - rows * row_h, ncols, size, "start"))
             elif self.legend_loc == "upper right":
                 out.append(self.legend_svg(self.legend, X1 - 0.5 * size, Y1 + 0.5 * size, self.legend_ncols or 1, size, "end"))
+            elif self.legend_loc == "upper left":
+                out.append(self.legend_svg(self.legend, X0 + 0.5 * size, Y1 + 0.5 * size, self.legend_ncols or 1, size, "start"))
+            elif self.legend_loc == "lower left":
+                ncols = self.legend_ncols or 1
+                rows = math.ceil(len(self.legend) / ncols)
+                out.append(self.legend_svg(self.legend, X0 + 0.5 * size, Y0 - 0.5 * size - rows * row_h, ncols, size,
+                                           "start"))
             else:
                 out.append(self.legend_svg(self.legend, (X0 + X1) / 2, Y0 + 0.12 * (Y0 - Y1), self.legend_ncols or 1, size,
                                            "middle"))
@@ -361,8 +395,24 @@ class Plot:
     def _item(self, item, px, py, X0, X1, Y0, Y1) -> str:
         kind = item[0]
         if kind == "line":
-            _, x, y, color, width, alpha, dash = item
-            return _path(_polyline(px(x), py(y)), color, width, alpha, dash)
+            _, x, y, color, width, alpha, dash, marker = item
+            xs, ys = px(x), py(y)
+            out = _path(_polyline(xs, ys), color, width, alpha, dash)
+            if marker:
+                out += _dots(xs, ys, color, marker, alpha)
+            return out
+        if kind == "scatter":
+            _, x, y, color, size, alpha = item
+            return _dots(px(x), py(y), color, size, alpha)
+        if kind == "rug":
+            _, x, color, length, width = item
+            xs, b = px(x), float(py(0.0))
+            d = "".join(f"M{_num(a)} {_num(b - length / 2)}v{_num(length)}" for a in xs[np.isfinite(xs)])
+            return _path(d, color, width, 1.0, "")
+        if kind == "text":
+            _, x, y, text, color, size, dx = item
+            return (f'<text x="{_num(float(px(x)) + dx)}" y="{_num(Y0 - y * (Y0 - Y1) - 0.22 * size)}" fill="{color}" '
+                    f'font-size="{_num(size)}">{html.escape(text)}</text>')
         if kind == "hline":
             _, y, color, width, dash = item
             v = _num(float(py(y)))
@@ -379,11 +429,14 @@ class Plot:
             pts = "".join(f"L{_num(ex[i])} {_num(vy[i])}L{_num(ex[i + 1])} {_num(vy[i])}" for i in range(len(v)))
             return _fill(f"M{_num(ex[0])} {b}{pts}L{_num(ex[-1])} {b}Z", color, alpha)
         if kind == "bars":
-            _, x, h, width, color = item
+            _, x, h, width, colors, edge, edge_width = item
             left, right, top, b = px(x - width / 2), px(x + width / 2), py(h), float(py(0.0))
-            d = "".join(f"M{_num(l)} {_num(b)}H{_num(r)}V{_num(t)}H{_num(l)}Z"
-                        for l, r, t in zip(left, right, top) if math.isfinite(t))
-            return _fill(d, color, 1.0)
+            by_color: dict[str, list[str]] = {}
+            for l, r, t, c in zip(left, right, top, colors):
+                if math.isfinite(t):
+                    by_color.setdefault(c, []).append(f"M{_num(l)} {_num(b)}H{_num(r)}V{_num(t)}H{_num(l)}Z")
+            stroke = f' stroke="{edge}" stroke-width="{_num(edge_width)}"' if edge else ' stroke="none"'
+            return "".join(f'<path d="{"".join(d)}" fill="{c}"{stroke}/>' for c, d in by_color.items())
         if kind == "errorbar":
             _, x, y, lo, hi, color, ms, width, cap = item
             xs, ys, ls, hs = px(x), py(y), py(lo), py(hi)
@@ -421,7 +474,215 @@ class Plot:
         return f'<g fill="{TEXT_COLOR}" font-size="{_num(size)}">{"".join(parts)}</g>'
 
 
+# ---------------------------------------------------------------------------------------------
+# Colour maps and heatmaps
+
+RDYLGN = ("#a50026", "#d73027", "#f46d43", "#fdae61", "#fee08b", "#ffffbf", "#d9ef8b", "#a6d96a", "#66bd63",
+          "#1a9850", "#006837")
+"""ColorBrewer's RdYlGn in 11 classes, red (low) to green (high): matplotlib's "RdYlGn"."""
+BAD_COLOR = "#e5e7eb"  # a cell without a finite value
+
+
+def _rgb(color: str) -> tuple[float, float, float]:
+    h = color.lstrip("#")
+    return tuple(int(h[i:i + 2], 16) / 255.0 for i in (0, 2, 4))
+
+
+def _hex(rgb) -> str:
+    """As matplotlib's to_hex: each channel rounded to 1/255."""
+    return "#" + "".join(format(round(float(v) * 255), "02x") for v in rgb)
+
+
+@dataclass(frozen=True)
+class Colormap:
+    """Linear between evenly spaced `anchors`, looked up as matplotlib's LinearSegmentedColormap:
+    a table of `n` colours, x in [0, 1] picks entry floor(x * n) (1 the last), below 0 the first,
+    above 1 the last, NaN `bad`."""
+
+    anchors: tuple = RDYLGN
+    n: int = 256
+    bad: str = BAD_COLOR
+
+    def table(self) -> np.ndarray:
+        """(n, 3) RGB in [0, 1]: entry i is the map at i / (n - 1)."""
+        rgb = np.array([_rgb(c) for c in self.anchors])
+        at = np.linspace(0.0, 1.0, len(rgb)) * (self.n - 1)
+        xi = ((self.n - 1) * np.linspace(0.0, 1.0, self.n))[1:-1]
+        k = np.searchsorted(at, xi)
+        frac = (xi - at[k - 1]) / (at[k] - at[k - 1])
+        mid = frac[:, None] * (rgb[k] - rgb[k - 1]) + rgb[k - 1]
+        return np.clip(np.concatenate([rgb[:1], mid, rgb[-1:]]), 0.0, 1.0)
+
+    def __call__(self, x) -> list[str]:
+        """Colours (hex) of normalised values x."""
+        x = np.asarray(x, dtype=float).ravel() * self.n
+        bad = np.isnan(x)
+        x = np.where(bad, 0.0, np.where(x == self.n, self.n - 1, x))
+        idx = np.clip(np.floor(x), 0, self.n - 1).astype(np.int64)
+        hexes = [_hex(c) for c in self.table()]
+        return [self.bad if b else hexes[i] for i, b in zip(idx.tolist(), bad.tolist())]
+
+
+@dataclass(frozen=True)
+class Norm:
+    """Values to [0, 1] as matplotlib's Normalize(lo, hi), or as its TwoSlopeNorm(center, lo, hi)
+    when lo < center < hi (center at 0.5, each side linear). A single value (lo == hi) maps to
+    0.5, the middle colour, whatever its magnitude (matplotlib's Normalize gives 0, the low end)."""
+
+    lo: float
+    hi: float
+    center: float | None = 0.0
+
+    @property
+    def two_slope(self) -> bool:
+        return self.center is not None and self.lo < self.center < self.hi
+
+    def __call__(self, v) -> np.ndarray:
+        v = np.asarray(v, dtype=float)
+        if self.two_slope:
+            return np.interp(v, [self.lo, self.center, self.hi], [0.0, 0.5, 1.0], left=-np.inf, right=np.inf)
+        if self.lo == self.hi:
+            return np.where(v > self.lo, np.inf, np.where(v < self.lo, -np.inf, np.where(np.isnan(v), np.nan, 0.5)))
+        return (v - self.lo) / (self.hi - self.lo)
+
+
+@dataclass
+class Heatmap:
+    """Cells coloured by value on one scale, with a colour bar: values[i, j] is row i (on y, the
+    first at the bottom) and column j (on x). Non-finite cells are masked (BAD_COLOR); each cell
+    may print a text; `best` (row, column) is outlined. Every cell is drawn."""
+
+    values: np.ndarray
+    norm: Norm
+    xticks: tuple  # (column positions, labels)
+    yticks: tuple  # (row positions, labels)
+    xlabel: str = ""
+    ylabel: str = ""
+    bar_label: str = ""
+    bar_format: object = None  # colour-bar tick value -> text; None: as matplotlib's ScalarFormatter
+    cells: object = None  # (rows, cols) texts printed at the cell centres ("" for none)
+    cell_size: float = 8.0
+    best: tuple | None = None
+    best_color: str = "#1d4ed8"
+    cmap: Colormap = field(default_factory=Colormap)
+    width: float = 5.6
+    height: float = 4.3
+    left: float = 0.8
+    bottom: float = 0.55
+    top: float = 0.2
+    right: float = 1.0  # the colour bar, its ticks and its label
+
+    def colors(self) -> list[str]:
+        """The fill of every cell, row by row."""
+        v = np.asarray(self.values, dtype=float)
+        return self.cmap(np.where(np.isfinite(v), self.norm(v), np.nan))
+
+    def svg(self, label: str) -> str:
+        v = np.asarray(self.values, dtype=float)
+        rows, cols = v.shape
+        W, H = self.width * PT, self.height * PT
+        X0, X1 = self.left * PT, W - self.right * PT
+        Y0, Y1 = H - self.bottom * PT, self.top * PT
+        cw, ch = (X1 - X0) / cols, (Y0 - Y1) / rows
+        out = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{html.escape(label)}" '
+               f'width="{_num(W)}pt" height="{_num(H)}pt" viewBox="0 0 {_num(W)} {_num(H)}" '
+               f'font-size="{_num(FONT)}" style="overflow:visible">']
+        by_color: dict[str, list[str]] = {}
+        for k, c in enumerate(self.colors()):
+            i, j = divmod(k, cols)
+            by_color.setdefault(c, []).append(f"M{_num(X0 + j * cw)} {_num(Y0 - (i + 1) * ch)}h{_num(cw)}v{_num(ch)}"
+                                              f"h{_num(-cw)}Z")
+        out.append('<g class="cells" shape-rendering="crispEdges">'
+                   + "".join(f'<path d="{"".join(d)}" fill="{c}"/>' for c, d in by_color.items()) + "</g>")
+        if self.cells is not None:
+            level = self.norm(np.where(np.isfinite(v), v, np.nan))
+            texts = []
+            for (i, j), text in np.ndenumerate(np.asarray(self.cells, dtype=object)):
+                if not text:
+                    continue
+                dark = bool(np.isfinite(level[i, j]) and abs(level[i, j] - 0.5) > 0.35)  # white on the deep ends
+                fill = ' fill="#fff"' if dark else ""
+                y = Y0 - (i + 0.5) * ch + self.cell_size * 0.35
+                texts.append(f'<text x="{_num(X0 + (j + 0.5) * cw)}" y="{_num(y)}"{fill}>{html.escape(str(text))}</text>')
+            out.append(f'<g class="values" fill="#111827" text-anchor="middle" font-size="{_num(self.cell_size)}">'
+                       + "".join(texts) + "</g>")
+        if self.best is not None:
+            i, j = self.best
+            out.append(f'<rect class="best" x="{_num(X0 + j * cw)}" y="{_num(Y0 - (i + 1) * ch)}" width="{_num(cw)}" '
+                       f'height="{_num(ch)}" fill="none" stroke="{self.best_color}" stroke-width="2"/>')
+        out.append(f'<path d="M{_num(X0)} {_num(Y1)}V{_num(Y0)}H{_num(X1)}" stroke="{SPINE_COLOR}" stroke-width="0.8" '
+                   'fill="none"/>')
+        xs = [X0 + (float(p) + 0.5) * cw for p in self.xticks[0]]
+        ys = [Y0 - (float(p) + 0.5) * ch for p in self.yticks[0]]
+        out.append(_ticks_svg(xs, list(self.xticks[1]), ys, list(self.yticks[1]), X0, Y0))
+        out.append(_axis_labels(self.xlabel, self.ylabel, list(self.yticks[1]), X0, X1, Y0, Y1))
+        out.append(self._bar(X1 + 0.08 * PT, Y0, Y1))
+        out.append("</svg>")
+        return "".join(out)
+
+    def _bar(self, x: float, Y0: float, Y1: float) -> str:
+        """The colour bar (as tall as the axes, 1/20 as wide): the map's `n` colours in equal bands
+        from bottom to top, as matplotlib's colorbar (a two-slope scale gives each side half the
+        bar); no element ids, so several charts on a page never clash."""
+        bw = (Y0 - Y1) / 20
+        n = self.cmap.n
+        band = (Y0 - Y1) / n
+        bands = "".join(f'<path d="M{_num(x)} {_num(Y0 - (k + 1) * band)}h{_num(bw)}v{_num(band)}h{_num(-bw)}Z" '
+                        f'fill="{c}"/>' for k, c in enumerate(_hex(c) for c in self.cmap.table()))
+        lo, hi = self.norm.lo, self.norm.hi
+        ticks = nice_ticks(lo, hi, max(1, min(9, int((Y0 - Y1) // (2 * FONT))))) if hi > lo else np.array([lo])
+        labels = [self.bar_format(t) for t in ticks] if self.bar_format else number_labels(ticks)
+        at = Y0 - np.clip(self.norm(ticks), 0.0, 1.0) * (Y0 - Y1)
+        x1 = x + bw
+        wide = max((text_width(t) for t in labels), default=0.0)
+        parts = [f'<g shape-rendering="crispEdges">{bands}</g>',
+                 f'<rect x="{_num(x)}" y="{_num(Y1)}" width="{_num(bw)}" height="{_num(Y0 - Y1)}" fill="none" '
+                 f'stroke="{SPINE_COLOR}" stroke-width="0.8"/>',
+                 f'<path d="{"".join(f"M{_num(x1)} {_num(t)}h3.5" for t in at)}" stroke="{TICK_COLOR}" stroke-width="0.8"/>',
+                 f'<g fill="{TICK_COLOR}">' + "".join(f'<text x="{_num(x1 + 7)}" y="{_num(t + FONT * 0.35)}">'
+                                                     f"{html.escape(s)}</text>" for t, s in zip(at, labels)) + "</g>"]
+        if self.bar_label:
+            parts.append(f'<text fill="{LABEL_COLOR}" text-anchor="middle" transform="translate('
+                         f'{_num(x1 + 7 + wide + 6 + FONT * 0.8)} {_num((Y0 + Y1) / 2)}) rotate(-90)">'
+                         f"{html.escape(self.bar_label)}</text>")
+        return f'<g class="colorbar">{"".join(parts)}</g>'
+
+
+def _ticks_svg(xs: list, xlab: list, ys: list, ylab: list, X0: float, Y0: float) -> str:
+    """Tick marks and labels below the x axis at `xs` and left of the y axis at `ys`."""
+    tick = [f"M{_num(v)} {_num(Y0)}v3.5" for v in xs] + [f"M{_num(X0)} {_num(v)}h-3.5" for v in ys]
+    out = f'<path d="{"".join(tick)}" stroke="{TICK_COLOR}" stroke-width="0.8"/>' if tick else ""
+    out += (f'<g fill="{TICK_COLOR}" text-anchor="middle">'
+            + "".join(f'<text x="{_num(v)}" y="{_num(Y0 + 3.5 + 3.5 + FONT * 0.8)}">{html.escape(t)}</text>'
+                      for v, t in zip(xs, xlab)) + "</g>")
+    out += (f'<g fill="{TICK_COLOR}" text-anchor="end">'
+            + "".join(f'<text x="{_num(X0 - 7)}" y="{_num(v + FONT * 0.35)}">{html.escape(t)}</text>'
+                      for v, t in zip(ys, ylab)) + "</g>")
+    return out
+
+
+def _axis_labels(xlabel: str, ylabel: str, ylab: list, X0: float, X1: float, Y0: float, Y1: float) -> str:
+    """The y label rotated left of the tick labels, the x label under the axis."""
+    out = ""
+    if ylabel:
+        wide = max((text_width(t) for t in ylab), default=0.0)
+        x = max(X0 - 7 - wide - 5, FONT)
+        out += (f'<text fill="{LABEL_COLOR}" text-anchor="middle" transform="translate({_num(x)} {_num((Y0 + Y1) / 2)}) '
+                f'rotate(-90)">{html.escape(ylabel)}</text>')
+    if xlabel:
+        out += (f'<text fill="{LABEL_COLOR}" text-anchor="middle" x="{_num((X0 + X1) / 2)}" '
+                f'y="{_num(Y0 + 7 + FONT * 0.8 + 4 + FONT)}">{html.escape(xlabel)}</text>')
+    return out
+
+
 def _handle(en: _Entry, x: float, y: float, length: float) -> str:
+    if en.kind == "rug":
+        return _path(f"M{_num(x + length / 2)} {_num(y - 5)}V{_num(y + 5)}", en.color, en.width, 1.0, "")
+    if en.kind == "dot":
+        return _dots(np.array([x + length / 2]), np.array([y]), en.color, en.marker, en.alpha)
+    if en.kind == "line" and en.marker:
+        return (_path(f"M{_num(x)} {_num(y)}h{_num(length)}", en.color, en.width, en.alpha, en.dash)
+                + _dots(np.array([x + length / 2]), np.array([y]), en.color, en.marker, en.alpha))
     if en.kind == "patch":
         return f'<rect x="{_num(x)}" y="{_num(y - 3.5)}" width="{_num(length)}" height="7" fill="{en.color}"{_opacity(en.alpha, "fill")}/>'
     if en.kind == "errorbar":
@@ -447,6 +708,14 @@ def _path(d: str, color: str, width: float, alpha: float, dash: str) -> str:
         extra = ' stroke-dasharray="' + ",".join(_num(k * width) for k in DASHES[dash]) + '"'
     return (f'<path d="{d}" fill="none" stroke="{color}" stroke-width="{_num(width)}" stroke-linejoin="round" '
             f'stroke-linecap="butt"{_opacity(alpha, "stroke")}{extra}/>')
+
+
+def _dots(x: np.ndarray, y: np.ndarray, color: str, size: float, alpha: float) -> str:
+    """A filled circle of `size` points diameter at every finite point, each its own element."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    r = _num(size / 2)
+    dots = "".join(f'<circle cx="{a:.2f}" cy="{b:.2f}" r="{r}"/>' for a, b in zip(x[ok].tolist(), y[ok].tolist()))
+    return f'<g fill="{color}"{_opacity(alpha, "fill")}>{dots}</g>' if dots else ""
 
 
 def _fill(d: str, color: str, alpha: float) -> str:

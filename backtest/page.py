@@ -1,6 +1,6 @@
 """Building blocks of dipflow's self-contained HTML pages (the tear sheet and the sweep report):
-styles, the Content-Security-Policy, number formats, table cells and an inline-SVG chart canvas.
-Every text from data or config goes through `e` (html.escape); matplotlib is imported on first use.
+styles, the Content-Security-Policy, number formats and table cells (charts: `backtest.charts`).
+Every text from data or config goes through `e` (html.escape).
 """
 
 from __future__ import annotations
@@ -8,12 +8,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import io
 import math
-import re
 
 import numpy as np
-import pandas as pd
 
 e = html.escape
 
@@ -141,68 +138,3 @@ def html_table(head: list[str], rows: list[str], sortable: bool = False, left: i
     classes = " ".join(c for c in (cls, "sortable" if sortable else "") if c)
     attr = f' class="{classes}"' if classes else ""
     return f"<table{attr}><thead><tr>{ths}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-
-
-RC = {
-    "svg.fonttype": "none", "svg.hashsalt": "dipflow", "font.size": 9, "axes.titlesize": 10,
-    "axes.spines.top": False, "axes.spines.right": False, "axes.edgecolor": "#9ca3af",
-    "axes.grid": True, "grid.color": "#e5e7eb", "grid.linewidth": 0.7, "axes.axisbelow": True,
-    "xtick.color": "#4b5563", "ytick.color": "#4b5563", "axes.labelcolor": "#374151",
-    "legend.frameon": False, "legend.fontsize": 9, "lines.linewidth": 1.2,
-}
-_FONT = re.compile(r"font-family: [^;\"]*(;\s?)?")
-_IDS = re.compile(r'(\bid="|url\(#|href="#)')
-
-
-def mpl_text(text: str) -> str:
-    """A data or config text as a matplotlib label: no mathtext."""
-    return str(text).replace("$", r"\$")
-
-
-
-class Canvas:
-    """matplotlib, imported on first use; one Figure per chart, written as inline SVG."""
-
-    def __init__(self) -> None:
-        import matplotlib
-        import matplotlib.dates as mdates
-        import matplotlib.ticker as mticker
-        from matplotlib.figure import Figure
-
-        self.mpl, self.mdates, self.ticker, self.Figure = matplotlib, mdates, mticker, Figure
-        self.n = 0
-
-    def figure(self, height: float, width: float = 11.0, bottom: float = 0.35, top: float = 0.1):
-        fig = self.Figure(figsize=(width, height))
-        fig.subplots_adjust(left=0.8 / width, right=1 - 0.15 / width, bottom=bottom / height, top=1 - top / height)
-        return fig, fig.add_subplot()
-
-    @staticmethod
-    def legend_above(ax, n: int) -> None:
-        """The legend in one row above the axes (needs `top` of about 0.35 in the figure)."""
-        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=n, borderaxespad=0.2)
-
-    def svg(self, fig, label: str) -> str:
-        buf = io.StringIO()
-        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
-        text = buf.getvalue()
-        text = text[text.index("<svg"):]
-        text = re.sub(r"<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
-        self.n += 1
-        text = _IDS.sub(rf"\g<1>c{self.n}-", _FONT.sub("", text))
-        return text.replace("<svg ", f'<svg role="img" aria-label="{e(label)}" ', 1)
-
-    def dates(self, ax, index: pd.DatetimeIndex) -> None:
-        ax.set_xlim(index[0], index[-1])
-        if (index[-1] - index[0]).days > 3 * 365:
-            ax.xaxis.set_major_locator(self.mdates.YearLocator(base=1 if (index[-1] - index[0]).days < 13 * 365 else 2))
-            ax.xaxis.set_major_formatter(self.mdates.DateFormatter("%Y"))
-        else:
-            loc = self.mdates.AutoDateLocator(minticks=4, maxticks=10)
-            ax.xaxis.set_major_locator(loc)
-            ax.xaxis.set_major_formatter(self.mdates.ConciseDateFormatter(loc, show_offset=False))
-        ax.yaxis.set_major_locator(self.ticker.MaxNLocator(6))
-
-    def percent(self, ax, decimals: int | None = 0, axis: str = "y") -> None:
-        fmt = self.ticker.PercentFormatter(1.0, decimals=decimals)
-        (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)

@@ -40,15 +40,17 @@ class Prepared:
     panel: Panel
 
 
-def prepare(cfg: Config, market: MarketData | None = None) -> Prepared:
-    """Check the strategy against the config and align the data (`market` overrides the config's)."""
+def prepare(cfg: Config, market: MarketData | None = None, panel: Panel | None = None) -> Prepared:
+    """Check the strategy against the config and align the data (`market` overrides the config's;
+    `panel`: that data already aligned for the same [data] settings, e.g. by an earlier prepare)."""
     from backtest.data.align import align
 
     where = cfg.source or "config"
     module = load_strategy(cfg.strategy.name, where)
     params = resolve_params(module, cfg.strategy.params, where)
     strategy_plan = plan(module, params, cfg.execution.fill, where)
-    panel = align(market if market is not None else load_market(cfg), cfg.data.max_adr_staleness)
+    if panel is None:
+        panel = align(market if market is not None else load_market(cfg), cfg.data.max_adr_staleness)
     if panel.shape[0] < 2:
         raise ConfigError(f"{where}: the data has {panel.shape[0]} trading day(s); a backtest needs at least 2")
     _check_run(cfg, module, panel, where)

@@ -12,9 +12,9 @@ walk_forward.csv  the stitched out-of-sample daily returns of the walk-forward p
 The statistics come from `backtest.robustness` on the block sums; this module only arranges them.
 The numbers are computed by small pure functions (`ranking`, `neighbourhood`, `deflated`,
 `walk_forward_oos`) and the page by `render`, so tests can check each on its own. Charts and page
-furniture are the tear sheet's (`backtest.tearsheet`): inline SVG, every data or config text
-escaped, a Content-Security-Policy that allows no network request. docs/sweeps.md describes the
-page section by section.
+furniture are the tear sheet's (`backtest.charts`, `backtest.page`): inline SVG, every data or
+config text escaped, a Content-Security-Policy that allows no network request. docs/sweeps.md
+describes the page section by section.
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ from backtest.robustness import (PBOResult, WalkForwardResult, deflated_sharpe_r
                                  expected_max_sharpe, moments, pbo_cscv, probabilistic_sharpe_ratio, robust_metric,
                                  sharpe_from_sums, walk_forward)
 from backtest.sweep import SweepResult, block_edges, combo_config
-from backtest.page import (CSP, CSS, RC, SORT_JS, SYNTHETIC_BANNER, Canvas, e, finite, html_table, is_synthetic,
-                           mpl_text, num, pct, sign_class, td)
+from backtest.charts import Heatmap, Norm, Plot, days
+from backtest.page import (CSP, CSS, SORT_JS, SYNTHETIC_BANNER, e, finite, html_table, is_synthetic, num, pct,
+                           sign_class, td)
 
 SECTIONS = (
     ("summary", "Summary"),
@@ -211,16 +212,20 @@ def _pool(rk: Ranked) -> np.ndarray:
 
 
 def walk_forward_oos(res: SweepResult, cfg: Config, market=None, rk: Ranked | None = None):
-    """Walk-forward picks (robustness.walk_forward on the block sums), each re-run with
-    `backtest.pipeline.run` (once per distinct combination) and its daily returns taken over its
-    test blocks. Block b holds the returns ending at bars edges[b] .. edges[b + 1] - 1.
+    """Walk-forward picks (robustness.walk_forward on the block sums), each re-run with the
+    single-run engine (once per distinct combination: `pipeline.prepare`, `compute_features`,
+    `simulate`, i.e. `pipeline.run` without the statistics and event study it adds for the tear
+    sheet) and its daily returns taken over its test blocks. Block b holds the returns ending at
+    bars edges[b] .. edges[b + 1] - 1.
 
     The picks are made among the combinations active enough to be ranked (`ranked`; all of them
     when fewer than two are), by the metric `robust_metric(sweep.metric)`.
 
     Returns (WalkForwardOOS, the Prepared of the first re-run: data fingerprint, strategy module).
     """
-    from backtest.pipeline import load_market, run
+    from backtest.features import compute_features
+    from backtest.pipeline import load_market, prepare
+    from backtest.simulate import simulate
 
     t0 = time.perf_counter()
     rk = rk if rk is not None else ranked(res, cfg)
@@ -235,16 +240,18 @@ def walk_forward_oos(res: SweepResult, cfg: Config, market=None, rk: Ranked | No
 
     def returns(p: int) -> np.ndarray:
         if p not in cache:
-            out = run(combo_config(cfg, res.grid.combo(p)), market)
+            one = combo_config(cfg, res.grid.combo(p))
+            prep = prepare(one, market, first[0].panel if first else None)  # combos differ in rules only
+            result = simulate(prep.panel, prep.plan, compute_features(prep.panel, prep.plan.refs), one)
             if not first:
-                first.append(out)
-            eq = out.result.total_equity.to_numpy(dtype=np.float64)
+                first.append(prep)
+            eq = result.total_equity.to_numpy(dtype=np.float64)
             cache[p] = np.concatenate([[np.nan], eq[1:] / eq[:-1] - 1.0])  # r[t] ends at bar t
-            exposure[p] = 1.0 - out.result.total_cash.to_numpy(dtype=np.float64) / eq
+            exposure[p] = 1.0 - result.total_cash.to_numpy(dtype=np.float64) / eq
         return cache[p]
 
     returns(int(wf.steps[0][1]))
-    prep = first[0].prepared
+    prep = first[0]
     dates = pd.DatetimeIndex(prep.panel.dates)
     edges = block_edges(len(dates), res.sums.shape[1])
     if not np.array_equal(np.diff(edges), res.sums[0, :, 0]):
@@ -330,143 +337,111 @@ def _period(dates: pd.DatetimeIndex, edges: np.ndarray, blocks) -> str:
 # Charts
 
 
-def _norm(lo: float, hi: float):
-    from matplotlib import colors
-
-    if lo < 0 < hi:
-        return colors.TwoSlopeNorm(0.0, lo, hi)
-    if lo == hi:
-        return colors.Normalize(lo - 1e-12, hi + 1e-12)
-    return colors.Normalize(lo, hi)
-
-
-def _ticks(ax, axis: str, values: np.ndarray) -> None:
+def _ticks(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Positions and labels of a grid axis: every value, or every k-th to keep at most 12 labels."""
     step = max(1, int(np.ceil(len(values) / 12)))
     pos = np.arange(0, len(values), step)
-    labels = [fmt_value(values[i]) for i in pos]
-    (ax.set_xticks if axis == "x" else ax.set_yticks)(pos, labels)
+    return pos, [fmt_value(values[i]) for i in pos]
 
 
-def heatmap(charts: Canvas, mean: np.ndarray, keys: tuple[str, str], values: tuple[np.ndarray, np.ndarray],
-            metric: str, lo: float, hi: float, best: tuple[int, int]) -> str:
-    """`mean` (len(values[0]), len(values[1])): rows are keys[0] (y), columns keys[1] (x)."""
-    fig = charts.Figure(figsize=(5.6, 4.3))
-    fig.subplots_adjust(left=0.14, right=0.86, bottom=0.13, top=0.95)
-    ax = fig.add_subplot()
-    cmap = charts.mpl.colormaps["RdYlGn"].with_extremes(bad="#e5e7eb")
-    norm = _norm(lo, hi)
-    im = ax.imshow(np.ma.masked_invalid(mean), cmap=cmap, norm=norm, origin="lower", aspect="auto",
-                   interpolation="nearest")
-    ax.grid(False)
-    _ticks(ax, "x", values[1])
-    _ticks(ax, "y", values[0])
-    ax.set_xlabel(mpl_text(keys[1]))
-    ax.set_ylabel(mpl_text(keys[0]))
+def _cell_text(metric: str, v: float) -> str:
+    """A heatmap cell's value (percent metrics in %, without the sign); "" when missing."""
+    if np.isnan(v):
+        return ""
+    if np.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    text = f"{v * 100:.1f}" if metric in PERCENT else f"{v:.2f}"
+    return (text.lstrip("-") if float(text) == 0 else text).replace("-", "−")
+
+
+def heatmap(mean: np.ndarray, keys: tuple[str, str], values: tuple[np.ndarray, np.ndarray], metric: str,
+            lo: float, hi: float, best: tuple[int, int]) -> str:
+    """`mean` (len(values[0]), len(values[1])): rows are keys[0] (y), columns keys[1] (x); colours on
+    [lo, hi] of matplotlib's RdYlGn, centred on 0 when the range spans it; `best` (row, column) outlined."""
+    cells = None
     if mean.size <= ANNOTATE_CELLS and max(mean.shape) <= ANNOTATE_AXIS:
-        for (i, j), v in np.ndenumerate(mean):
-            if np.isnan(v):
-                continue
-            text = "∞" if np.isinf(v) else f"{v * 100:.1f}" if metric in PERCENT else f"{v:.2f}"
-            dark = abs(float(norm(v)) - 0.5) > 0.35 if np.isfinite(v) else True
-            ax.text(j, i, text, ha="center", va="center", fontsize=7 if mean.size > 60 else 8,
-                    color="#fff" if dark else "#111827")
-    from matplotlib.patches import Rectangle
-
-    ax.add_patch(Rectangle((best[1] - 0.5, best[0] - 0.5), 1, 1, fill=False, ec="#1d4ed8", lw=2))
-    bar = fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02)
-    bar.set_label(f"mean {METRIC_LABELS.get(metric, metric)}" + (" (%)" if metric in PERCENT else ""))
-    if metric in PERCENT:
-        bar.formatter = charts.ticker.FuncFormatter(lambda v, _: f"{v * 100:g}")
-        bar.update_ticks()
-    return charts.svg(fig, f"heatmap of mean {metric} over {keys[0]} and {keys[1]}")
+        cells = [[_cell_text(metric, v) for v in row] for row in mean]
+    percent = metric in PERCENT
+    hm = Heatmap(mean, Norm(lo, hi, 0.0), _ticks(values[1]), _ticks(values[0]), xlabel=keys[1], ylabel=keys[0],
+                 bar_label=f"mean {METRIC_LABELS.get(metric, metric)}" + (" (%)" if percent else ""),
+                 bar_format=(lambda t: f"{t * 100:g}".replace("-", "−")) if percent else None,
+                 cells=cells, cell_size=7.0 if mean.size > 60 else 8.0, best=best)
+    return hm.svg(f"heatmap of mean {metric} over {keys[0]} and {keys[1]}")
 
 
-def line_chart(charts: Canvas, mean: np.ndarray, key: str, values: np.ndarray, metric: str) -> str:
-    fig, ax = charts.figure(3.0, width=7.0)
-    ax.plot(np.arange(len(values)), mean, marker="o", color="#1d4ed8")
-    _ticks(ax, "x", values)
-    ax.set_xlabel(mpl_text(key))
-    ax.set_ylabel(f"mean {metric}")
-    if metric in PERCENT:
-        charts.percent(ax, decimals=1)
-    fig.subplots_adjust(bottom=0.55 / 3.0)
-    return charts.svg(fig, f"mean {metric} over {key}")
+def line_chart(mean: np.ndarray, key: str, values: np.ndarray, metric: str) -> str:
+    p = Plot(3.0, width=7.0, bottom=0.55, xticks=_ticks(values), xlabel=key, ylabel=f"mean {metric}",
+             ypercent=1 if metric in PERCENT else False)
+    p.line(np.arange(len(values)), mean, "#1d4ed8", marker=6.0)
+    return p.svg(f"mean {metric} over {key}")
 
 
-def histogram(charts: Canvas, values: np.ndarray, metric: str, best: float, picks: np.ndarray) -> str:
-    fig, ax = charts.figure(3.0, width=7.0, bottom=0.5)
+def histogram(values: np.ndarray, metric: str, best: float, picks: np.ndarray) -> str:
+    p = Plot(3.0, width=7.0, bottom=0.5, xpercent=1 if metric in PERCENT else False,
+             xlabel=METRIC_LABELS.get(metric, metric), ylabel="combinations", legend_loc="upper left")
     v = values[np.isfinite(values)]
     if v.size:
-        bins = int(np.clip(np.sqrt(v.size) * 2, 10, 60))
-        ax.hist(v, bins=bins, color="#93c5fd", edgecolor="#fff", lw=0.4)
+        counts, edges = np.histogram(v, bins=int(np.clip(np.sqrt(v.size) * 2, 10, 60)))
+        p.bars((edges[:-1] + edges[1:]) / 2, counts, np.diff(edges), "#93c5fd", edge="#fff")
         med = float(np.median(v))
-        f = (lambda x: pct(x)) if metric in PERCENT else (lambda x: num(x))
-        ax.axvline(med, color="#6b7280", ls="--", lw=1.2, label=f"median {f(med)}")
+        f = pct if metric in PERCENT else num
+        p.vline(med, "#6b7280", 1.2, "--", label=f"median {f(med)}")
         if finite(best):
-            ax.axvline(best, color="#1d4ed8", lw=1.6, label=f"best {f(best)}")
+            p.vline(best, "#1d4ed8", 1.6, label=f"best {f(best)}")
         fin = picks[np.isfinite(picks)]
         if fin.size:
-            ax.plot(fin, np.zeros_like(fin), "|", ms=14, mew=1.5, color="#ea580c", label=f"top {fin.size}",
-                    clip_on=False)
-        ax.legend(loc="upper left")
-    if metric in PERCENT:
-        charts.percent(ax, decimals=1, axis="x")
-    ax.set_xlabel(METRIC_LABELS.get(metric, metric))
-    ax.set_ylabel("combinations")
-    return charts.svg(fig, f"distribution of {metric} over all combinations")
+            p.rug(fin, "#ea580c", 14.0, 1.5, label=f"top {fin.size}")
+    return p.svg(f"distribution of {metric} over all combinations")
 
 
-def logit_hist(charts: Canvas, pbo: PBOResult) -> str:
-    fig, ax = charts.figure(3.0, width=5.6, bottom=0.5)
+def logit_hist(pbo: PBOResult) -> str:
+    p = Plot(3.0, width=5.6, bottom=0.5, ylabel="splits",
+             xlabel="logit of the in-sample best's out-of-sample rank (≤ 0: below the OOS median)")
     lg = pbo.logits[np.isfinite(pbo.logits)]
     lo, hi = (float(lg.min()), float(lg.max())) if lg.size else (-1.0, 1.0)
-    edges = np.linspace(min(lo, -0.5), max(hi, 0.5), 31)
-    counts, edges = np.histogram(lg, bins=edges)
+    counts, edges = np.histogram(lg, bins=np.linspace(min(lo, -0.5), max(hi, 0.5), 31))
     mid = (edges[:-1] + edges[1:]) / 2
-    ax.bar(mid, counts, width=np.diff(edges), color=np.where(mid <= 0, "#f87171", "#4ade80"), edgecolor="#fff", lw=0.4)
-    ax.axvline(0.0, color="#111827", lw=1.0)
-    ax.set_xlabel("logit of the in-sample best's out-of-sample rank (≤ 0: below the OOS median)")
-    ax.set_ylabel("splits")
-    return charts.svg(fig, "histogram of the CSCV logits")
+    p.bars(mid, counts, np.diff(edges), np.where(mid <= 0, "#f87171", "#4ade80"), edge="#fff")
+    p.vline(0.0, "#111827", 1.0)
+    return p.svg("histogram of the CSCV logits")
 
 
-def degradation(charts: Canvas, pbo: PBOResult) -> str:
-    fig, ax = charts.figure(3.0, width=5.6, bottom=0.5, top=0.3)
+def degradation(pbo: PBOResult) -> str:
+    """Each split's winner: out-of-sample against in-sample performance, every split drawn, and
+    the OLS degradation line with its equation as the title."""
     x, y = pbo.is_perf, pbo.oos_perf
     ok = np.isfinite(x) & np.isfinite(y)
-    ax.scatter(x[ok], y[ok], s=9, alpha=0.45, color="#1d4ed8", lw=0, rasterized=bool(ok.sum() > 2000))
-    if ok.any() and finite(pbo.slope):
-        xs = np.array([x[ok].min(), x[ok].max()])
-        ax.plot(xs, pbo.intercept + pbo.slope * xs, color="#dc2626", lw=1.4)
-        ax.set_title(f"fit: OOS = {pbo.intercept:.2f} {'+' if pbo.slope >= 0 else '−'} {abs(pbo.slope):.2f} × IS",
-                     color="#dc2626", loc="left")
-    ax.axhline(0.0, color="#6b7280", lw=0.8)
+    fit = bool(ok.any() and finite(pbo.slope))
     label = "Sharpe" if pbo.metric == "sharpe" else pbo.metric.replace("_", " ")
-    ax.set_xlabel(f"in-sample {label} of the in-sample best")
-    ax.set_ylabel(f"its out-of-sample {label}")
-    return charts.svg(fig, "out-of-sample versus in-sample Sharpe of each split's winner")
+    title = (f"fit: OOS = {num(pbo.intercept)} {'+' if pbo.slope >= 0 else '−'} {abs(pbo.slope):.2f} × IS"
+             if fit else "")
+    p = Plot(3.0, width=5.6, bottom=0.5, top=0.3, title=title, title_color="#dc2626",
+             xlabel=f"in-sample {label} of the in-sample best", ylabel=f"its out-of-sample {label}")
+    p.scatter(x[ok], y[ok], "#1d4ed8", 3.0, 0.45)
+    if fit:
+        xs = np.array([x[ok].min(), x[ok].max()])
+        p.line(xs, pbo.intercept + pbo.slope * xs, "#dc2626", 1.4)
+    p.hline(0.0, "#6b7280", 0.8)
+    return p.svg("out-of-sample versus in-sample Sharpe of each split's winner")
 
 
-def wf_chart(charts: Canvas, wfo: WalkForwardOOS) -> str:
-    fig, ax = charts.figure(3.6, top=0.3)
+def wf_chart(wfo: WalkForwardOOS) -> str:
     f = wfo.frame
     a0 = wfo.edges[wfo.wf.steps[0][0][0]]
-    index = wfo.dates[a0 - 1:]
-    stitched = np.concatenate([[1.0], f["oos_equity"].to_numpy()])
-    ref = np.concatenate([[1.0], np.cumprod(1.0 + wfo.reference)])
-    ax.plot(index, stitched, color="#1d4ed8", lw=1.5, label="walk-forward (stitched out of sample)")
-    ax.plot(index, ref, color="#ea580c", lw=1.1, ls="--",
-            label=f"full-sample best #{int(wfo.wf.reference)} (look-ahead)")
-    ax.axhline(1.0, color="#9ca3af", lw=0.8, zorder=0)
-    for k, (test, p) in enumerate(wfo.wf.steps):
-        d = wfo.dates[wfo.edges[test[0]]]
+    x = days(wfo.dates[a0 - 1:])
+    p = Plot(3.6, top=0.3, xlim=(x[0], x[-1]) if len(x) > 1 else None, xdates=True, y_nbins=6,
+             ylabel="value of 1 invested", legend_loc="lower left", legend_ncols=2)
+    p.hline(1.0, "#9ca3af", 0.8, below=True)
+    p.line(x, np.concatenate([[1.0], f["oos_equity"].to_numpy()]), "#1d4ed8", 1.5,
+           label="walk-forward (stitched out of sample)")
+    p.line(x, np.concatenate([[1.0], np.cumprod(1.0 + wfo.reference)]), "#ea580c", 1.1, dash="--",
+           label=f"full-sample best #{int(wfo.wf.reference)} (look-ahead)")
+    for k, (test, pick) in enumerate(wfo.wf.steps):
+        d = float(days(wfo.dates[[wfo.edges[test[0]]]])[0])
         if k:
-            ax.axvline(d, color="#cbd5e1", lw=0.8, zorder=0)
-        ax.text(d, 1.0, f" #{p}", fontsize=8, color="#475569", va="bottom", transform=ax.get_xaxis_transform())
-    ax.set_ylabel("value of 1 invested")
-    ax.legend(loc="lower left", ncols=2)
-    charts.dates(ax, index)
-    return charts.svg(fig, "walk-forward stitched out-of-sample equity versus the full-sample best")
+            p.vline(d, "#cbd5e1", 0.8, below=True)
+        p.text(d, f"#{pick}", "#475569", 8.0, y=1.0, dx=2.5)
+    return p.svg("walk-forward stitched out-of-sample equity versus the full-sample best")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -594,7 +569,7 @@ def _ranked_values(res: SweepResult, rk: Ranked) -> np.ndarray:
     return np.where(rk.eligible, v, np.nan) if rk.eligible.any() else v
 
 
-def _heatmaps(res: SweepResult, rk: Ranked, charts: Canvas, best: int) -> str:
+def _heatmaps(res: SweepResult, rk: Ranked, best: int) -> str:
     grid = res.grid
     metric = rk.metric
     cube = _cube(grid, _ranked_values(res, rk))
@@ -608,14 +583,14 @@ def _heatmaps(res: SweepResult, rk: Ranked, charts: Canvas, best: int) -> str:
         if len(axes) == 1:
             i = axes[0]
             mean = np.nanmean(cube, axis=tuple(a for a in range(cube.ndim) if a != i))
-            svg = line_chart(charts, mean, grid.keys[i], grid.values[i], metric)
+            svg = line_chart(mean, grid.keys[i], grid.values[i], metric)
             return _section("heatmaps", f'<div class="chart">{svg}</div>',
                             e(f"Mean {label} for each value of the only parameter with more than one value."))
         pairs = list(itertools.combinations(axes, 2))
         means = [np.nanmean(cube, axis=tuple(a for a in range(cube.ndim) if a not in (i, j))) for i, j in pairs]
     fin = np.concatenate([m[np.isfinite(m)] for m in means])
     lo, hi = (float(fin.min()), float(fin.max())) if fin.size else (0.0, 1.0)
-    svgs = [heatmap(charts, m, (grid.keys[i], grid.keys[j]), (grid.values[i], grid.values[j]), metric, lo, hi,
+    svgs = [heatmap(m, (grid.keys[i], grid.keys[j]), (grid.values[i], grid.values[j]), metric, lo, hi,
                     (best_idx[i], best_idx[j])) for (i, j), m in zip(pairs, means)]
     unit = " (cells in %)" if metric in PERCENT else ""
     note = (f"Mean {label}{unit} over the other parameters, for every pair of grid parameters, of the combinations "
@@ -626,10 +601,10 @@ def _heatmaps(res: SweepResult, rk: Ranked, charts: Canvas, best: int) -> str:
     return _section("heatmaps", f'<div class="grid2">{cells}</div>', e(note))
 
 
-def _distribution(res: SweepResult, rk: Ranked, charts: Canvas) -> str:
+def _distribution(res: SweepResult, rk: Ranked) -> str:
     metric, order = rk.metric, rk.order
     v = _ranked_values(res, rk)
-    svg = histogram(charts, v, metric, v[order[0]], v[order[:PICKS]])
+    svg = histogram(v, metric, v[order[0]], v[order[:PICKS]])
     fin = v[np.isfinite(v)]
     rows = []
     if fin.size:
@@ -751,15 +726,15 @@ def _dsr(res: SweepResult, order: np.ndarray, dfl: Deflated) -> str:
     return _section("dsr", cards + table, e(note))
 
 
-def _pbo(pbo: PBOResult | None, why: str, charts: Canvas, rk: Ranked) -> str:
+def _pbo(pbo: PBOResult | None, why: str, rk: Ranked) -> str:
     if pbo is None:
         return _section("pbo", f"<p>{e(why)}</p>")
     cards = (f'<div class="cards">{_card("PBO", num(pbo.pbo, 3), None, "share of splits with logit ≤ 0")}'
              f'{_card("P(OOS loss)", num(pbo.prob_oos_loss, 3), None, "winner loses out of sample")}'
              f'{_card("Degradation slope", num(pbo.slope), pbo.slope, f"OOS on IS {pbo.metric}")}'
              f'{_card("Splits", f"{len(pbo.logits):,}", None, f"{pbo.splits.shape[1]} blocks, half in sample")}</div>')
-    body = (cards + f'<div class="two even"><div class="chart">{logit_hist(charts, pbo)}</div>'
-            f'<div class="chart">{degradation(charts, pbo)}</div></div>')
+    body = (cards + f'<div class="two even"><div class="chart">{logit_hist(pbo)}</div>'
+            f'<div class="chart">{degradation(pbo)}</div></div>')
     note = ("Combinatorially symmetric cross-validation (Bailey, Borwein, López de Prado and Zhu 2017): the time blocks "
             f"are split every way into two halves; the best combination on one half (by {pbo.metric}, from "
             f"sweep.metric = {rk.metric}, among the {_pool(rk).size:,} combinations active enough to be ranked) is "
@@ -770,7 +745,7 @@ def _pbo(pbo: PBOResult | None, why: str, charts: Canvas, rk: Ranked) -> str:
     return _section("pbo", body, e(note))
 
 
-def _walk_forward(res: SweepResult, wfo: WalkForwardOOS, charts: Canvas, rk: Ranked) -> str:
+def _walk_forward(res: SweepResult, wfo: WalkForwardOOS, rk: Ranked) -> str:
     wf, grid, f = wfo.wf, res.grid, wfo.frame
     perf = num if wf.metric == "sharpe" else pct
     mlabel = "Sharpe" if wf.metric == "sharpe" else wf.metric.replace("_", " ")
@@ -810,7 +785,7 @@ def _walk_forward(res: SweepResult, wfo: WalkForwardOOS, charts: Canvas, rk: Ran
             "block boundary inherits the new pick's positions at no cost. The dashed line is the full-sample best over "
             "the same dates: it is chosen with hindsight and is a yardstick, never a tradable result. "
             f"Check: {check}.")
-    body = (f'<div class="chart">{wf_chart(charts, wfo)}</div><div class="narrow">{key_table}</div>'
+    body = (f'<div class="chart">{wf_chart(wfo)}</div><div class="narrow">{key_table}</div>'
             f"<h3>Picks per step</h3>{steps}")
     return _section("walk-forward", body, e(note))
 
@@ -851,20 +826,18 @@ def render(res: SweepResult, cfg: Config, wfo: WalkForwardOOS, about: dict) -> s
     rv = review(res, cfg)
     rk, nb, dfl, pbo, why, warns = rv.ranked, rv.neighbourhood, rv.deflated, rv.pbo, rv.pbo_note, rv.warnings
     order = rk.order
-    charts = Canvas()
-    with charts.mpl.rc_context(RC):
-        sections = [
-            _summary(res, rk, nb, dfl, pbo, wfo, warns),
-            _heatmaps(res, rk, charts, int(order[0])),
-            _distribution(res, rk, charts),
-            _top(res, rk, nb, dfl),
-            _stability(res, rk, nb),
-            _dsr(res, order, dfl),
-            _pbo(pbo, why, charts, rk),
-            _walk_forward(res, wfo, charts, rk),
-            _section("config", f"<pre>{e(cfg.text or '(no config text)')}</pre>",
-                     e(f"Source: {cfg.source or '(in memory)'}")),
-        ]
+    sections = [
+        _summary(res, rk, nb, dfl, pbo, wfo, warns),
+        _heatmaps(res, rk, int(order[0])),
+        _distribution(res, rk),
+        _top(res, rk, nb, dfl),
+        _stability(res, rk, nb),
+        _dsr(res, order, dfl),
+        _pbo(pbo, why, rk),
+        _walk_forward(res, wfo, rk),
+        _section("config", f"<pre>{e(cfg.text or '(no config text)')}</pre>",
+                 e(f"Source: {cfg.source or '(in memory)'}")),
+    ]
     nav = "".join(f'<a href="#{sid}">{e(title)}</a>' for sid, title in SECTIONS)
     title = e(f"{about.get('strategy') or cfg.strategy.name} · sweep")
     fp = e(str(about.get("fingerprint") or "–"))

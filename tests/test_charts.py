@@ -147,3 +147,44 @@ def test_day_ticks_on_spans_of_a_few_weeks():
     got, labels = date_ticks(np.datetime64("2025-12-03"), np.datetime64("2025-12-31"))
     assert 2 <= len(got) <= 10 and labels[0] == "Dec 03"
     assert np.all(np.diff(got) == 7)
+
+
+def test_colormap_and_norms_equal_matplotlibs():
+    import matplotlib as mpl
+    from matplotlib import colors as mcolors
+
+    from backtest.charts import BAD_COLOR, Colormap, Norm
+
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.uniform(-0.2, 1.2, 20000), [0.0, 1.0, 0.5, np.nan, -np.inf, np.inf, 1 - 1e-16, 255 / 256]])
+    ref = mpl.colormaps["RdYlGn"].with_extremes(bad=BAD_COLOR)
+    assert Colormap()(x) == [mcolors.to_hex(c) for c in ref(x)]
+    for _ in range(200):
+        lo, hi = np.sort(rng.normal(size=2) * 10 ** rng.uniform(-3, 2))
+        v = rng.uniform(lo - (hi - lo), hi + (hi - lo), 50)
+        want = mcolors.TwoSlopeNorm(0.0, lo, hi)(v) if lo < 0 < hi else mcolors.Normalize(lo, hi)(v)
+        np.testing.assert_array_equal(Norm(lo, hi, 0.0)(v), np.asarray(want))
+    for one in (2.0, -0.3, 16385.0, 1e9):  # a single value: the middle colour, whatever its size
+        assert Norm(one, one)(np.array([one])).tolist() == [0.5]
+
+
+def test_scatter_markers_and_rug_draw_every_finite_point_and_escape_texts():
+    import xml.etree.ElementTree as ET
+
+    svg_ns = "{http://www.w3.org/2000/svg}"
+    x = np.arange(50.0)
+    y = np.cos(x)
+    y[[3, 7]] = np.nan
+    p = Plot(3.0, title="fit <a&b>", legend_loc="upper left")
+    p.scatter(x, y, "#123456", 3.0, 0.45)
+    p.line(x, y, "#654321", marker=6.0, label="<line>")
+    p.rug([1.0, np.nan, 2.0], "#ea580c", label="top 2")
+    p.text(10.0, "#<5>", y=1.0)
+    root = ET.fromstring(p.svg("s"))
+    circles = list(root.iter(f"{svg_ns}circle"))
+    assert len(circles) == 48 + 48 + 1  # scatter, line markers, the line's legend handle
+    assert all(c.get("r") in ("1.5", "3") for c in circles)
+    rug = [el.get("d") for el in root.iter(f"{svg_ns}path") if el.get("stroke") == "#ea580c"]
+    assert rug[0].count("v14") == 2
+    texts = [t.text for t in root.iter(f"{svg_ns}text")]
+    assert {"fit <a&b>", "<line>", "top 2", "#<5>"} <= set(texts)
