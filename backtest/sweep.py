@@ -27,8 +27,8 @@ from backtest.errors import ConfigError, UserError
 from backtest.grid import Grid, build_grid
 from backtest.data.market import MarketData
 from backtest.pipeline import Prepared, load_market, prepare
-from backtest.rules import FeatureRef, RuleError, RuleGrid, compile_rule, loosest, stack_rules
-from backtest.strategy import _default_rank, plan, resolve_params
+from backtest.rules import FeatureRef, RuleError, RuleGrid, check_structure, loosest
+from backtest.strategy import plan, resolve_params
 
 EXIT_FIELDS = ("stop_loss", "take_profit", "trailing_stop", "max_hold")
 
@@ -61,32 +61,56 @@ def combo_config(cfg: Config, combo: dict) -> Config:
 
 
 def compile_sweep(prep: Prepared, grid: Grid) -> SweepPlan:
-    """Call the strategy for every combination and line its rules up as arrays (checked to share one structure)."""
+    """Line up every combination's rules as arrays over one list of feature slots (checked to share
+    one structure). The strategy is called once per distinct set of *strategy* parameters, in grid
+    order: the `exits.*` keys do not change the rules, so its compiled rows are broadcast over them."""
     cfg, module = prep.cfg, prep.module
     where = cfg.source or "config"
-    index: dict[FeatureRef, int] = {}
     n_p = grid.size
-    entries, exits_ = [], []
-    r_feat, r_sign = np.empty(n_p, np.int64), np.empty(n_p)
-    exits = np.empty((n_p, 4))
-    idx = grid.indices(0, n_p)
-    for p in range(n_p):
-        combo = {k: _val(v[i]) for k, v, i in zip(grid.keys, grid.values, idx[p])}
-        c = combo_config(cfg, combo)
-        params = resolve_params(module, c.strategy.params, where)
+    idx = grid.indices(0, n_p)  # (P, K)
+    strat = [i for i, k in enumerate(grid.keys) if not k.startswith("exits.")]
+    shape = tuple(len(grid.values[i]) for i in strat)
+    n_u = math.prod(shape)
+    # combination p's strategy row; rows are numbered in order of first appearance in the grid
+    row = np.ravel_multi_index(tuple(idx[:, strat].T), shape) if strat else np.zeros(n_p, np.int64)
+    uidx = np.stack(np.unravel_index(np.arange(n_u), shape), axis=1) if strat else np.zeros((1, 0), np.int64)
+    index: dict[FeatureRef, int] = {}
+    first = rows = mismatch = None
+    r_feat, r_sign = np.empty(n_u, np.int64), np.empty(n_u)
+    for u in range(n_u):
+        given = {**cfg.strategy.params, **{grid.keys[i]: _val(grid.values[i][j]) for i, j in zip(strat, uidx[u])}}
+        params = resolve_params(module, given, where)
         sp = plan(module, params, cfg.execution.fill, where)
-        entries.append(compile_rule(sp.entry_rule, index))
-        exits_.append(compile_rule(sp.exit_rule, index))
-        rank_ref, order = module.rank(params) if hasattr(module, "rank") else _default_rank(sp.entry_rule)
-        r_feat[p] = index.setdefault(rank_ref, len(index))
-        r_sign[p] = 1.0 if order == "high_first" else -1.0
-        exits[p] = [getattr(c.exits, f) for f in EXIT_FIELDS]
-    try:
-        entry, exit_ = stack_rules(entries), stack_rules(exits_)
-    except RuleError as exc:
+        # plan's own slots follow the same order of first use as one shared index would: map them onto it
+        slot = np.array([index.setdefault(ref, len(index)) for ref in sp.refs], dtype=np.int64)
+        if first is None:
+            first = (sp.entry, sp.exit)
+            rows = [_rows(r, n_u) for r in first]
+        elif mismatch is None:
+            try:
+                check_structure(first[0], sp.entry)
+                check_structure(first[1], sp.exit)
+            except RuleError as exc:
+                mismatch = exc
+        if mismatch is None:
+            for (feat, bound, count), r in zip(rows, (sp.entry, sp.exit)):
+                feat[u], bound[u], count[u] = slot[r.feat], r.bound, r.count
+        r_feat[u], r_sign[u] = slot[sp.rank_slot], sp.rank_sign
+    if mismatch is not None:
         raise ConfigError(f"{where}: strategy {module.NAME!r} builds rules of different shapes across the grid "
-                          f"({exc}); a sweep needs the same conditions, varying only parameters") from None
-    return SweepPlan(grid, list(index), entry, exit_, r_feat, r_sign, exits)
+                          f"({mismatch}); a sweep needs the same conditions, varying only parameters")
+    entry, exit_ = (RuleGrid(r.code, r.arg, r.sign, f[row], b[row], c[row], r.flat) for r, (f, b, c) in zip(first, rows))
+    exits = np.empty((n_p, 4))
+    exits[:] = [getattr(cfg.exits, f) for f in EXIT_FIELDS]
+    for i, k in enumerate(grid.keys):
+        if k.startswith("exits.") and k[6:] in EXIT_FIELDS:
+            exits[:, EXIT_FIELDS.index(k[6:])] = grid.values[i][idx[:, i]]
+    return SweepPlan(grid, list(index), entry, exit_, r_feat[row], r_sign[row], exits)
+
+
+def _rows(r, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Empty (n, C) feat, (n, C) bound and (n, M) count arrays for n parameter sets of rule `r`."""
+    return (np.empty((n, len(r.feat)), np.int64), np.empty((n, len(r.bound))), np.empty((n, len(r.count)), np.int64))
 
 
 def _val(x):
