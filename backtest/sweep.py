@@ -209,36 +209,40 @@ class SweepResult:
 
 def _write_by_symbol(path: Path, chunk_files: list[Path], panel, names: tuple[str, ...]) -> pd.DataFrame:
     """by_symbol.parquet streamed from the chunk files, one row group per chunk, each symbol's
-    metrics counted from its first tradable bar (`ranking.rebase_symbols`); returns the
-    per-combination medians over symbols (`ranking.symbol_medians`). Memory stays at one chunk's
-    table however many combinations the sweep has."""
+    metrics counted from its first tradable bar (`ranking.rebase`; symbols that never list left
+    out); returns the per-combination medians over symbols (`ranking.symbol_medians`). Memory
+    stays at one chunk's table however many combinations the sweep has."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from backtest.metrics import first_tradable
-    from backtest.ranking import rebase_symbols, symbol_medians
+    from backtest.ranking import listing_years, rebase, symbol_medians
 
+    n_t = panel.shape[0]
     first = first_tradable(panel.fields["close"])
-    symbols = np.asarray(panel.symbols, dtype=object)
+    listed = np.flatnonzero(first < n_t)
+    f, n_l = first[listed], len(listed)
+    years = listing_years(f, panel.dates)
+    symbols = np.asarray(panel.symbols, dtype=object)[listed]
     tmp = path.with_name(f".{path.name}.tmp")
     writer, start, medians = None, 0, []
     try:
-        for f in chunk_files:
-            with np.load(f) as z:
-                per = z["per_symbol"]
-            n_c, n_s, _ = per.shape
-            df = pd.DataFrame(per.reshape(n_c * n_s, -1), columns=list(names))
-            df.insert(0, "symbol", np.tile(symbols, n_c))
-            df.insert(0, "combo", np.repeat(np.arange(start, start + n_c, dtype=np.int64), n_s))
-            df["trades"] = df["trades"].astype(np.int64)
-            rebased = rebase_symbols(df, first, panel.dates)
-            medians.append(symbol_medians(rebased, np.arange(start, start + n_c)))
-            table = pa.Table.from_pandas(rebased, preserve_index=False)
+        for file in chunk_files:
+            with np.load(file) as z:
+                per = z["per_symbol"][:, listed]  # (n, N', M)
+            n_c = per.shape[0]
+            cols = {k: np.ascontiguousarray(per[:, :, j]).reshape(-1) for j, k in enumerate(names)}
+            cols["trades"] = cols["trades"].astype(np.int64)
+            cols.update(rebase(cols, np.tile(f, n_c), np.tile(years, n_c), n_t))
+            combos = np.arange(start, start + n_c, dtype=np.int64)
+            medians.append(symbol_medians({k: v.reshape(n_c, n_l) for k, v in cols.items()}, combos))
+            df = pd.DataFrame({"combo": np.repeat(combos, n_l), "symbol": np.tile(symbols, n_c), **cols})
+            table = pa.Table.from_pandas(df, preserve_index=False)
             if writer is None:
                 writer = pq.ParquetWriter(tmp, table.schema)
             writer.write_table(table)
             start += n_c
-            del per, df, rebased, table
+            del per, cols, df, table
     finally:
         if writer is not None:
             writer.close()
