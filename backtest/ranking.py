@@ -70,7 +70,7 @@ def rebase(m: dict[str, np.ndarray], f: np.ndarray, years: np.ndarray, n_t: int)
     return out
 
 
-def symbol_medians(m: dict[str, np.ndarray], combos: np.ndarray) -> pd.DataFrame:
+def symbol_medians(m: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per combination (rows of the (n, N') arrays `m`, rebased, listed symbols only): median over
     the symbols that traded of each metric (`sym_<metric>`, NaN values left out), the mean
     exposure over all symbols that exist (`sym_exposure_mean`; idle accounts count as 0), and how
@@ -79,7 +79,7 @@ def symbol_medians(m: dict[str, np.ndarray], combos: np.ndarray) -> pd.DataFrame
     out = {f"sym_{k}": _median_rows(np.where(traded, m[k], np.nan)) for k in SYMBOL_METRICS}
     out["symbols_traded"] = traded.sum(axis=1).astype(np.int64)
     out["sym_exposure_mean"] = _mean_rows(m["exposure"])
-    return pd.DataFrame(out, index=pd.Index(combos, name="combo"))
+    return out
 
 
 def _median_rows(x: np.ndarray) -> np.ndarray:
@@ -106,12 +106,13 @@ def _mean_rows(x: np.ndarray) -> np.ndarray:
 def ranking_columns(table: pd.DataFrame, medians: pd.DataFrame | None, dates) -> pd.DataFrame:
     """The sweep table with CAGR over the calendar span and, in independent mode, the per-symbol
     columns of `symbol_medians` (`medians`, indexed by combination)."""
-    out = table.copy()
+    out = table.copy(deep=False)  # copy on write: the columns are shared until one changes
     years = calendar_years(dates)
     with np.errstate(invalid="ignore"):
         out["cagr"] = (1.0 + out["total_return"]) ** (1.0 / years) - 1.0 if years > 0 else np.nan
     if medians is not None:
-        med = medians.reindex(out["combo"].to_numpy())
+        combos = out["combo"].to_numpy()
+        med = medians if np.array_equal(medians.index.to_numpy(), combos) else medians.reindex(combos)
         for c in med.columns:
             out[c] = med[c].to_numpy()
     return out

@@ -194,11 +194,13 @@ class SweepResult:
     grid: Grid
     table: pd.DataFrame  # one row per combination: parameters, metrics
     by_symbol_path: Path | None  # independent mode: by_symbol.parquet, (combination, symbol) metrics from each listing
-    sums: np.ndarray  # (P, S, 5) power sums of daily returns per block
+    sums: np.ndarray  # (P, S, 5) power sums of daily returns per block (memory-mapped from chunks/block_sums.npy
+    # when each block is one sub-block, as at a million combinations)
     seconds: float
     computed: int  # combinations computed in this call (the rest came from finished chunks)
     market: MarketData  # what the sweep ran on, for re-runs of its picks
-    fine_sums: np.ndarray | None = None  # (P, S * m, 5) the same power sums per sub-block (fine_edges)
+    fine_sums: np.ndarray | None = None  # (P, S * m, 5) the same power sums per sub-block (fine_edges),
+    # memory-mapped from chunks/block_sums.npy (read-only)
 
     @property
     def by_symbol(self) -> pd.DataFrame | None:
@@ -207,7 +209,7 @@ class SweepResult:
         return None if self.by_symbol_path is None else pd.read_parquet(self.by_symbol_path)
 
 
-def _write_by_symbol(path: Path, chunk_files: list[Path], panel, names: tuple[str, ...]) -> pd.DataFrame:
+def _write_by_symbol(path: Path, chunk_files: list[Path], n_p: int, panel, names: tuple[str, ...]) -> pd.DataFrame:
     """by_symbol.parquet streamed from the chunk files, one row group per chunk, each symbol's
     metrics counted from its first tradable bar (`ranking.rebase`; symbols that never list left
     out); returns the per-combination medians over symbols (`ranking.symbol_medians`). Memory
@@ -225,7 +227,7 @@ def _write_by_symbol(path: Path, chunk_files: list[Path], panel, names: tuple[st
     years = listing_years(f, panel.dates)
     symbols = np.asarray(panel.symbols, dtype=object)[listed]
     tmp = path.with_name(f".{path.name}.tmp")
-    writer, start, medians = None, 0, []
+    writer, start, medians = None, 0, {}
     try:
         for file in chunk_files:
             with np.load(file) as z:
@@ -235,7 +237,8 @@ def _write_by_symbol(path: Path, chunk_files: list[Path], panel, names: tuple[st
             cols["trades"] = cols["trades"].astype(np.int64)
             cols.update(rebase(cols, np.tile(f, n_c), np.tile(years, n_c), n_t))
             combos = np.arange(start, start + n_c, dtype=np.int64)
-            medians.append(symbol_medians({k: v.reshape(n_c, n_l) for k, v in cols.items()}, combos))
+            for k, v in symbol_medians({k: v.reshape(n_c, n_l) for k, v in cols.items()}).items():
+                medians.setdefault(k, np.empty(n_p, v.dtype))[start:start + n_c] = v
             df = pd.DataFrame({"combo": np.repeat(combos, n_l), "symbol": np.tile(symbols, n_c), **cols})
             table = pa.Table.from_pandas(df, preserve_index=False)
             if writer is None:
@@ -247,7 +250,7 @@ def _write_by_symbol(path: Path, chunk_files: list[Path], panel, names: tuple[st
         if writer is not None:
             writer.close()
     os.replace(tmp, path)
-    return pd.concat(medians)
+    return pd.DataFrame(medians, index=pd.RangeIndex(n_p, name="combo"), copy=False)
 
 
 def run_sweep(cfg: Config, out_dir: str | Path, workers: int | None = None, scheduler: str | None = None,
@@ -328,7 +331,7 @@ def _run_sweep(cfg: Config, out: Path, workers: int | None, scheduler: str | Non
             raise UserError(f"{out} holds a sweep of a different config, data, chunking or engine version; "
                             f"it cannot be resumed with {cfg.source}: choose another --out")
     chunk_dir.mkdir(parents=True, exist_ok=True)
-    for stale in chunk_dir.glob(".chunk_*.tmp"):  # a write cut off by a kill
+    for stale in [*chunk_dir.glob(".chunk_*.tmp"), *chunk_dir.glob(".block_sums*.tmp")]:  # writes cut off by a kill
         stale.unlink()
     tmp = manifest.with_name(".manifest.json.tmp")
     tmp.write_text(json.dumps({"fingerprint": fp, "config": cfg.source, "combinations": n_p,
@@ -336,7 +339,15 @@ def _run_sweep(cfg: Config, out: Path, workers: int | None, scheduler: str | Non
     os.replace(tmp, manifest)
     path = lambda i: chunk_dir / f"chunk_{i:06d}.npz"  # noqa: E731
     bounds = lambda i: (i * chunk_size, min((i + 1) * chunk_size, n_p))  # noqa: E731
-    parts: dict[int, dict[str, np.ndarray]] = {}
+    combo: list[np.ndarray] = []  # (P, M) per-combination metrics, filled chunk by chunk (block sums stay on disk)
+    done: set[int] = set()
+
+    def fill(i: int, arrays: dict[str, np.ndarray]) -> None:
+        if not combo:
+            combo.append(np.empty((n_p, *arrays["combo"].shape[1:])))
+        combo[0][slice(*bounds(i))] = arrays["combo"]
+        done.add(i)
+
     bad = []
     for i in range(n_chunks):
         try:
@@ -345,13 +356,14 @@ def _run_sweep(cfg: Config, out: Path, workers: int | None, scheduler: str | Non
             raise UserError(f"{path(i)} belongs to a sweep of a different config, data, chunking or engine "
                             f"version; it cannot be resumed with {cfg.source}: choose another --out") from None
         if got is not None:
-            parts[i] = {k: got[k] for k in ("combo", "sums")}
+            fill(i, got)
         elif path(i).exists():
             bad.append(path(i).name)
+        del got
     if bad:
         print(f"note: recomputing {len(bad)} damaged chunk file(s) in {chunk_dir}: {', '.join(bad[:5])}"
               + (" ..." if len(bad) > 5 else ""), file=sys.stderr)
-    todo = [i for i in range(n_chunks) if i not in parts]
+    todo = [i for i in range(n_chunks) if i not in done]
     edges = fine_edges(prep.panel.shape[0], cfg.sweep.blocks, n_p)
     inputs = make_inputs(prep, sp, edges) if todo else None
     bar = _progress(n_p, n_p - sum(bounds(i)[1] - bounds(i)[0] for i in todo), progress)
@@ -359,7 +371,7 @@ def _run_sweep(cfg: Config, out: Path, workers: int | None, scheduler: str | Non
     def keep(i: int, res) -> None:
         arrays = dict(zip(CHUNK_ARRAYS, res))
         _save(path(i), fingerprint=np.array(fp), **arrays)
-        parts[i] = {k: arrays[k] for k in ("combo", "sums")}  # per-symbol tables stay on disk
+        fill(i, arrays)  # per-symbol tables stay on disk
         bar.update(bounds(i)[1] - bounds(i)[0])
 
     try:
@@ -376,25 +388,57 @@ def _run_sweep(cfg: Config, out: Path, workers: int | None, scheduler: str | Non
                 _test_interrupt(n)
     except KeyboardInterrupt:  # Ctrl-C: say what is kept, then let it end the command (exit 130)
         bar.close()
-        print(f"{len(parts)} of {n_chunks} chunks are saved in {chunk_dir}; rerun with --resume to finish",
+        print(f"{len(done)} of {n_chunks} chunks are saved in {chunk_dir}; rerun with --resume to finish",
               file=sys.stderr)
         raise
     bar.close()
+    del sp, inputs  # the plan and the feature stack are not needed for the tables
 
-    combo = np.concatenate([parts[i]["combo"] for i in range(n_chunks)])
-    fine = np.concatenate([parts[i]["sums"] for i in range(n_chunks)])
-    sums = fine.reshape(n_p, cfg.sweep.blocks, -1, fine.shape[-1]).sum(axis=2)  # sub-blocks -> blocks
-    params = pd.DataFrame({k: v[grid.indices(0, n_p)[:, i]] for i, (k, v) in enumerate(zip(grid.keys, grid.values))})
-    table = pd.concat([pd.DataFrame({"combo": np.arange(n_p)}), params, pd.DataFrame(combo, columns=METRIC_NAMES)],
-                      axis=1)
-    table["trades"] = table["trades"].astype(np.int64)
-    by_symbol = medians = None
+    files = [path(i) for i in range(n_chunks)]
+    fine = _stack_sums(chunk_dir / "block_sums.npy", files, n_p)
+    per_block = fine.shape[1] // cfg.sweep.blocks
+    sums = fine if per_block == 1 else fine.reshape(n_p, cfg.sweep.blocks, per_block, fine.shape[-1]).sum(axis=2)
+    table = _table(grid, combo.pop(), METRIC_NAMES)
+    medians = None
     if cfg.execution.mode == "independent":
         by_symbol = out / "by_symbol.parquet"
-        medians = _write_by_symbol(by_symbol, [path(i) for i in range(n_chunks)], prep.panel, METRIC_NAMES)
+        medians = _write_by_symbol(by_symbol, files, n_p, prep.panel, METRIC_NAMES)
+    else:
+        by_symbol = None
     table = ranking_columns(table, medians, prep.panel.dates)
     return SweepResult(out, grid, table, by_symbol, sums, time.perf_counter() - t0,
                        sum(bounds(i)[1] - bounds(i)[0] for i in todo), market, fine)
+
+
+def _stack_sums(path: Path, chunk_files: list[Path], n_p: int) -> np.ndarray:
+    """The chunks' block power sums (P, S', NSUM) as one .npy file, written chunk by chunk and
+    returned memory-mapped (read-only): 400 B per combination at 10 blocks, which the statistics
+    read when they need them instead of the sweep holding them in memory."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        for n, file in enumerate(chunk_files):
+            with np.load(file) as z:
+                part = np.ascontiguousarray(z["sums"], dtype=np.float64)
+            if n == 0:
+                np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(part.dtype),
+                                                          "fortran_order": False, "shape": (n_p, *part.shape[1:])})
+            fh.write(part.tobytes())
+    os.replace(tmp, path)
+    return np.load(path, mmap_mode="r")
+
+
+def _table(grid: Grid, combo: np.ndarray, names: tuple[str, ...]) -> pd.DataFrame:
+    """One row per combination: its id, its grid values, its metrics (trades as integers), built
+    column by column (no whole-table copies: at a million combinations each column is 8 MB)."""
+    n_p = grid.size
+    idx = grid.indices(0, n_p)
+    cols = [np.arange(n_p), *(v[idx[:, i]] for i, v in enumerate(grid.values)),
+            *(combo[:, j].astype(np.int64) if k == "trades" else np.ascontiguousarray(combo[:, j])
+              for j, k in enumerate(names))]
+    del idx
+    table = pd.DataFrame(dict(enumerate(cols)), copy=False)
+    table.columns = ["combo", *grid.keys, *names]  # a parameter may share a metric's name: both columns stay
+    return table
 
 
 class _Lines:
@@ -444,10 +488,31 @@ def _progress(total: int, done: int, enabled: bool):
 
 def write_results(res: SweepResult) -> None:
     """results.parquet / results.csv (per combination); by_symbol.parquet (independent mode) is
-    written by run_sweep, streamed from the chunks."""
+    written by run_sweep, streamed from the chunks. The parquet file is written in row groups of
+    RESULT_ROWS rows, so no copy of the whole table is made."""
     out = res.out_dir
-    for name, write in (("results.parquet", lambda p: res.table.to_parquet(p, index=False)),
+    for name, write in (("results.parquet", lambda p: _write_parquet(res.table, p)),
                         ("results.csv", lambda p: res.table.to_csv(p, index=False))):
         tmp = out / f".{name}.tmp"
         write(tmp)
         os.replace(tmp, out / name)
+
+
+RESULT_ROWS = 100_000
+
+
+def _write_parquet(table: pd.DataFrame, path: Path) -> None:
+    """`table.to_parquet(path, index=False)`, converted to Arrow RESULT_ROWS rows at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer = None
+    try:
+        for a in range(0, max(len(table), 1), RESULT_ROWS):
+            part = pa.Table.from_pandas(table.iloc[a:a + RESULT_ROWS], preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, part.schema)
+            writer.write_table(part)
+    finally:
+        if writer is not None:
+            writer.close()
