@@ -73,12 +73,13 @@ def rebase(m: dict[str, np.ndarray], f: np.ndarray, years: np.ndarray, n_t: int)
 def symbol_medians(m: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per combination (rows of the (n, N') arrays `m`, rebased, listed symbols only): median over
     the symbols that traded of each metric (`sym_<metric>`, NaN values left out), the mean
-    exposure over all symbols that exist (`sym_exposure_mean`; idle accounts count as 0), and how
-    many symbols traded. Equal to pandas' groupby median / mean of the rows, bit for bit."""
+    exposure over all symbols that exist (`sym_exposure_mean`; idle accounts count as 0; NaN when
+    no symbol traded, as the medians), and how many symbols traded. Equal to the pandas groupby
+    median / mean of the rows it replaced, bit for bit (up to the sign of a zero median)."""
     traded = m["trades"] > 0
     out = {f"sym_{k}": _median_rows(np.where(traded, m[k], np.nan)) for k in SYMBOL_METRICS}
     out["symbols_traded"] = traded.sum(axis=1).astype(np.int64)
-    out["sym_exposure_mean"] = _mean_rows(m["exposure"])
+    out["sym_exposure_mean"] = np.where(out["symbols_traded"] > 0, _mean_rows(m["exposure"]), np.nan)
     return out
 
 
