@@ -273,6 +273,14 @@ def run_sweep(cfg: Config, out_dir: str | Path, workers: int | None = None, sche
 
 
 CHUNK_ARRAYS = ("per_symbol", "combo", "sums")
+CHUNK_CELLS = 50_000_000  # (bar x symbol x combination) cells an automatic chunk holds at least
+
+
+def auto_chunk(n_p: int, n_t: int, n_s: int) -> int:
+    """Combinations per chunk when the config leaves it to us: P / 20 (a resume loses little, the
+    progress moves), but at least CHUNK_CELLS cells (~0.1-0.3 s of kernel per chunk, so a small
+    sweep is not mostly per-chunk files and tables) and 16 combinations, at most 5,000 (memory)."""
+    return int(min(max(math.ceil(n_p / 20), math.ceil(CHUNK_CELLS / max(n_t * n_s, 1)), 16), 5000))
 
 
 class _ForeignChunk(Exception):
@@ -316,7 +324,7 @@ def _run_sweep(cfg: Config, out: Path, workers: int | None, scheduler: str | Non
     n_p = grid.size
     sp = compile_sweep(prep, grid)
     chunk_dir = out / "chunks"
-    chunk_size = cfg.sweep.chunk_size or int(min(max(math.ceil(n_p / 20), 16), 5000))
+    chunk_size = cfg.sweep.chunk_size or auto_chunk(n_p, *prep.panel.shape)
     n_chunks = math.ceil(n_p / chunk_size)
     fp = _fingerprint(cfg, prep, grid, chunk_size)
     manifest = out / "manifest.json"
