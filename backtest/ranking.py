@@ -114,8 +114,7 @@ def ranking_columns(table: pd.DataFrame, medians: pd.DataFrame | None, dates) ->
     if medians is not None:
         combos = out["combo"].to_numpy()
         med = medians if np.array_equal(medians.index.to_numpy(), combos) else medians.reindex(combos)
-        for c in med.columns:
-            out[c] = med[c].to_numpy()
+        out = pd.concat([out, med.set_axis(out.index)], axis=1)
     return out
 
 
