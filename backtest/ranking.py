@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from backtest.grid import Grid
-from backtest.metrics import PERIODS, calendar_years
+from backtest.metrics import DAYS_PER_YEAR, PERIODS, calendar_years
 
 SYMBOL_METRICS = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "exposure", "win_rate")
 
@@ -39,10 +39,11 @@ def rebase_symbols(by_symbol: pd.DataFrame, first: np.ndarray, dates) -> pd.Data
 
 
 def listing_years(first: np.ndarray, dates) -> np.ndarray:
-    """Calendar years from bar first[i] to the last date, per element (first < T)."""
-    dates = pd.DatetimeIndex(dates)
-    starts = np.unique(first)  # a few distinct listing bars: the calendar span once per start
-    return np.array([calendar_years(dates[a:]) for a in starts])[np.searchsorted(starts, first)]
+    """`metrics.calendar_years(dates[first[i]:])` per element (first < T): whole days from bar
+    first[i] to the last date / DAYS_PER_YEAR."""
+    d = pd.DatetimeIndex(dates).to_numpy()
+    days = (d[-1] - d[np.asarray(first, dtype=np.int64)]) // np.timedelta64(1, "D")  # floored, as Timedelta.days
+    return days / DAYS_PER_YEAR
 
 
 def rebase(m: dict[str, np.ndarray], f: np.ndarray, years: np.ndarray, n_t: int) -> dict[str, np.ndarray]:

@@ -86,7 +86,8 @@ def compile_sweep(prep: Prepared, grid: Grid) -> SweepPlan:
         if first is None:
             first = (sp.entry, sp.exit)
             rows = [_rows(r, n_u) for r in first]
-        elif mismatch is None:
+            structure = _structure(sp)
+        elif mismatch is None and _structure(sp) != structure:
             try:
                 check_structure(first[0], sp.entry)
                 check_structure(first[1], sp.exit)
@@ -106,6 +107,11 @@ def compile_sweep(prep: Prepared, grid: Grid) -> SweepPlan:
         if k.startswith("exits.") and k[6:] in EXIT_FIELDS:
             exits[:, EXIT_FIELDS.index(k[6:])] = grid.values[i][idx[:, i]]
     return SweepPlan(grid, list(index), entry, exit_, r_feat[row], r_sign[row], exits)
+
+
+def _structure(sp) -> tuple[bytes, ...]:
+    """The bytes of a plan's rule programs and signs: equal for plans of one structure (a cheap test)."""
+    return tuple(a.tobytes() for r in (sp.entry, sp.exit) for a in (r.code, r.arg, r.sign))
 
 
 def _rows(r, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -224,3 +224,16 @@ def test_symbol_medians_equal_pandas_groupby(seed):
     assert list(got) == list(want.columns)
     for k in want.columns:
         assert got[k].dtype == want[k].dtype and got[k].tobytes() == want[k].to_numpy().tobytes(), k
+
+
+def test_listing_years_equal_calendar_years():
+    from backtest.metrics import calendar_years
+    from backtest.ranking import listing_years
+
+    rng = np.random.default_rng(5)
+    day = np.sort(rng.choice(np.arange(np.datetime64("2001-01-01"), np.datetime64("2030-12-31")), 800, replace=False))
+    timed = pd.DatetimeIndex(day) + pd.to_timedelta(rng.integers(0, 86_400, 800), unit="s")  # times of day too
+    for dates in (day, timed):
+        first = rng.integers(0, len(dates), 300)
+        want = np.array([calendar_years(dates[a:]) for a in first])
+        assert listing_years(first, dates).tobytes() == want.tobytes()
