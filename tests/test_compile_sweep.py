@@ -47,7 +47,9 @@ def exit(p):
 
 
 def rank(p):
-    return (feature("sb_z", window=3 * p.w), "high_first") if p.by_flow else (feature("drawdown", window=p.w), "low_first")
+    if p.by_flow:
+        return feature("sb_z", window=3 * p.w), "high_first"
+    return feature("drawdown", window=p.w), "low_first"
 '''
 
 SHAPES = '''
