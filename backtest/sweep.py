@@ -100,6 +100,8 @@ def compile_sweep(prep: Prepared, grid: Grid) -> SweepPlan:
     if mismatch is not None:
         raise ConfigError(f"{where}: strategy {module.NAME!r} builds rules of different shapes across the grid "
                           f"({mismatch}); a sweep needs the same conditions, varying only parameters")
+    if n_u == n_p:  # no exit axes (or one value each): row is 0..P-1, the rows are the plan's already
+        row = slice(None)
     entry, exit_ = (RuleGrid(r.code, r.arg, r.sign, f[row], b[row], c[row], r.flat)
                     for r, (f, b, c) in zip(first, rows))
     exits = np.empty((n_p, 4))
