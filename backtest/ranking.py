@@ -17,13 +17,39 @@ import numpy as np
 import pandas as pd
 
 from backtest.grid import Grid
-from backtest.metrics import PERIODS, calendar_years
+from backtest.metrics import DAYS_PER_YEAR, PERIODS, calendar_years
 
 SYMBOL_METRICS = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "exposure", "win_rate")
 
 
 def rebase_symbols(by_symbol: pd.DataFrame, first: np.ndarray, dates) -> pd.DataFrame:
-    """Per-symbol sweep metrics counted from each symbol's first tradable bar, not from bar 0.
+    """Per-symbol sweep metrics counted from each symbol's first tradable bar, not from bar 0
+    (`rebase`); symbols that never trade are dropped. `first`: (N,) per symbol of the table's
+    order of first appearance."""
+    dates = pd.DatetimeIndex(dates)
+    syms = by_symbol["symbol"].to_numpy()
+    pos = pd.Index(by_symbol["symbol"].unique())
+    f = np.asarray(first, dtype=np.int64)[pos.get_indexer(syms)]
+    keep = f < len(dates)
+    out = by_symbol.loc[keep].copy()
+    cols = rebase({k: out[k].to_numpy() for k in SYMBOL_METRICS}, f[keep], listing_years(f[keep], dates), len(dates))
+    for k, v in cols.items():
+        out[k] = v
+    return out
+
+
+def listing_years(first: np.ndarray, dates) -> np.ndarray:
+    """`metrics.calendar_years(dates[first[i]:])` per element (first < T): whole days from bar
+    first[i] to the last date / DAYS_PER_YEAR."""
+    d = pd.DatetimeIndex(dates).to_numpy()
+    days = (d[-1] - d[np.asarray(first, dtype=np.int64)]) // np.timedelta64(1, "D")  # floored, as Timedelta.days
+    return days / DAYS_PER_YEAR
+
+
+def rebase(m: dict[str, np.ndarray], f: np.ndarray, years: np.ndarray, n_t: int) -> dict[str, np.ndarray]:
+    """Per-symbol metrics `m` (1-D arrays, one element per (combination, symbol) row) counted from
+    the symbol's first tradable bar f (< n_t; `years`: `listing_years(f)`) instead of bar 0; the
+    changed metrics only.
 
     The kernel measures every account over all T bars; before its symbol lists an account is
     flat (daily return exactly 0), so the metrics over the bars it exists follow exactly:
@@ -31,56 +57,65 @@ def rebase_symbols(by_symbol: pd.DataFrame, first: np.ndarray, dates) -> pd.Data
     Sortino = S1 sqrt(252) / sqrt(n D2) scales by sqrt(n / n'); CAGR compounds the total return
     over the symbol's calendar years; Sharpe, a function of n and a = S1^2 / S2 only, is
     recomputed with n' returns (n = T - 1, n' = T - 1 - first bar; S1, S2, D2 the sums of r, r^2,
-    min(r, 0)^2). Symbols that never trade are dropped.
+    min(r, 0)^2).
     """
-    dates = pd.DatetimeIndex(dates)
-    n_t = len(dates)
-    first = np.asarray(first, dtype=np.int64)
-    syms = by_symbol["symbol"].to_numpy()
-    pos = pd.Index(by_symbol["symbol"].unique())
-    f = first[pos.get_indexer(syms)]
-    keep = f < n_t
-    out = by_symbol.loc[keep].copy()
-    f = f[keep]
     n = n_t - 1.0
     n1 = n - f
-    years = np.array([calendar_years(dates[a:]) for a in range(n_t)])[f]
-    out["exposure"] = out["exposure"].to_numpy() * n_t / (n_t - f)
-    out["sortino"] = out["sortino"].to_numpy() * np.sqrt(n / n1)
+    out = {"exposure": m["exposure"] * n_t / (n_t - f), "sortino": m["sortino"] * np.sqrt(n / n1)}
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        out["cagr"] = np.where(years > 0, (1.0 + out["total_return"].to_numpy()) ** (1.0 / years) - 1.0, np.nan)
-        x = out["sharpe"].to_numpy() / np.sqrt(PERIODS)
+        out["cagr"] = np.where(years > 0, (1.0 + m["total_return"]) ** (1.0 / years) - 1.0, np.nan)
+        x = m["sharpe"] / np.sqrt(PERIODS)
         a = x * x * n * n / (n - 1.0 + x * x * n)  # S1^2 / S2
         x1 = np.sqrt(np.maximum(a * (n1 - 1.0) / (n1 * (n1 - a)), 0.0))
-        out["sharpe"] = np.where(np.isfinite(x) & (n1 > a) & (n1 >= 2), np.sign(x) * x1 * np.sqrt(PERIODS),
-                                 out["sharpe"].to_numpy())
+        out["sharpe"] = np.where(np.isfinite(x) & (n1 > a) & (n1 >= 2), np.sign(x) * x1 * np.sqrt(PERIODS), m["sharpe"])
     return out
 
 
-def symbol_medians(rebased: pd.DataFrame, combos: np.ndarray) -> pd.DataFrame:
-    """Per combination: median over the symbols that traded of each metric (`sym_<metric>`), the
-    mean exposure over all symbols that exist (`sym_exposure_mean`; idle accounts count as 0),
-    and how many symbols traded."""
-    traded = rebased[rebased["trades"] > 0]
-    med = traded.groupby("combo")[list(SYMBOL_METRICS)].median().add_prefix("sym_")
-    med["symbols_traded"] = traded.groupby("combo").size()
-    med["sym_exposure_mean"] = rebased.groupby("combo")["exposure"].mean()
-    med = med.reindex(combos)
-    med["symbols_traded"] = med["symbols_traded"].fillna(0).astype(np.int64)
-    return med
+def symbol_medians(m: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per combination (rows of the (n, N') arrays `m`, rebased, listed symbols only): median over
+    the symbols that traded of each metric (`sym_<metric>`, NaN values left out), the mean
+    exposure over all symbols that exist (`sym_exposure_mean`; idle accounts count as 0; NaN when
+    no symbol traded, as the medians), and how many symbols traded. Equal to the pandas groupby
+    median / mean of the rows it replaced, bit for bit (up to the sign of a zero median)."""
+    traded = m["trades"] > 0
+    out = {f"sym_{k}": _median_rows(np.where(traded, m[k], np.nan)) for k in SYMBOL_METRICS}
+    out["symbols_traded"] = traded.sum(axis=1).astype(np.int64)
+    out["sym_exposure_mean"] = np.where(out["symbols_traded"] > 0, _mean_rows(m["exposure"]), np.nan)
+    return out
+
+
+def _median_rows(x: np.ndarray) -> np.ndarray:
+    """Median of each row's non-NaN values (NaN if none): the middle value, or the two middle
+    values' sum halved."""
+    s = np.sort(x, axis=1)  # NaN sorts last
+    k = (~np.isnan(x)).sum(axis=1)
+    rows = np.arange(len(x))
+    hi = s[rows, np.minimum(k // 2, x.shape[1] - 1)] if x.shape[1] else np.full(len(x), np.nan)
+    lo = s[rows, np.maximum(k // 2 - 1, 0)] if x.shape[1] else hi
+    return np.where(k == 0, np.nan, np.where(k % 2 == 1, hi, (hi + lo) / 2))
+
+
+def _mean_rows(x: np.ndarray) -> np.ndarray:
+    """Mean of each row's non-NaN values, bit for bit as pandas' groupby mean of the rows (a
+    sequential sum per group when nothing is missing; pandas itself otherwise)."""
+    if not np.isnan(x).any():
+        return np.add.reduceat(x.reshape(-1), np.arange(0, x.size, max(x.shape[1], 1))) / x.shape[1] \
+            if x.size else np.full(len(x), np.nan)
+    return pd.Series(x.reshape(-1)).groupby(np.repeat(np.arange(len(x)), x.shape[1])).mean() \
+        .reindex(np.arange(len(x))).to_numpy()
 
 
 def ranking_columns(table: pd.DataFrame, medians: pd.DataFrame | None, dates) -> pd.DataFrame:
     """The sweep table with CAGR over the calendar span and, in independent mode, the per-symbol
     columns of `symbol_medians` (`medians`, indexed by combination)."""
-    out = table.copy()
+    out = table.copy(deep=False)  # copy on write: the columns are shared until one changes
     years = calendar_years(dates)
     with np.errstate(invalid="ignore"):
         out["cagr"] = (1.0 + out["total_return"]) ** (1.0 / years) - 1.0 if years > 0 else np.nan
     if medians is not None:
-        med = medians.reindex(out["combo"].to_numpy())
-        for c in med.columns:
-            out[c] = med[c].to_numpy()
+        combos = out["combo"].to_numpy()
+        med = medians if np.array_equal(medians.index.to_numpy(), combos) else medians.reindex(combos)
+        out = pd.concat([out, med.set_axis(out.index)], axis=1)
     return out
 
 

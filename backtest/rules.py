@@ -325,13 +325,18 @@ class RuleGrid(NamedTuple):
         return self._replace(feat=c(self.feat[rows]), bound=c(self.bound[rows]), count=c(self.count[rows]))
 
 
+def check_structure(first: CompiledRule, r: CompiledRule) -> None:
+    """RuleError unless `r` has the structure of `first` (program and signs; parameters may differ)."""
+    if not (np.array_equal(r.code, first.code) and np.array_equal(r.arg, first.arg)
+            and np.array_equal(r.sign, first.sign)):
+        raise RuleError(f"the rule's structure differs across the grid: {_shape(first)} vs {_shape(r)}")
+
+
 def stack_rules(rules: list[CompiledRule]) -> RuleGrid:
     """The compiled rules of a sweep's combinations as one RuleGrid; RuleError if their structures differ."""
     first = rules[0]
     for r in rules:
-        if not (np.array_equal(r.code, first.code) and np.array_equal(r.arg, first.arg)
-                and np.array_equal(r.sign, first.sign)):
-            raise RuleError(f"the rule's structure differs across the grid: {_shape(first)} vs {_shape(r)}")
+        check_structure(first, r)
     rows = lambda f, dtype: np.ascontiguousarray(  # noqa: E731
         np.array([getattr(r, f) for r in rules], dtype=dtype).reshape(len(rules), -1))
     return RuleGrid(first.code, first.arg, first.sign, rows("feat", np.int64), rows("bound", np.float64),

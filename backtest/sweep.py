@@ -27,8 +27,8 @@ from backtest.errors import ConfigError, UserError
 from backtest.grid import Grid, build_grid
 from backtest.data.market import MarketData
 from backtest.pipeline import Prepared, load_market, prepare
-from backtest.rules import FeatureRef, RuleError, RuleGrid, compile_rule, loosest, stack_rules
-from backtest.strategy import _default_rank, plan, resolve_params
+from backtest.rules import FeatureRef, RuleError, RuleGrid, check_structure, loosest
+from backtest.strategy import plan, resolve_params
 
 EXIT_FIELDS = ("stop_loss", "take_profit", "trailing_stop", "max_hold")
 
@@ -61,32 +61,65 @@ def combo_config(cfg: Config, combo: dict) -> Config:
 
 
 def compile_sweep(prep: Prepared, grid: Grid) -> SweepPlan:
-    """Call the strategy for every combination and line its rules up as arrays (checked to share one structure)."""
+    """Line up every combination's rules as arrays over one list of feature slots (checked to share
+    one structure). The strategy is called once per distinct set of *strategy* parameters, in grid
+    order: the `exits.*` keys do not change the rules, so its compiled rows are broadcast over them."""
     cfg, module = prep.cfg, prep.module
     where = cfg.source or "config"
-    index: dict[FeatureRef, int] = {}
     n_p = grid.size
-    entries, exits_ = [], []
-    r_feat, r_sign = np.empty(n_p, np.int64), np.empty(n_p)
-    exits = np.empty((n_p, 4))
-    idx = grid.indices(0, n_p)
-    for p in range(n_p):
-        combo = {k: _val(v[i]) for k, v, i in zip(grid.keys, grid.values, idx[p])}
-        c = combo_config(cfg, combo)
-        params = resolve_params(module, c.strategy.params, where)
+    idx = grid.indices(0, n_p)  # (P, K)
+    strat = [i for i, k in enumerate(grid.keys) if not k.startswith("exits.")]
+    shape = tuple(len(grid.values[i]) for i in strat)
+    n_u = math.prod(shape)
+    # combination p's strategy row; rows are numbered in order of first appearance in the grid
+    row = np.ravel_multi_index(tuple(idx[:, strat].T), shape) if strat else np.zeros(n_p, np.int64)
+    uidx = np.stack(np.unravel_index(np.arange(n_u), shape), axis=1) if strat else np.zeros((1, 0), np.int64)
+    index: dict[FeatureRef, int] = {}
+    first = rows = mismatch = None
+    r_feat, r_sign = np.empty(n_u, np.int64), np.empty(n_u)
+    for u in range(n_u):
+        given = {**cfg.strategy.params, **{grid.keys[i]: _val(grid.values[i][j]) for i, j in zip(strat, uidx[u])}}
+        params = resolve_params(module, given, where)
         sp = plan(module, params, cfg.execution.fill, where)
-        entries.append(compile_rule(sp.entry_rule, index))
-        exits_.append(compile_rule(sp.exit_rule, index))
-        rank_ref, order = module.rank(params) if hasattr(module, "rank") else _default_rank(sp.entry_rule)
-        r_feat[p] = index.setdefault(rank_ref, len(index))
-        r_sign[p] = 1.0 if order == "high_first" else -1.0
-        exits[p] = [getattr(c.exits, f) for f in EXIT_FIELDS]
-    try:
-        entry, exit_ = stack_rules(entries), stack_rules(exits_)
-    except RuleError as exc:
+        # plan's own slots follow the same order of first use as one shared index would: map them onto it
+        slot = np.array([index.setdefault(ref, len(index)) for ref in sp.refs], dtype=np.int64)
+        if first is None:
+            first = (sp.entry, sp.exit)
+            rows = [_rows(r, n_u) for r in first]
+            structure = _structure(sp)
+        elif mismatch is None and _structure(sp) != structure:
+            try:
+                check_structure(first[0], sp.entry)
+                check_structure(first[1], sp.exit)
+            except RuleError as exc:
+                mismatch = exc
+        if mismatch is None:
+            for (feat, bound, count), r in zip(rows, (sp.entry, sp.exit)):
+                feat[u], bound[u], count[u] = slot[r.feat], r.bound, r.count
+        r_feat[u], r_sign[u] = slot[sp.rank_slot], sp.rank_sign
+    if mismatch is not None:
         raise ConfigError(f"{where}: strategy {module.NAME!r} builds rules of different shapes across the grid "
-                          f"({exc}); a sweep needs the same conditions, varying only parameters") from None
-    return SweepPlan(grid, list(index), entry, exit_, r_feat, r_sign, exits)
+                          f"({mismatch}); a sweep needs the same conditions, varying only parameters")
+    if n_u == n_p:  # no exit axes (or one value each): row is 0..P-1, the rows are the plan's already
+        row = slice(None)
+    entry, exit_ = (RuleGrid(r.code, r.arg, r.sign, f[row], b[row], c[row], r.flat)
+                    for r, (f, b, c) in zip(first, rows))
+    exits = np.empty((n_p, 4))
+    exits[:] = [getattr(cfg.exits, f) for f in EXIT_FIELDS]
+    for i, k in enumerate(grid.keys):
+        if k.startswith("exits.") and k[6:] in EXIT_FIELDS:
+            exits[:, EXIT_FIELDS.index(k[6:])] = grid.values[i][idx[:, i]]
+    return SweepPlan(grid, list(index), entry, exit_, r_feat[row], r_sign[row], exits)
+
+
+def _structure(sp) -> tuple[bytes, ...]:
+    """The bytes of a plan's rule programs and signs: equal for plans of one structure (a cheap test)."""
+    return tuple(a.tobytes() for r in (sp.entry, sp.exit) for a in (r.code, r.arg, r.sign))
+
+
+def _rows(r, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Empty (n, C) feat, (n, C) bound and (n, M) count arrays for n parameter sets of rule `r`."""
+    return (np.empty((n, len(r.feat)), np.int64), np.empty((n, len(r.bound))), np.empty((n, len(r.count)), np.int64))
 
 
 def _val(x):
@@ -170,11 +203,13 @@ class SweepResult:
     grid: Grid
     table: pd.DataFrame  # one row per combination: parameters, metrics
     by_symbol_path: Path | None  # independent mode: by_symbol.parquet, (combination, symbol) metrics from each listing
-    sums: np.ndarray  # (P, S, 5) power sums of daily returns per block
+    sums: np.ndarray  # (P, S, 5) power sums of daily returns per block (memory-mapped from chunks/block_sums.npy
+    # when each block is one sub-block, as at a million combinations)
     seconds: float
     computed: int  # combinations computed in this call (the rest came from finished chunks)
     market: MarketData  # what the sweep ran on, for re-runs of its picks
-    fine_sums: np.ndarray | None = None  # (P, S * m, 5) the same power sums per sub-block (fine_edges)
+    fine_sums: np.ndarray | None = None  # (P, S * m, 5) the same power sums per sub-block (fine_edges),
+    # memory-mapped from chunks/block_sums.npy (read-only)
 
     @property
     def by_symbol(self) -> pd.DataFrame | None:
@@ -183,43 +218,48 @@ class SweepResult:
         return None if self.by_symbol_path is None else pd.read_parquet(self.by_symbol_path)
 
 
-def _write_by_symbol(path: Path, chunk_files: list[Path], panel, names: tuple[str, ...]) -> pd.DataFrame:
+def _write_by_symbol(path: Path, chunk_files: list[Path], n_p: int, panel, names: tuple[str, ...]) -> pd.DataFrame:
     """by_symbol.parquet streamed from the chunk files, one row group per chunk, each symbol's
-    metrics counted from its first tradable bar (`ranking.rebase_symbols`); returns the
-    per-combination medians over symbols (`ranking.symbol_medians`). Memory stays at one chunk's
-    table however many combinations the sweep has."""
+    metrics counted from its first tradable bar (`ranking.rebase`; symbols that never list left
+    out); returns the per-combination medians over symbols (`ranking.symbol_medians`). Memory
+    stays at one chunk's table however many combinations the sweep has."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from backtest.metrics import first_tradable
-    from backtest.ranking import rebase_symbols, symbol_medians
+    from backtest.ranking import listing_years, rebase, symbol_medians
 
+    n_t = panel.shape[0]
     first = first_tradable(panel.fields["close"])
-    symbols = np.asarray(panel.symbols, dtype=object)
+    listed = np.flatnonzero(first < n_t)
+    f, n_l = first[listed], len(listed)
+    years = listing_years(f, panel.dates)
+    symbols = np.asarray(panel.symbols, dtype=object)[listed]
     tmp = path.with_name(f".{path.name}.tmp")
-    writer, start, medians = None, 0, []
+    writer, start, medians = None, 0, {}
     try:
-        for f in chunk_files:
-            with np.load(f) as z:
-                per = z["per_symbol"]
-            n_c, n_s, _ = per.shape
-            df = pd.DataFrame(per.reshape(n_c * n_s, -1), columns=list(names))
-            df.insert(0, "symbol", np.tile(symbols, n_c))
-            df.insert(0, "combo", np.repeat(np.arange(start, start + n_c, dtype=np.int64), n_s))
-            df["trades"] = df["trades"].astype(np.int64)
-            rebased = rebase_symbols(df, first, panel.dates)
-            medians.append(symbol_medians(rebased, np.arange(start, start + n_c)))
-            table = pa.Table.from_pandas(rebased, preserve_index=False)
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
+        for file in chunk_files:
+            with np.load(file) as z:
+                per = z["per_symbol"][:, listed]  # (n, N', M)
+            n_c = per.shape[0]
+            cols = {k: np.ascontiguousarray(per[:, :, j]).reshape(-1) for j, k in enumerate(names)}
+            cols["trades"] = cols["trades"].astype(np.int64)
+            cols.update(rebase(cols, np.tile(f, n_c), np.tile(years, n_c), n_t))
+            combos = np.arange(start, start + n_c, dtype=np.int64)
+            for k, v in symbol_medians({k: v.reshape(n_c, n_l) for k, v in cols.items()}).items():
+                medians.setdefault(k, np.empty(n_p, v.dtype))[start:start + n_c] = v
+            df = pd.DataFrame({"combo": np.repeat(combos, n_l), "symbol": np.tile(symbols, n_c), **cols})
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            if writer is None:  # dictionary pages only where values repeat (5x faster than trying every column)
+                writer = pq.ParquetWriter(tmp, table.schema, use_dictionary=["combo", "symbol"])
             writer.write_table(table)
             start += n_c
-            del per, df, rebased, table
+            del per, cols, df, table
     finally:
         if writer is not None:
             writer.close()
     os.replace(tmp, path)
-    return pd.concat(medians)
+    return pd.DataFrame(medians, index=pd.RangeIndex(n_p, name="combo"), copy=False)
 
 
 def run_sweep(cfg: Config, out_dir: str | Path, workers: int | None = None, scheduler: str | None = None,
@@ -242,6 +282,14 @@ def run_sweep(cfg: Config, out_dir: str | Path, workers: int | None = None, sche
 
 
 CHUNK_ARRAYS = ("per_symbol", "combo", "sums")
+CHUNK_CELLS = 50_000_000  # (bar x symbol x combination) cells an automatic chunk holds at least
+
+
+def auto_chunk(n_p: int, n_t: int, n_s: int) -> int:
+    """Combinations per chunk when the config leaves it to us: P / 20 (a resume loses little, the
+    progress moves), but at least CHUNK_CELLS cells (~0.1-0.3 s of kernel per chunk, so a small
+    sweep is not mostly per-chunk files and tables) and 16 combinations, at most 5,000 (memory)."""
+    return int(min(max(math.ceil(n_p / 20), math.ceil(CHUNK_CELLS / max(n_t * n_s, 1)), 16), 5000))
 
 
 class _ForeignChunk(Exception):
@@ -285,7 +333,7 @@ def _run_sweep(cfg: Config, out: Path, workers: int | None, scheduler: str | Non
     n_p = grid.size
     sp = compile_sweep(prep, grid)
     chunk_dir = out / "chunks"
-    chunk_size = cfg.sweep.chunk_size or int(min(max(math.ceil(n_p / 20), 16), 5000))
+    chunk_size = cfg.sweep.chunk_size or auto_chunk(n_p, *prep.panel.shape)
     n_chunks = math.ceil(n_p / chunk_size)
     fp = _fingerprint(cfg, prep, grid, chunk_size)
     manifest = out / "manifest.json"
@@ -300,7 +348,7 @@ def _run_sweep(cfg: Config, out: Path, workers: int | None, scheduler: str | Non
             raise UserError(f"{out} holds a sweep of a different config, data, chunking or engine version; "
                             f"it cannot be resumed with {cfg.source}: choose another --out")
     chunk_dir.mkdir(parents=True, exist_ok=True)
-    for stale in chunk_dir.glob(".chunk_*.tmp"):  # a write cut off by a kill
+    for stale in [*chunk_dir.glob(".chunk_*.tmp"), *chunk_dir.glob(".block_sums*.tmp")]:  # writes cut off by a kill
         stale.unlink()
     tmp = manifest.with_name(".manifest.json.tmp")
     tmp.write_text(json.dumps({"fingerprint": fp, "config": cfg.source, "combinations": n_p,
@@ -308,7 +356,15 @@ def _run_sweep(cfg: Config, out: Path, workers: int | None, scheduler: str | Non
     os.replace(tmp, manifest)
     path = lambda i: chunk_dir / f"chunk_{i:06d}.npz"  # noqa: E731
     bounds = lambda i: (i * chunk_size, min((i + 1) * chunk_size, n_p))  # noqa: E731
-    parts: dict[int, dict[str, np.ndarray]] = {}
+    combo: list[np.ndarray] = []  # (P, M) per-combination metrics, filled chunk by chunk (block sums stay on disk)
+    done: set[int] = set()
+
+    def fill(i: int, arrays: dict[str, np.ndarray]) -> None:
+        if not combo:
+            combo.append(np.empty((n_p, *arrays["combo"].shape[1:])))
+        combo[0][slice(*bounds(i))] = arrays["combo"]
+        done.add(i)
+
     bad = []
     for i in range(n_chunks):
         try:
@@ -317,13 +373,14 @@ def _run_sweep(cfg: Config, out: Path, workers: int | None, scheduler: str | Non
             raise UserError(f"{path(i)} belongs to a sweep of a different config, data, chunking or engine "
                             f"version; it cannot be resumed with {cfg.source}: choose another --out") from None
         if got is not None:
-            parts[i] = {k: got[k] for k in ("combo", "sums")}
+            fill(i, got)
         elif path(i).exists():
             bad.append(path(i).name)
+        del got
     if bad:
         print(f"note: recomputing {len(bad)} damaged chunk file(s) in {chunk_dir}: {', '.join(bad[:5])}"
               + (" ..." if len(bad) > 5 else ""), file=sys.stderr)
-    todo = [i for i in range(n_chunks) if i not in parts]
+    todo = [i for i in range(n_chunks) if i not in done]
     edges = fine_edges(prep.panel.shape[0], cfg.sweep.blocks, n_p)
     inputs = make_inputs(prep, sp, edges) if todo else None
     bar = _progress(n_p, n_p - sum(bounds(i)[1] - bounds(i)[0] for i in todo), progress)
@@ -331,7 +388,7 @@ def _run_sweep(cfg: Config, out: Path, workers: int | None, scheduler: str | Non
     def keep(i: int, res) -> None:
         arrays = dict(zip(CHUNK_ARRAYS, res))
         _save(path(i), fingerprint=np.array(fp), **arrays)
-        parts[i] = {k: arrays[k] for k in ("combo", "sums")}  # per-symbol tables stay on disk
+        fill(i, arrays)  # per-symbol tables stay on disk
         bar.update(bounds(i)[1] - bounds(i)[0])
 
     try:
@@ -348,25 +405,57 @@ def _run_sweep(cfg: Config, out: Path, workers: int | None, scheduler: str | Non
                 _test_interrupt(n)
     except KeyboardInterrupt:  # Ctrl-C: say what is kept, then let it end the command (exit 130)
         bar.close()
-        print(f"{len(parts)} of {n_chunks} chunks are saved in {chunk_dir}; rerun with --resume to finish",
+        print(f"{len(done)} of {n_chunks} chunks are saved in {chunk_dir}; rerun with --resume to finish",
               file=sys.stderr)
         raise
     bar.close()
+    del sp, inputs  # the plan and the feature stack are not needed for the tables
 
-    combo = np.concatenate([parts[i]["combo"] for i in range(n_chunks)])
-    fine = np.concatenate([parts[i]["sums"] for i in range(n_chunks)])
-    sums = fine.reshape(n_p, cfg.sweep.blocks, -1, fine.shape[-1]).sum(axis=2)  # sub-blocks -> blocks
-    params = pd.DataFrame({k: v[grid.indices(0, n_p)[:, i]] for i, (k, v) in enumerate(zip(grid.keys, grid.values))})
-    table = pd.concat([pd.DataFrame({"combo": np.arange(n_p)}), params, pd.DataFrame(combo, columns=METRIC_NAMES)],
-                      axis=1)
-    table["trades"] = table["trades"].astype(np.int64)
-    by_symbol = medians = None
+    files = [path(i) for i in range(n_chunks)]
+    fine = _stack_sums(chunk_dir / "block_sums.npy", files, n_p)
+    per_block = fine.shape[1] // cfg.sweep.blocks
+    sums = fine if per_block == 1 else fine.reshape(n_p, cfg.sweep.blocks, per_block, fine.shape[-1]).sum(axis=2)
+    table = _table(grid, combo.pop(), METRIC_NAMES)
+    medians = None
     if cfg.execution.mode == "independent":
         by_symbol = out / "by_symbol.parquet"
-        medians = _write_by_symbol(by_symbol, [path(i) for i in range(n_chunks)], prep.panel, METRIC_NAMES)
+        medians = _write_by_symbol(by_symbol, files, n_p, prep.panel, METRIC_NAMES)
+    else:
+        by_symbol = None
     table = ranking_columns(table, medians, prep.panel.dates)
     return SweepResult(out, grid, table, by_symbol, sums, time.perf_counter() - t0,
                        sum(bounds(i)[1] - bounds(i)[0] for i in todo), market, fine)
+
+
+def _stack_sums(path: Path, chunk_files: list[Path], n_p: int) -> np.ndarray:
+    """The chunks' block power sums (P, S', NSUM) as one .npy file, written chunk by chunk and
+    returned memory-mapped (read-only): 400 B per combination at 10 blocks, which the statistics
+    read when they need them instead of the sweep holding them in memory."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        for n, file in enumerate(chunk_files):
+            with np.load(file) as z:
+                part = np.ascontiguousarray(z["sums"], dtype=np.float64)
+            if n == 0:
+                np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(part.dtype),
+                                                          "fortran_order": False, "shape": (n_p, *part.shape[1:])})
+            fh.write(part.tobytes())
+    os.replace(tmp, path)
+    return np.load(path, mmap_mode="r")
+
+
+def _table(grid: Grid, combo: np.ndarray, names: tuple[str, ...]) -> pd.DataFrame:
+    """One row per combination: its id, its grid values, its metrics (trades as integers), built
+    column by column (no whole-table copies: at a million combinations each column is 8 MB)."""
+    n_p = grid.size
+    idx = grid.indices(0, n_p)
+    cols = [np.arange(n_p), *(v[idx[:, i]] for i, v in enumerate(grid.values)),
+            *(combo[:, j].astype(np.int64) if k == "trades" else np.ascontiguousarray(combo[:, j])
+              for j, k in enumerate(names))]
+    del idx
+    table = pd.DataFrame(dict(enumerate(cols)), copy=False)
+    table.columns = ["combo", *grid.keys, *names]  # a parameter may share a metric's name: both columns stay
+    return table
 
 
 class _Lines:
@@ -416,10 +505,32 @@ def _progress(total: int, done: int, enabled: bool):
 
 def write_results(res: SweepResult) -> None:
     """results.parquet / results.csv (per combination); by_symbol.parquet (independent mode) is
-    written by run_sweep, streamed from the chunks."""
+    written by run_sweep, streamed from the chunks. The parquet file is written in row groups of
+    RESULT_ROWS rows, so no copy of the whole table is made."""
     out = res.out_dir
-    for name, write in (("results.parquet", lambda p: res.table.to_parquet(p, index=False)),
+    for name, write in (("results.parquet", lambda p: _write_parquet(res.table, p, list(res.grid.keys))),
                         ("results.csv", lambda p: res.table.to_csv(p, index=False))):
         tmp = out / f".{name}.tmp"
         write(tmp)
         os.replace(tmp, out / name)
+
+
+RESULT_ROWS = 100_000
+
+
+def _write_parquet(table: pd.DataFrame, path: Path, repeated: list[str]) -> None:
+    """`table.to_parquet(path, index=False)`, converted to Arrow RESULT_ROWS rows at a time, with
+    dictionary pages for the `repeated` columns only (the metrics rarely repeat)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer = None
+    try:
+        for a in range(0, max(len(table), 1), RESULT_ROWS):
+            part = pa.Table.from_pandas(table.iloc[a:a + RESULT_ROWS], preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, part.schema, use_dictionary=repeated)
+            writer.write_table(part)
+    finally:
+        if writer is not None:
+            writer.close()
