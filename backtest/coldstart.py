@@ -130,11 +130,16 @@ def _simulate(mode: str) -> Callable:
 
 
 def _features(cfg, given: bool) -> None:
-    """The feature kernels of the config's strategy and sweep (with the sample: of every shipped strategy)."""
+    """The feature kernels of the config's strategy and sweep (with the sample: of every shipped
+    strategy) and the event study's (as `pipeline.run` calls it, with few bootstrap draws)."""
+    from backtest.event_study import event_study
     from backtest.features import compute_features
 
     prep = _prepare(cfg)
-    compute_features(prep.panel, prep.plan.refs)
+    feats = compute_features(prep.panel, prep.plan.refs)
+    f = prep.panel.fields
+    event_study(feats.transpose(0, 2, 1), prep.plan.entry_rule, prep.plan.entry, f["open"], f["close"], prep.panel.symbols,
+                cfg.execution.fill, n_boot=10)
     if cfg.sweep.grid:
         from backtest.grid import build_grid
         from backtest.sweep import compile_sweep
@@ -174,7 +179,7 @@ def _jobs(kinds: tuple[str, ...], cfg, given: bool) -> tuple[list[Job], list[Job
     """(independent jobs, jobs that need them) for `kinds`, leaving out what is cached."""
     sim = lambda mode, s: Job(f"simulate ({mode})", _simulate(mode),  # noqa: E731
                               ("backtest.kernels.simulate", f"simulate_{mode}"), s)
-    first: dict[str, Job] = {"features": Job("features", lambda c: _features(c, given), ("backtest.kernels.features", None), 2)}
+    first = {"features": Job("features", lambda c: _features(c, given), ("backtest.kernels.features", None), 3)}
     then: list[Job] = []
     if "run" in kinds:
         modes = [cfg.execution.mode] if given else ["portfolio", "independent"]
