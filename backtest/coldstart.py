@@ -326,6 +326,8 @@ def precompile(kinds: tuple[str, ...] = ("run", "sweep"), processes: int = 2, co
     the command, which compiles it in its own time."""
     import numba
 
+    import backtest.kernels  # noqa: F401  (sets numba's cache directory)
+
     if numba.config.DISABLE_JIT:
         return Precompiled([], [], 0.0, [])
     try:  # an unwritable cache would make every process compile everything again
