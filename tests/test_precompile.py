@@ -133,3 +133,14 @@ def test_concurrent_precompiles_take_turns_and_compile_once(tmp_path):
     for p in procs:
         assert p.wait(timeout=300) == 0, p.stderr.read()
     assert sorted((tmp_path / "ran.txt").read_text().split()) == ["a", "b"]
+
+
+def test_precompile_in_a_fresh_process_finds_dipflows_cache_directory(tmp_path):
+    """Nothing imported but backtest.coldstart: precompile still uses (and checks) dipflow's cache directory."""
+    out = _run("""
+        from backtest import coldstart as c
+        c._jobs = lambda kinds, cfg, given: ([], [])
+        import numba
+        print(c.precompile().failed, numba.config.CACHE_DIR.startswith(%r))
+    """ % str(tmp_path / "cache"), tmp_path)
+    assert out.strip() == "[] True"
