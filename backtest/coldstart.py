@@ -139,8 +139,8 @@ def _features(cfg, given: bool) -> None:
     prep = _prepare(cfg)
     feats = compute_features(prep.panel, prep.plan.refs)
     f = prep.panel.fields
-    event_study(feats.transpose(0, 2, 1), prep.plan.entry_rule, prep.plan.entry, f["open"], f["close"], prep.panel.symbols,
-                cfg.execution.fill, n_boot=10)
+    event_study(feats.transpose(0, 2, 1), prep.plan.entry_rule, prep.plan.entry, f["open"], f["close"],
+                prep.panel.symbols, cfg.execution.fill, n_boot=10)
     if cfg.sweep.grid:
         from backtest.grid import build_grid
         from backtest.sweep import compile_sweep

@@ -86,12 +86,13 @@ def targets(results: list[dict], scale: list[dict] | None = None) -> list[str]:
         how = lambda r: ("interleaved in one process" if vbt["name"] in r.get("interleaved_with", ())  # noqa: E731
                          else "measured one after the other, not interleaved")
         out.append(f"§8 sweep, {ours['threads']} thread(s), vs one vectorbt process (unequal cores; {how(ours)}): "
-                   f"{ratio:.1f}x wall, {vbt.get('cpu_seconds', float('nan')) / ours.get('cpu_seconds', float('nan')):.1f}x "
+                   f"{ratio:.1f}x wall, {vbt['cpu_seconds'] / ours['cpu_seconds']:.1f}x "
                    f"CPU time (core-seconds: the ratio at equal cores if vectorbt's work split perfectly)")
         one = by.get(f"sweep.flat.1t[{_S8}]")
         if one:  # one thread against one process: CPU time is each side's time on its one core, whatever the load
             r1, w1 = vbt["cpu_seconds"] / one["cpu_seconds"], vbt["seconds"] / one["seconds"]
-            out.append(f"§8 sweep vs vectorbt >= 100x at equal cores (one thread each, {how(one)}): {r1:.1f}x CPU time "
+            out.append(f"§8 sweep vs vectorbt >= 100x at equal cores (one thread each, {how(one)}): {r1:.1f}x CPU "
+                       f"time "
                        f"({'met' if r1 >= 100 else 'NOT met'}); {w1:.1f}x wall (moves with the machine's load)")
         eq = vbt.get("verify", {}).get("equal")
         out.append(f"§8 sweep results equal to vectorbt (total return, max drawdown, trades): {eq}")
@@ -103,8 +104,10 @@ def targets(results: list[dict], scale: list[dict] | None = None) -> list[str]:
     if vbt:
         own = vbt.get("process_peak_mb")
         whole = (f"whole process {own:.0f} MB" if own is not None else
-                 f"process shared with {', '.join(vbt.get('interleaved_with', []))} {vbt.get('shared_peak_mb', float('nan')):.0f} MB")
-        out.append(f"vectorbt §8 peak memory: {whole} (+{vbt['mem_mb']:.0f} MB per call, {VBT_BLOCK} combinations per call)")
+                 f"process shared with {', '.join(vbt.get('interleaved_with', []))} "
+                 f"{vbt.get('shared_peak_mb', float('nan')):.0f} MB")
+        out.append(f"vectorbt §8 peak memory: {whole} (+{vbt['mem_mb']:.0f} MB per call, {VBT_BLOCK} combinations "
+                   f"per call)")
     for name in (f"sweep.1t[{REF_T}x{REF_N}x50]", f"sweep.flat.1t[{_S8}]"):
         if name in by and by[name].get("cells") and by[name].get("cpu_seconds"):
             cps = by[name]["cells"] / by[name]["cpu_seconds"]  # one thread: per CPU second = per core
