@@ -173,7 +173,7 @@ class Job(NamedTuple):
     name: str
     run: Callable  # run(cfg)
     kernel: tuple[str, str | None]  # (module, function) whose cache index marks the job done
-    seconds: float  # CPU seconds to compile on one core (docs/performance.md): the longest go first
+    seconds: float  # CPU seconds to compile on one idle core (docs/performance.md, "Cold start"): longest first
 
 
 def _jobs(kinds: tuple[str, ...], cfg, given: bool) -> tuple[list[Job], list[Job]]:
@@ -185,12 +185,12 @@ def _jobs(kinds: tuple[str, ...], cfg, given: bool) -> tuple[list[Job], list[Job
     if "run" in kinds:
         modes = [cfg.execution.mode] if given else ["portfolio", "independent"]
         for mode in modes:
-            first[mode] = sim(mode, 12 if mode == "portfolio" else 6)
+            first[mode] = sim(mode, 9 if mode == "portfolio" else 5)
     if "sweep" in kinds:  # the sweep kernel calls both single-run kernels: compiled first, loaded from the cache
-        first.setdefault("portfolio", sim("portfolio", 12))
-        first.setdefault("independent", sim("independent", 6))
+        first.setdefault("portfolio", sim("portfolio", 9))
+        first.setdefault("independent", sim("independent", 5))
         if cfg.sweep.grid:
-            then.append(Job("sweep", _sweep, ("backtest.kernels.sweep", "sweep"), 11))
+            then.append(Job("sweep", _sweep, ("backtest.kernels.sweep", "sweep"), 15))
     keep = lambda jobs: [j for j in jobs if _todo(j)]  # noqa: E731
     return keep(first.values()), keep(then)
 
