@@ -5,7 +5,7 @@ spends most of its time in numba's compiler, one function after another on one c
 that do not call each other compile as well in another process: `precompile` runs small real
 workloads (a config's own strategy and data, or a built-in sample) in a helper process and in
 this one at once, waits for the helper, then compiles what depends on both (the sweep kernel,
-which calls the single-run kernels and loads them from the cache). Everything lands in numba's
+which calls the portfolio single-run kernel and loads it from the cache). Everything lands in numba's
 on-disk cache, so the command that follows, and later processes, load it. With every kernel
 cached nothing is started and nothing is printed.
 
@@ -186,10 +186,9 @@ def _jobs(kinds: tuple[str, ...], cfg, given: bool) -> tuple[list[Job], list[Job
         modes = [cfg.execution.mode] if given else ["portfolio", "independent"]
         for mode in modes:
             first[mode] = sim(mode, 9 if mode == "portfolio" else 5)
-    if "sweep" in kinds:  # the sweep kernel calls both single-run kernels: compiled first, loaded from the cache
-        first.setdefault("portfolio", sim("portfolio", 9))
-        first.setdefault("independent", sim("independent", 5))
-        if cfg.sweep.grid:
+    if "sweep" in kinds:  # the sweep kernel calls simulate_portfolio with the run's types: compiled first, loaded
+        first.setdefault("portfolio", sim("portfolio", 9))  # from the cache (its independent path calls `column`
+        if cfg.sweep.grid:  # with other types than simulate_independent does: compiling that first would not help)
             then.append(Job("sweep", _sweep, ("backtest.kernels.sweep", "sweep"), 15))
     keep = lambda jobs: [j for j in jobs if _todo(j)]  # noqa: E731
     return keep(first.values()), keep(then)
