@@ -49,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--update-baseline", action="store_true", help="rewrite the baseline's entries for what was run")
     b.add_argument("--only", nargs="+", metavar="NAME", help="benchmarks to run (shell patterns, e.g. 'features.*')")
     b.add_argument("--scaling", action="store_true",
-                   help="also time the sweep kernel at three sizes of bars, symbols and combinations")
+                   help="also time the sweep kernel at three sizes of bars, symbols and combinations "
+                        "(a full run without --quick or --only always does)")
     b.add_argument("--repeats", type=int, help="timed repeats per benchmark (default: each benchmark's own)")
     b.add_argument("--baseline", help="baseline file (default: benchmarks/baseline.json)")
     b.add_argument("--tolerance", type=float, help="slowdown factor that fails (default: the baseline's, 1.6)")

@@ -5,7 +5,7 @@ spends most of its time in numba's compiler, one function after another on one c
 that do not call each other compile as well in another process: `precompile` runs small real
 workloads (a config's own strategy and data, or a built-in sample) in a helper process and in
 this one at once, waits for the helper, then compiles what depends on both (the sweep kernel,
-which calls the single-run kernels and loads them from the cache). Everything lands in numba's
+which calls the portfolio single-run kernel and loads it from the cache). Everything lands in numba's
 on-disk cache, so the command that follows, and later processes, load it. With every kernel
 cached nothing is started and nothing is printed.
 
@@ -17,6 +17,7 @@ without a lock; backtest/kernels/__init__.py serialises those writes between pro
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import os
@@ -130,11 +131,16 @@ def _simulate(mode: str) -> Callable:
 
 
 def _features(cfg, given: bool) -> None:
-    """The feature kernels of the config's strategy and sweep (with the sample: of every shipped strategy)."""
+    """The feature kernels of the config's strategy and sweep (with the sample: of every shipped
+    strategy) and the event study's (as `pipeline.run` calls it, with few bootstrap draws)."""
+    from backtest.event_study import event_study
     from backtest.features import compute_features
 
     prep = _prepare(cfg)
-    compute_features(prep.panel, prep.plan.refs)
+    feats = compute_features(prep.panel, prep.plan.refs)
+    f = prep.panel.fields
+    event_study(feats.transpose(0, 2, 1), prep.plan.entry_rule, prep.plan.entry, f["open"], f["close"],
+                prep.panel.symbols, cfg.execution.fill, n_boot=10)
     if cfg.sweep.grid:
         from backtest.grid import build_grid
         from backtest.sweep import compile_sweep
@@ -167,26 +173,37 @@ class Job(NamedTuple):
     name: str
     run: Callable  # run(cfg)
     kernel: tuple[str, str | None]  # (module, function) whose cache index marks the job done
-    seconds: float  # CPU seconds to compile on one core (docs/performance.md): the longest go first
+    seconds: float  # CPU seconds to compile on one idle core (docs/performance.md, "Cold start"): longest first
 
 
 def _jobs(kinds: tuple[str, ...], cfg, given: bool) -> tuple[list[Job], list[Job]]:
     """(independent jobs, jobs that need them) for `kinds`, leaving out what is cached."""
     sim = lambda mode, s: Job(f"simulate ({mode})", _simulate(mode),  # noqa: E731
                               ("backtest.kernels.simulate", f"simulate_{mode}"), s)
-    first: dict[str, Job] = {"features": Job("features", lambda c: _features(c, given), ("backtest.kernels.features", None), 2)}
+    first = {"features": Job("features", lambda c: _features(c, given), ("backtest.kernels.features", None), 3)}
     then: list[Job] = []
     if "run" in kinds:
         modes = [cfg.execution.mode] if given else ["portfolio", "independent"]
         for mode in modes:
-            first[mode] = sim(mode, 12 if mode == "portfolio" else 6)
-    if "sweep" in kinds:  # the sweep kernel calls both single-run kernels: compiled first, loaded from the cache
-        first.setdefault("portfolio", sim("portfolio", 12))
-        first.setdefault("independent", sim("independent", 6))
-        if cfg.sweep.grid:
-            then.append(Job("sweep", _sweep, ("backtest.kernels.sweep", "sweep"), 11))
-    keep = lambda jobs: [j for j in jobs if _cached(*j.kernel) is False]  # noqa: E731
+            first[mode] = sim(mode, 9 if mode == "portfolio" else 5)
+    if "sweep" in kinds:  # the sweep kernel calls simulate_portfolio with the run's types: compiled first, loaded
+        first.setdefault("portfolio", sim("portfolio", 9))  # from the cache (its independent path calls `column`
+        if cfg.sweep.grid:  # with other types than simulate_independent does: compiling that first would not help)
+            then.append(Job("sweep", _sweep, ("backtest.kernels.sweep", "sweep"), 15))
+    keep = lambda jobs: [j for j in jobs if _todo(j)]  # noqa: E731
     return keep(first.values()), keep(then)
+
+
+def _marker(job: Job) -> str:
+    import numba
+
+    return os.path.join(numba.config.CACHE_DIR, "precompiled-" + "".join(c if c.isalnum() else "-" for c in job.name))
+
+
+def _todo(job: Job) -> bool:
+    """Whether `job` still has to run: its kernel is not cached, and it has not run before without
+    caching it (a strategy using none of the feature kernels, say: it would otherwise run every time)."""
+    return _cached(*job.kernel) is False and not os.path.exists(_marker(job))
 
 
 def _lanes(jobs: list[Job], processes: int) -> list[list[Job]]:
@@ -203,6 +220,10 @@ def _run_jobs(jobs: list[Job], cfg, failed: list[str]) -> None:
             j.run(cfg)
         except Exception as exc:  # noqa: BLE001 -- compiling ahead is an optimisation: the command itself
             failed.append(f"{j.name}: {type(exc).__name__}: {exc}")  # compiles (or reports) what is left
+            continue
+        if _cached(*j.kernel) is False:
+            with contextlib.suppress(OSError):
+                open(_marker(j), "a").close()
 
 
 class _Helper:
@@ -253,6 +274,36 @@ def _helper_main() -> None:
         sys.exit("\n".join(failed))
 
 
+def _say(first: list[Job], then: list[Job], lanes: list[list[Job]], kinds, stream) -> None:
+    """The one-line notice: what compiles, in how many processes, roughly how long, only this once."""
+    import numba
+
+    label = "sweep" if "run" not in kinds else "simulation" if "sweep" not in kinds else "simulation and sweep"
+    how = f"{len(lanes)} processes at once, " if len(lanes) > 1 else ""
+    secs = max(sum(j.seconds for j in lane) for lane in lanes) + sum(j.seconds for j in then)
+    print(f"compiling the {label} kernels ({', '.join(j.name for j in first + then)}; {how}first run with this "
+          f"version only, ~{secs:.0f} s on an idle machine); later runs load them from {numba.config.CACHE_DIR}",
+          file=stream, flush=True)
+
+
+@contextlib.contextmanager
+def _exclusive(path: str):
+    """Hold an exclusive lock on `path` (one precompile at a time per cache: a second waits, then finds
+    the kernels cached); no lock where flock is missing."""
+    try:
+        import fcntl
+
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 class Precompiled(NamedTuple):
     """What `precompile` did: job names per process (this one first), the jobs run after them here,
     wall seconds, and the jobs that failed (left to the command). Empty lanes: all was cached."""
@@ -266,11 +317,15 @@ class Precompiled(NamedTuple):
 def precompile(kinds: tuple[str, ...] = ("run", "sweep"), processes: int = 2, config=None,
                stream=None) -> Precompiled:
     """Compile into numba's cache the kernels that `kinds` ("run", "sweep") need, on up to
-    `processes` processes at once (nothing is started when everything is cached). `config`: compile for this Config's strategy, data and sweep grid (the
-    CLI passes the command's own); None: the sample dip strategy, both simulation modes and every
-    shipped strategy's features (for a test suite). `stream`: where to print the one-line notice
-    (None: silent). A job that fails is left to the command, which compiles it in its own time."""
+    `processes` processes at once; nothing is started when everything is cached, and concurrent
+    calls on one cache take turns (the later ones then find the kernels cached). `config`: compile
+    for this Config's strategy, data and sweep grid (the CLI passes the command's own); None: the
+    sample dip strategy, both simulation modes and every shipped strategy's features (for a test
+    suite). `stream`: where to print the one-line notice (None: silent). A job that fails is left to
+    the command, which compiles it in its own time."""
     import numba
+
+    import backtest.kernels  # noqa: F401  (sets numba's cache directory)
 
     if numba.config.DISABLE_JIT:
         return Precompiled([], [], 0.0, [])
@@ -287,32 +342,28 @@ def precompile(kinds: tuple[str, ...] = ("run", "sweep"), processes: int = 2, co
     first, then = _jobs(tuple(kinds), cfg, given)
     if not first and not then:
         return Precompiled([], [], 0.0, [])
-    lanes = _lanes(first, processes)
     t0 = time.perf_counter()
     if stream is not None:
-        names = [j.name for j in first + then]
-        how = f"{len(lanes)} processes at once, " if len(lanes) > 1 else ""
-        secs = max(sum(j.seconds for j in lane) for lane in lanes) + sum(j.seconds for j in then)
-        label = "sweep" if "sweep" in kinds and "run" not in kinds else "simulation" if "sweep" not in kinds \
-            else "simulation and sweep"
-        print(f"compiling the {label} kernels ({', '.join(names)}; {how}first run with this version only, ~{secs:.0f} s on "
-              f"an idle machine); later runs load them from {numba.config.CACHE_DIR}", file=stream, flush=True)
+        _say(first, then, _lanes(first, processes), kinds, stream)
     failed: list[str] = []
-    helpers = []
-    try:
-        helpers = [(lane, _Helper([j.name for j in lane], cfg, given)) for lane in lanes[1:]]
-    except OSError as exc:  # cannot start a process: compile here
-        failed.append(f"helper: {exc}")
-        lanes = [sum(lanes, [])]
-    try:
-        _run_jobs(lanes[0], cfg, failed)
-        for lane, h in helpers:
-            if not h.wait():
-                failed.append(f"helper ({', '.join(j.name for j in lane)}) exited {h.proc.returncode}: {h.error()}")
-            _run_jobs([j for j in lane if _cached(*j.kernel) is False], cfg, failed)  # what it left undone
-    finally:
-        for _, h in helpers:
-            h.stop()
-    _run_jobs(then, cfg, failed)
+    with _exclusive(os.path.join(numba.config.CACHE_DIR, "precompile.lock")):
+        first, then = _jobs(tuple(kinds), cfg, given)  # again: another process may have compiled them meanwhile
+        lanes = _lanes(first, processes)
+        helpers = []
+        try:
+            helpers = [(lane, _Helper([j.name for j in lane], cfg, given)) for lane in lanes[1:]]
+        except OSError as exc:  # cannot start a process: compile here
+            failed.append(f"helper: {exc}")
+            lanes = [sum(lanes, [])]
+        try:
+            _run_jobs(lanes[0], cfg, failed)
+            for lane, h in helpers:
+                if not h.wait():
+                    failed.append(f"helper ({', '.join(j.name for j in lane)}) exited {h.proc.returncode}: {h.error()}")
+                _run_jobs([j for j in lane if _todo(j)], cfg, failed)  # what it left undone
+        finally:
+            for _, h in helpers:
+                h.stop()
+        _run_jobs(then, cfg, failed)
     return Precompiled([[j.name for j in lane] for lane in lanes], [j.name for j in then],
                        time.perf_counter() - t0, failed)

@@ -102,3 +102,45 @@ def test_concurrent_cache_saves_of_different_signatures_keep_every_entry(tmp_pat
     """)
     out = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=300)
     assert out.stdout.strip() == "0", out.stderr
+
+
+_TWICE = """
+import sys, time
+from backtest import coldstart as c
+import fakek
+
+def ran(name, f):
+    def job(cfg):
+        with open("ran.txt", "a") as log:
+            log.write(name + "\\n")
+        time.sleep(0.5)
+        f(1)
+    return job
+
+jobs = [c.Job("a", ran("a", fakek.a), ("fakek", "a"), 5.0), c.Job("b", ran("b", fakek.b), ("fakek", "b"), 4.0)]
+c._jobs = lambda kinds, cfg, given: ([j for j in jobs if c._todo(j)], [])
+c.HELPER = "pass"  # a helper that does nothing: this process compiles both
+c.precompile(processes=2)
+"""
+
+
+def test_concurrent_precompiles_take_turns_and_compile_once(tmp_path):
+    (tmp_path / "fakek.py").write_text(_KERNELS)
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(DIPFLOW_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=os.pathsep.join([str(ROOT), str(tmp_path)]))
+    procs = [subprocess.Popen([sys.executable, "-c", _TWICE], cwd=tmp_path, env=env, stderr=subprocess.PIPE)
+             for _ in range(3)]
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read()
+    assert sorted((tmp_path / "ran.txt").read_text().split()) == ["a", "b"]
+
+
+def test_precompile_in_a_fresh_process_finds_dipflows_cache_directory(tmp_path):
+    """Nothing imported but backtest.coldstart: precompile still uses (and checks) dipflow's cache directory."""
+    out = _run("""
+        from backtest import coldstart as c
+        c._jobs = lambda kinds, cfg, given: ([], [])
+        import numba
+        print(c.precompile().failed, numba.config.CACHE_DIR.startswith(%r))
+    """ % str(tmp_path / "cache"), tmp_path)
+    assert out.strip() == "[] True"

@@ -37,7 +37,7 @@ def run_cli(args) -> int:
         rows = gate(results, baseline, args.tolerance, progress=say)
     elif baseline.get("benchmarks") and not args.update_baseline:
         rows = compare(results, baseline, args.tolerance)
-    scale = scaling(progress=say) if args.scaling else None
+    scale = scaling(progress=say) if args.scaling or not (args.only or args.quick) else None  # a full run: always
     m, tr = machine(), tree()
     print(f"dipflow benchmarks, {date.today().isoformat()}: {m['nproc']} x {m['cpu']}, {m['memory_gb']} GB; "
           f"numba {m['numba']}, numpy {m['numpy']}; commit {tr['commit']}"

@@ -71,7 +71,7 @@ def remeasure(name: str) -> dict:
     """A fresh measurement of benchmark `name` (in its own process if it is isolated)."""
     b = BY_NAME[name]
     f = _slowdowns().get(name, 1)
-    return measure_isolated(b, None, f) if b.isolate else measure(b, None, f)
+    return measure_isolated([b], None, {name: f})[0] if b.isolate else measure(b, None, f)
 
 
 def gate(results: list[dict], baseline: dict, tolerance: float | None = None, retries: int = RETRIES,

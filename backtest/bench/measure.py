@@ -88,51 +88,81 @@ def prepare(bench: Bench, slowdown: int = 1):
     return fn, info, ref
 
 
-def measure(bench: Bench, repeats: int | None = None, slowdown: int = 1) -> dict:
-    """Time `bench` interleaved with its reference; see the module docstring. `slowdown` > 1
-    makes the workload do its work that many times (to test the gate)."""
-    repeats = repeats or bench.repeats
-    with numba_threads(bench.threads) as threads:
-        fn, info, ref_work = prepare(bench, slowdown)
-        if info.get("warmup", True):
-            t, _, _ = _timed(fn, 1)
-            number = max(1, math.ceil(MIN_SAMPLE / t)) if t < MIN_SAMPLE else 1
-            sample = t * number
-        else:
-            number, sample = 1, MIN_SAMPLE
-        units = ref_units(ref_work, bench.ref, sample)
-        ref = lambda: ref_work(units)  # noqa: E731
-        times, ref_times, cpu, ref_cpu, mem, proc = [], [], [], [], 0.0, 0.0
-        res = None
-        for _ in range(repeats):
-            t, c, _ = _timed(ref, 1)
-            ref_times.append(t / units)
-            ref_cpu.append(c / units)
+class _State:
+    """One benchmark being measured: its workload, reference, sample size and samples so far."""
+
+    def __init__(self, bench: Bench, slowdown: int):
+        self.bench, self.slowdown = bench, slowdown
+        with numba_threads(bench.threads) as threads:
+            self.threads = threads
+            self.fn, self.info, ref_work = prepare(bench, slowdown)
+            if self.info.get("warmup", True):
+                t, _, _ = _timed(self.fn, 1)
+                self.number = max(1, math.ceil(MIN_SAMPLE / t)) if t < MIN_SAMPLE else 1
+                sample = t * self.number
+            else:
+                self.number, sample = 1, MIN_SAMPLE
+            self.units = ref_units(ref_work, bench.ref, sample)
+        self.ref = lambda: ref_work(self.units)
+        self.times, self.ref_times, self.cpu, self.ref_cpu = [], [], [], []
+        self.mem, self.proc, self.res = 0.0, 0.0, None
+
+    def sample(self) -> None:
+        """Its reference once, then the benchmark once (`number` calls)."""
+        with numba_threads(self.bench.threads):
+            t, c, _ = _timed(self.ref, 1)
+            self.ref_times.append(t / self.units)
+            self.ref_cpu.append(c / self.units)
             with PeakMemory() as pm:
-                t, c, res = _timed(fn, number)
-            if "untimed" in info:  # time the workload spent on bookkeeping of ours (per call)
-                skip = info["untimed"]()
-                t, c = t - skip, c - skip
-            times.append(t)
-            cpu.append(c)
-            mem, proc = max(mem, pm.delta_mb), max(proc, pm.process_mb)
-            if info.get("collect"):  # vectorbt leaves reference cycles: free them between samples
-                gc.collect()
-    scale = info.get("scale", 1.0)
-    seconds = min(times) * scale
-    cells = info.get("cells", _default_cells(bench.name))
-    out = {"name": bench.name, "seconds": seconds, "cpu_seconds": min(cpu) * scale, "ref": bench.ref, "ref_seconds": min(ref_times),
-           "normalised": min(times) / min(ref_times), "samples": times, "ref_samples": ref_times,
-           "normalised_cpu": min(cpu) / min(ref_cpu), "cpu_samples": cpu, "ref_cpu_samples": ref_cpu,
-           "number": number, "ref_units": units, "repeats": repeats, "cells": cells, "cells_per_s": cells / seconds if cells else None,
-           "mem_mb": mem, "process_mb": proc, "threads": threads, "note": info.get("note", ""),
-           "slowdown": slowdown}
-    if isinstance(res, Child):  # the work ran in a child process: its own peak
-        out["mem_mb"], out["process_mb"] = float("nan"), res.peak_mb
-    if "verify" in info:
-        out["verify"] = info["verify"](res)
-        out["note"] = info.get("note", "")
-    return out
+                t, c, self.res = _timed(self.fn, self.number)
+        if "untimed" in self.info:  # time the workload spent on bookkeeping of ours (per call)
+            skip = self.info["untimed"]()
+            t, c = t - skip, c - skip
+        self.times.append(t)
+        self.cpu.append(c)
+        self.mem, self.proc = max(self.mem, pm.delta_mb), max(self.proc, pm.process_mb)
+        if self.info.get("collect"):  # vectorbt leaves reference cycles: free them between samples
+            gc.collect()
+
+    def result(self) -> dict:
+        info, times, cpu = self.info, self.times, self.cpu
+        scale = info.get("scale", 1.0)
+        seconds = min(times) * scale
+        cells = info.get("cells", _default_cells(self.bench.name))
+        out = {"name": self.bench.name, "seconds": seconds, "cpu_seconds": min(cpu) * scale, "ref": self.bench.ref,
+               "ref_seconds": min(self.ref_times), "normalised": min(times) / min(self.ref_times), "samples": times,
+               "ref_samples": self.ref_times, "normalised_cpu": min(cpu) / min(self.ref_cpu), "cpu_samples": cpu,
+               "ref_cpu_samples": self.ref_cpu, "number": self.number, "ref_units": self.units, "repeats": len(times),
+               "cells": cells, "cells_per_s": cells / seconds if cells else None, "mem_mb": self.mem,
+               "process_mb": self.proc, "threads": self.threads, "note": info.get("note", ""),
+               "slowdown": self.slowdown}
+        if isinstance(self.res, Child):  # the work ran in a child process: its own peak
+            out["mem_mb"], out["process_mb"] = float("nan"), self.res.peak_mb
+        if "verify" in info:
+            out["verify"] = info["verify"](self.res)
+            out["note"] = info.get("note", "")
+        return out
+
+
+def measure_together(benches: list[Bench], repeats: int | None = None,
+                     slowdown: dict[str, int] | None = None) -> list[dict]:
+    """Time `benches` round-robin in this process: each round, each benchmark's reference and then
+    the benchmark, at its own thread count (a benchmark stops after its repeats). Benchmarks that
+    are compared with each other (ours and vectorbt's) so meet the same load, minutes not passing
+    between them. `slowdown`: name -> factor (to test the gate)."""
+    slowdown = slowdown or {}
+    states = [_State(b, slowdown.get(b.name, 1)) for b in benches]
+    for r in range(max(repeats or s.bench.repeats for s in states)):
+        for s in states:
+            if r < (repeats or s.bench.repeats):
+                s.sample()
+    return [s.result() for s in states]
+
+
+def measure(bench: Bench, repeats: int | None = None, slowdown: int = 1) -> dict:
+    """Time `bench` interleaved with its reference; see the package docstring. `slowdown` > 1
+    makes the workload do its work that many times (to test the gate)."""
+    return measure_together([bench], repeats, {bench.name: slowdown})[0]
 
 
 def _default_cells(name: str) -> int:
@@ -143,18 +173,24 @@ def _default_cells(name: str) -> int:
         return 0
 
 
-def measure_isolated(bench: Bench, repeats: int | None = None, slowdown: int = 1) -> dict:
-    """`measure` in a fresh Python process; also its whole-process peak RSS."""
+def measure_isolated(benches: list[Bench], repeats: int | None = None,
+                     slowdown: dict[str, int] | None = None) -> list[dict]:
+    """`measure_together` in a fresh Python process; also that process's peak RSS ("process_peak_mb",
+    for a benchmark measured alone: its own; for several, None and "shared_peak_mb")."""
     code = ("import json, sys; from backtest.bench import measure as m, memory, registry; "
-            "r = m.measure(registry.BY_NAME[sys.argv[1]], int(sys.argv[2]) or None, int(sys.argv[3])); "
-            "r['process_peak_mb'] = memory.process_peak_mb(); "
-            "print('@@' + json.dumps(r))")
+            "names, repeats, slow = json.loads(sys.argv[1]); "
+            "rs = m.measure_together([registry.BY_NAME[n] for n in names], repeats, slow); "
+            "peak = memory.process_peak_mb(); "
+            "[r.update(process_peak_mb=peak) if len(rs) == 1 else r.update(process_peak_mb=None, shared_peak_mb=peak) "
+            "for r in rs]; "
+            "print('@@' + json.dumps(rs))")
     env = {k: v for k, v in os.environ.items() if k != SLOWDOWN_ENV}
-    p = subprocess.run([sys.executable, "-c", code, bench.name, str(repeats or 0), str(slowdown)], cwd=ROOT,
-                       env=env, capture_output=True, text=True)
+    arg = json.dumps([[b.name for b in benches], repeats, slowdown or {}])
+    p = subprocess.run([sys.executable, "-c", code, arg], cwd=ROOT, env=env, capture_output=True, text=True)
     lines = [x for x in p.stdout.splitlines() if x.startswith("@@")]
     if p.returncode != 0 or not lines:
-        raise RuntimeError(f"benchmark {bench.name} failed in its subprocess:\n{p.stderr[-3000:]}")
+        names = ", ".join(b.name for b in benches)
+        raise RuntimeError(f"benchmark(s) {names} failed in their subprocess:\n{p.stderr[-3000:]}")
     return json.loads(lines[-1][2:])
 
 
@@ -172,14 +208,24 @@ def select(names: list[str] | None = None, quick: bool = False) -> list[Bench]:
 
 
 def run_benchmarks(benches: list[Bench], repeats: int | None = None, progress=None) -> list[dict]:
+    """Measure `benches` in order; those sharing a `group` together (`measure_together`), in a fresh
+    process if any of them is isolated."""
     slow = _slowdowns()
-    results = []
+    done: dict[str, dict] = {}
     for b in benches:
+        if b.name in done:
+            continue
+        batch = [x for x in benches if b.group and x.group == b.group] or [b]
         if progress:
-            progress(f"  {b.name} ...")
-        f = slow.get(b.name, 1)
-        results.append(measure_isolated(b, repeats, f) if b.isolate else measure(b, repeats, f))
-    return results
+            progress(f"  {', '.join(x.name for x in batch)}{' (interleaved)' if len(batch) > 1 else ''} ...")
+        sl = {x.name: slow[x.name] for x in batch if x.name in slow}
+        rs = measure_isolated(batch, repeats, sl) if any(x.isolate for x in batch) else \
+            measure_together(batch, repeats, sl)
+        for r in rs:
+            if len(rs) > 1:
+                r["interleaved_with"] = [x["name"] for x in rs if x is not r]
+            done[r["name"]] = r
+    return [done[b.name] for b in benches]
 
 
 def ref_units(ref, kind: str, sample: float) -> int:

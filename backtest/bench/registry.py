@@ -20,6 +20,7 @@ class Bench:
     repeats: int = 5
     vs: str = ""  # the vectorbt benchmark doing the same work
     isolate: bool = False  # measured in a fresh process (its own memory peak, no shared state)
+    group: str = ""  # benchmarks of one group are measured together, round-robin (ours beside vectorbt's)
     threads: int = 0  # numba threads while measured (0: all)
     about: str = ""
     clocks: tuple[str, ...] = ("cpu",)  # figures gated; wall time is reported, never gated (module docstring)
@@ -29,6 +30,7 @@ BENCHES: list[Bench] = [
     *[Bench(f"features.{k}[{_F}]", _features(k), "numba", quick=True, about=f"feature kernel {k}")
       for k in ("drawdown", "return_zscore", "trailing_zscore", "trailing_percentile")],
     Bench(f"simulate[{REF_T}x500]", _simulate(500), "numba", quick=True, vs=f"vectorbt.from_signals[{REF_T}x500]",
+          group="single",
           about="simulate kernel, one parameter set, boolean signals, stop loss, take profit, flat fees"),
     Bench(f"sweep.1t[{REF_T}x{REF_N}x50]", _sweep(REF_T, REF_N, 50), "numba", quick=True, threads=1,
           about="sweep kernel, 50 of the 500 §8 combinations, HK costs, one thread"),
@@ -38,14 +40,15 @@ BENCHES: list[Bench] = [
           about="backtest.output.write_outputs: tear sheet and CSV/JSON files"),
     Bench("cli.help", _cli(["--help"]), "startup", quick=True, repeats=7, about="python -m backtest --help"),
     Bench(f"vectorbt.from_signals[{REF_T}x500]", _vectorbt_single(500), "numba", gate=False, repeats=3,
-          about="vectorbt Portfolio.from_signals + value() on the inputs of simulate[...]"),
+          group="single", about="vectorbt Portfolio.from_signals + value() on the inputs of simulate[...]"),
     Bench(f"sweep[{_S8}]", _sweep(REF_T, REF_N, REF_P), "numba", repeats=5, isolate=True, gate=False,
           about="§8 reference sweep, HK costs and board lots (configs/dip_sweep.toml), all threads"),
     Bench(f"sweep.flat[{_S8}]", _sweep(REF_T, REF_N, REF_P, "flat"), "numba", repeats=5, isolate=True, gate=False,
-          vs=f"vectorbt.sweep[{_S8}]", about="§8 reference sweep, flat fees, no lots (vectorbt's model), all threads"),
+          group="s8", vs=f"vectorbt.sweep[{_S8}]",
+          about="§8 reference sweep, flat fees, no lots (vectorbt's model), all threads"),
     Bench(f"sweep.flat.1t[{_S8}]", _sweep(REF_T, REF_N, REF_P, "flat"), "numba", repeats=3, isolate=True, threads=1,
-          vs=f"vectorbt.sweep[{_S8}]", about="as sweep.flat[...], one thread (vectorbt runs on one)"),
-    Bench(f"vectorbt.sweep[{_S8}]", _vectorbt_sweep(), "numba", gate=False, repeats=2, isolate=True,
+          group="s8", vs=f"vectorbt.sweep[{_S8}]", about="as sweep.flat[...], one thread (vectorbt runs on one)"),
+    Bench(f"vectorbt.sweep[{_S8}]", _vectorbt_sweep(), "numba", gate=False, repeats=2, isolate=True, group="s8",
           about="§8 reference sweep in vectorbt: signals, from_signals, metrics"),
     Bench("cli.run.warm[dip.toml]", _cli(["run", str(CONFIGS / "dip.toml"), "--out", "{out}"]), "startup", repeats=5,
           about="python -m backtest run configs/dip.toml, numba cache warm"),

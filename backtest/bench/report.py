@@ -34,6 +34,8 @@ def _fmt_mem(r: dict) -> str:
     d, p = r.get("mem_mb", float("nan")), r.get("process_mb", float("nan"))
     if r.get("process_peak_mb") is not None:  # isolated: its own process
         return f"+{d:.0f} MB (proc {r['process_peak_mb']:.0f})"
+    if r.get("shared_peak_mb") is not None:  # a fresh process shared with the benchmarks it was interleaved with
+        return f"+{d:.0f} MB (shared proc {r['shared_peak_mb']:.0f})"
     if d == d:
         return f"+{d:.0f} MB"
     return f"{p:.0f} MB (proc)" if p == p else "-"
@@ -81,12 +83,16 @@ def targets(results: list[dict], scale: list[dict] | None = None) -> list[str]:
     ours, vbt = by.get(f"sweep.flat[{_S8}]"), by.get(f"vectorbt.sweep[{_S8}]")
     if ours and vbt:
         ratio = vbt["seconds"] / ours["seconds"]
-        out.append(f"§8 sweep, {ours['threads']} thread(s), vs one vectorbt process (unequal cores): {ratio:.1f}x wall, "
-                   f"{vbt.get('cpu_seconds', float('nan')) / ours.get('cpu_seconds', float('nan')):.1f}x CPU time")
+        how = lambda r: ("interleaved in one process" if vbt["name"] in r.get("interleaved_with", ())  # noqa: E731
+                         else "measured one after the other, not interleaved")
+        out.append(f"§8 sweep, {ours['threads']} thread(s), vs one vectorbt process (unequal cores; {how(ours)}): "
+                   f"{ratio:.1f}x wall, {vbt['cpu_seconds'] / ours['cpu_seconds']:.1f}x "
+                   f"CPU time (core-seconds: the ratio at equal cores if vectorbt's work split perfectly)")
         one = by.get(f"sweep.flat.1t[{_S8}]")
         if one:  # one thread against one process: CPU time is each side's time on its one core, whatever the load
             r1, w1 = vbt["cpu_seconds"] / one["cpu_seconds"], vbt["seconds"] / one["seconds"]
-            out.append(f"§8 sweep vs vectorbt >= 100x at equal cores (one thread each): {r1:.1f}x CPU time "
+            out.append(f"§8 sweep vs vectorbt >= 100x at equal cores (one thread each, {how(one)}): {r1:.1f}x CPU "
+                       f"time "
                        f"({'met' if r1 >= 100 else 'NOT met'}); {w1:.1f}x wall (moves with the machine's load)")
         eq = vbt.get("verify", {}).get("equal")
         out.append(f"§8 sweep results equal to vectorbt (total return, max drawdown, trades): {eq}")
@@ -96,8 +102,12 @@ def targets(results: list[dict], scale: list[dict] | None = None) -> list[str]:
         out.append(f"§8 sweep peak memory < 1 GB: whole process {mem:.0f} MB, sweep itself +{hk['mem_mb']:.0f} MB "
                    f"({'met' if mem < 1024 else 'NOT met'})")
     if vbt:
-        out.append(f"vectorbt §8 peak memory: whole process {vbt.get('process_peak_mb', float('nan')):.0f} MB "
-                   f"(+{vbt['mem_mb']:.0f} MB, {VBT_BLOCK} combinations per call)")
+        own = vbt.get("process_peak_mb")
+        whole = (f"whole process {own:.0f} MB" if own is not None else
+                 f"process shared with {', '.join(vbt.get('interleaved_with', []))} "
+                 f"{vbt.get('shared_peak_mb', float('nan')):.0f} MB")
+        out.append(f"vectorbt §8 peak memory: {whole} (+{vbt['mem_mb']:.0f} MB per call, {VBT_BLOCK} combinations "
+                   f"per call)")
     for name in (f"sweep.1t[{REF_T}x{REF_N}x50]", f"sweep.flat.1t[{_S8}]"):
         if name in by and by[name].get("cells") and by[name].get("cpu_seconds"):
             cps = by[name]["cells"] / by[name]["cpu_seconds"]  # one thread: per CPU second = per core

@@ -128,7 +128,8 @@ def candidate_bars(feats, r):
         if n + n_t > idx.shape[0]:  # room for a whole column: reassigning an array inside the bar loop
             # costs numba a reference-count update per bar (4x this function's time, measured)
             grown = np.empty(max(2 * idx.shape[0], n + n_t), dtype=np.int64)
-            grown[:n] = idx[:n]
+            for i in range(n):  # a loop: a slice assignment makes numba compile its shape-error message
+                grown[i] = idx[i]
             idx = grown
         for t in range(n_t):
             if flat_holds(feats, feat, sign, bound, k, t, j) if r.flat else rule_value(feats, r, t, j, stack) == TRUE:

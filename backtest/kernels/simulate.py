@@ -120,8 +120,17 @@ def _reserve(a, n, extra):
     if n + extra <= a.shape[0]:
         return a
     b = np.empty((max(2 * a.shape[0], n + extra), a.shape[1]), dtype=a.dtype)
-    b[:n] = a[:n]
+    _copy_rows(b, 0, a, n)
     return b
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _copy_rows(dst, at, src, n):
+    """dst[at:at + n] = src[:n] as a loop: numba compiles a slice assignment's shape-mismatch error
+    message (string formatting, ~2-3 s of every cold start) for each array type it copies."""
+    for i in range(n):
+        for k in range(src.shape[1]):
+            dst[at + i, k] = src[i, k]
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -463,13 +472,13 @@ def simulate_independent(m, entry, exit_, ex):
         trades = _reserve(trades, n_tr, c_tr)
         orders = _reserve(orders, n_or, c_or)
         ofees = _reserve(ofees, n_or, c_or)
-        trades[n_tr:n_tr + c_tr] = col.trades[:c_tr]
+        _copy_rows(trades, n_tr, col.trades, c_tr)
         trades[n_tr:n_tr + c_tr, T_ENTRY_ORDER] += n_or  # column-local order numbers -> global
         for i in range(n_tr, n_tr + c_tr):
             if trades[i, T_EXIT_ORDER] >= 0:
                 trades[i, T_EXIT_ORDER] += n_or
-        orders[n_or:n_or + c_or] = col.orders[:c_or]
-        ofees[n_or:n_or + c_or] = col.ofees[:c_or]
+        _copy_rows(orders, n_or, col.orders, c_or)
+        _copy_rows(ofees, n_or, col.ofees, c_or)
         n_tr += c_tr
         n_or += c_or
     return cash_out, shares_out, equity_out, trades[:n_tr], orders[:n_or], ofees[:n_or]
