@@ -44,7 +44,7 @@ METRICS = ("sharpe", "mean", "total_return")
 SWEEP_METRICS = {"sharpe": "sharpe", "total_return": "total_return", "cagr": "total_return"}
 """sweep.metric -> the metric PBO and walk-forward compute from block sums (`robust_metric`)."""
 MAX_SPLITS = 12_870  # C(16, 8): every split for S <= 16; larger S is sampled down to this
-_CHUNK_ELEMENTS = 2_000_000  # (P x splits) elements per array per chunk in pbo_cscv
+_CHUNK_ELEMENTS = 500_000  # (combinations x splits) elements per array per chunk in pbo_cscv (4 MB)
 ROWS = 65_536  # combinations the statistics read at once from (P, S) sums (`row_blocks`)
 _EPS = np.finfo(np.float64).eps
 
