@@ -173,7 +173,8 @@ def deflated(sums: np.ndarray, fine: np.ndarray | None = None) -> Deflated:
     for ids, (blk,) in row_blocks([sums]):  # a group of combinations at a time: sums may be a memmap of 400 MB
         n, s1, s2, s3, s4 = (blk[..., i] for i in range(5))
         m = moments(n, s1, s2, s3, s4)
-        sr[ids], n_obs[ids], skew[ids], kurt[ids] = sharpe_from_sums(n, s1, s2, periods=1), n.sum(axis=1), m.skew, m.kurt
+        sr[ids], n_obs[ids] = sharpe_from_sums(n, s1, s2, periods=1), n.sum(axis=1)
+        skew[ids], kurt[ids] = m.skew, m.kurt
     fin = sr[np.isfinite(sr)]
     var = float(np.var(fin, ddof=1)) if fin.size >= 2 else 0.0
     n_trials = float(n_combos)

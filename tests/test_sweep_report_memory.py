@@ -19,11 +19,12 @@ from backtest import sweep_report as sr
 
 def _sums(seed: int, n_p: int = 60, n_s: int = 6, n_t: int = 600) -> np.ndarray:
     """(P, S, 5) block power sums of random returns: a common factor, two flat combinations
-    (never trade) and duplicated rows (exact ties)."""
+    (never trade) and copies of the best row (exact ties for first place)."""
     rng = np.random.default_rng(seed)
-    r = rng.integers(-40, 41, size=(n_p, n_t)) + rng.integers(-20, 21, size=(1, n_t)) + rng.integers(0, 3, size=(n_p, 1))
-    r = r / 1024.0
+    r = rng.integers(-40, 41, size=(n_p, n_t)) + rng.integers(-20, 21, size=(1, n_t))
+    r = (r + rng.integers(0, 3, size=(n_p, 1))) / 1024.0
     r[[3, 17]] = 0.0
+    r[5] += 8 / 1024.0  # the best by far, and its copies tie with it (in other groups of rows)
     r[[9, 30, 41]] = r[5]
     blocks = np.array_split(r, n_s, axis=1)
     return np.stack([np.stack([np.full(n_p, b.shape[1], dtype=np.float64), *((b**k).sum(axis=1) for k in range(1, 5))],
@@ -44,6 +45,12 @@ def _args(sums):
     return [sums[..., i] for i in range(3)], {"s3": sums[..., 3], "s4": sums[..., 4]}
 
 
+def _perf(x: np.ndarray, blocks: np.ndarray, metric: str) -> np.ndarray:
+    """The metric of every row of (P, S, 5) sums `x` over the blocks of the mask `blocks`."""
+    n, s1, s2, s3, s4 = (x[:, blocks, i].sum(axis=1) for i in range(5))
+    return rb._metric(n, s1, s2, metric, s3, s4)
+
+
 def _best(v: np.ndarray) -> int:
     """First index of the highest value; NaN ranks lowest."""
     return int(np.argmax(np.where(np.isnan(v), -np.inf, v)))
@@ -56,8 +63,7 @@ def _naive_pbo(sums, rows, metric):
     out = {}
     for half in combinations(range(n_s), n_s // 2):
         ins = np.isin(np.arange(n_s), half)
-        perf = [rb._metric(*(x[:, m, i].sum(axis=1) for i in range(3)), metric, *(x[:, m, i].sum(axis=1) for i in (3, 4)))
-                for m in (ins, ~ins)]
+        perf = [_perf(x, m, metric) for m in (ins, ~ins)]
         b = _best(perf[0])
         rank = stats.rankdata(np.where(np.isnan(perf[1]), -np.inf, perf[1]), method="average")[b]
         w = rank / (len(rows) + 1.0)
@@ -105,8 +111,7 @@ def test_walk_forward_by_groups_of_rows_equals_per_step_argmax(case, metric, anc
     x = sums[rows]
 
     def perf(blocks):
-        m = np.isin(np.arange(x.shape[1]), blocks)
-        return rb._metric(*(x[:, m, i].sum(axis=1) for i in range(3)), metric, *(x[:, m, i].sum(axis=1) for i in (3, 4)))
+        return _perf(x, np.isin(np.arange(x.shape[1]), blocks), metric)
 
     for k, train in enumerate(wf.train):
         p = perf(train)
