@@ -546,6 +546,8 @@ def walk_forward(n, s1, s2, train_blocks: int, test_blocks: int = 1, anchored: b
     if n.ndim != 2:
         raise ValueError(f"walk_forward needs (P, S) arrays, got shape {n.shape}")
     n_blocks = n.shape[1]
+    if (n.shape[0] if rows is None else len(rows)) < 1:
+        raise ValueError("walk_forward needs at least one combination to choose from")
     if not 1 <= train_blocks < n_blocks or test_blocks < 1:
         raise ValueError(f"need 1 <= train_blocks < S={n_blocks} and test_blocks >= 1, "
                          f"got train_blocks={train_blocks}, test_blocks={test_blocks}")

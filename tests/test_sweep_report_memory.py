@@ -125,6 +125,15 @@ def test_walk_forward_by_groups_of_rows_equals_per_step_argmax(case, metric, anc
     assert (wf.stitched, wf.reference_oos) == (alone.stitched, alone.reference_oos)
 
 
+def test_no_rows_to_choose_from_is_an_error(case):
+    _, mapped, _ = case
+    (n, s1, s2), _ = _args(mapped)
+    with pytest.raises(ValueError, match="at least one combination"):
+        rb.walk_forward(n, s1, s2, train_blocks=2, rows=np.array([], dtype=np.int64))
+    with pytest.raises(ValueError, match="P >= 2"):
+        rb.pbo_cscv(n, s1, s2, rows=np.array([4]))
+
+
 def test_deflated_from_a_memory_map_equals_the_in_memory_computation(case, monkeypatch):
     sums, mapped, _ = case
     whole = sr.deflated(sums, sums)
