@@ -30,6 +30,7 @@ Bailey, D. H., Borwein, J. M., Lopez de Prado, M. and Zhu, Q. J. (2017). The Pro
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 from itertools import combinations
 from math import comb
@@ -43,7 +44,8 @@ METRICS = ("sharpe", "mean", "total_return")
 SWEEP_METRICS = {"sharpe": "sharpe", "total_return": "total_return", "cagr": "total_return"}
 """sweep.metric -> the metric PBO and walk-forward compute from block sums (`robust_metric`)."""
 MAX_SPLITS = 12_870  # C(16, 8): every split for S <= 16; larger S is sampled down to this
-_CHUNK_ELEMENTS = 2_000_000  # (P x splits) elements per array per chunk in pbo_cscv
+_CHUNK_ELEMENTS = 500_000  # (combinations x splits) elements per array per chunk in pbo_cscv (4 MB)
+ROWS = 65_536  # combinations the statistics read at once from (P, S) sums (`row_blocks`)
 _EPS = np.finfo(np.float64).eps
 
 
@@ -65,6 +67,33 @@ def _as_sums(*arrays) -> list[np.ndarray]:
     if out[0].ndim == 0 or any(a.shape != shape for a in out):
         raise ValueError(f"power sums must share one shape (..., S); got {[a.shape for a in out]}")
     return out
+
+
+def _mapping(a) -> mmap.mmap | None:
+    """The file mapping behind a memory-mapped array or a view of one, else None."""
+    while a is not None and not isinstance(a, mmap.mmap):
+        a = getattr(a, "base", None)
+    return a
+
+
+def row_blocks(arrays: list[np.ndarray], rows=None, size: int | None = None):
+    """(ids, [a[ids] for a in arrays]) for consecutive groups of at most `size` (default ROWS) of the combinations
+    `rows` (sorted row indices; None: all rows). Memory-mapped arrays (the sweep's block sums) are
+    read group by group and their pages released after each read, so a statistic over a million
+    combinations holds one group in memory, not the whole file."""
+    size = size or ROWS
+    ids_all = np.arange(arrays[0].shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+    drop = getattr(mmap, "MADV_DONTNEED", None)  # (not on Windows: the pages then stay mapped)
+    maps = {id(m): m for m in map(_mapping, arrays) if m is not None and drop is not None}.values()
+    for lo in range(0, max(ids_all.size, 1), size):
+        ids = ids_all[lo:lo + size]
+        if ids.size and ids[-1] - ids[0] + 1 == ids.size:  # consecutive rows: one slice, no gather
+            blk = [np.array(a[ids[0]:ids[-1] + 1]) for a in arrays]
+        else:
+            blk = [np.asarray(a)[ids] for a in arrays]
+        for m in maps:
+            m.madvise(drop)  # drop the mapped pages from this process (the page cache keeps them)
+        yield ids, blk
 
 
 def _block_mask(blocks, n_blocks: int) -> np.ndarray:
@@ -274,17 +303,27 @@ def effective_trials(series) -> float:
     single-nucleotide polymorphisms in linkage disequilibrium with each other, American Journal
     of Human Genetics 74(4), 765-769.
     """
+    if np.ndim(series) != 2 or np.shape(series)[1] < 2:
+        raise ValueError(f"effective_trials needs (M, S >= 2) series, got shape {np.shape(series)}")
+    return trials_from_gram(*trials_gram(series))
+
+
+def trials_gram(series) -> tuple[np.ndarray, int]:
+    """(S x S Gram matrix Z^T Z, M) of the rows of `series` (M, S) that are finite and not
+    constant, each centred and scaled to unit norm (Z). Gram matrices of groups of rows add up, so
+    `effective_trials` of a million series can be computed a group at a time (`trials_from_gram`)."""
     x = np.asarray(series, dtype=np.float64)
     x = x[np.all(np.isfinite(x), axis=1)]
-    if x.ndim != 2 or x.shape[1] < 2:
-        raise ValueError(f"effective_trials needs (M, S >= 2) series, got shape {np.shape(series)}")
     x = x - x.mean(axis=1, keepdims=True)
     norm_ = np.sqrt((x * x).sum(axis=1))
     z = x[norm_ > 0] / norm_[norm_ > 0, None]
-    m = z.shape[0]
+    return z.T @ z, z.shape[0]  # trace((Z Z^T)^2) = ||Z^T Z||_F^2 = sum of squared correlations
+
+
+def trials_from_gram(gram: np.ndarray, m: int) -> float:
+    """`effective_trials` from the summed `trials_gram` of all the series."""
     if m <= 1:
         return float(max(m, 1))
-    gram = z.T @ z  # S x S; trace((Z Z^T)^2) = ||Z^T Z||_F^2 = sum of squared correlations
     sum_sq = float((gram * gram).sum())
     return float(min(max(m - (sum_sq - m) / m, 1.0), m))
 
@@ -349,19 +388,20 @@ def _argbest(perf: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(perf), -np.inf, perf).argmax(axis=-1)
 
 
-def _oos_logit(is_perf: np.ndarray, oos_perf: np.ndarray):
-    """Per split (row of (k, P) arrays): in-sample best, its IS and OOS values, OOS rank logit."""
-    rows = np.arange(is_perf.shape[0])
-    best = _argbest(is_perf)
-    oos = np.where(np.isnan(oos_perf), -np.inf, oos_perf)
-    v = oos[rows, best][:, None]
-    rank = (oos < v).sum(axis=1) + ((oos == v).sum(axis=1) + 1) / 2.0  # average rank, 1 = worst
-    w = rank / (is_perf.shape[1] + 1.0)
-    return best, is_perf[rows, best], oos_perf[rows, best], np.log(w / (1.0 - w))
+def _split_perf(blk: list[np.ndarray], halves: np.ndarray, size: int, metric: str):
+    """Per chunk of at most `size` complementary pairs: (slice of the pairs, performance over
+    each in-sample half (k, R), over its complement (k, R)) of one group of combinations."""
+    sums_t = [np.ascontiguousarray(x.T) for x in blk]  # (S, R)
+    totals = [x.sum(axis=0) for x in sums_t]
+    for lo in range(0, len(halves), size):
+        hi = min(lo + size, len(halves))
+        mask = halves[lo:hi].astype(np.float64)  # (k, S): the halves holding block 0
+        sums_a = [mask @ x for x in sums_t]  # (k, R) sums over each half
+        yield slice(lo, hi), _perf(sums_a, metric), _perf([tot - a for tot, a in zip(totals, sums_a)], metric)
 
 
 def pbo_cscv(n, s1, s2, metric: str = "sharpe", n_splits: int | None = None,
-             seed: int = 0, s3=None, s4=None) -> PBOResult:
+             seed: int = 0, s3=None, s4=None, rows=None) -> PBOResult:
     """Probability of backtest overfitting by combinatorially symmetric cross-validation.
 
     Bailey, Borwein, Lopez de Prado and Zhu (2017). The S blocks (S even) are split
@@ -378,6 +418,8 @@ def pbo_cscv(n, s1, s2, metric: str = "sharpe", n_splits: int | None = None,
     return (needs `s3`, `s4`; see `_metric`). NaN performance (a combination that is
     flat over a union, Sharpe 0 / 0) ranks below every number. PBO near 0: the in-sample winner stays above the
     OOS median; near 0.5 or above: picking the in-sample best is no better than a coin.
+    `rows` (sorted row indices; None: all) are the combinations to choose among; `is_best` holds
+    row indices of the arrays.
 
     The degradation line is the OLS fit oos_perf = intercept + slope * is_perf over the splits
     (slope < 0: the better the in-sample result, the worse out of sample). prob_oos_loss is the
@@ -385,7 +427,9 @@ def pbo_cscv(n, s1, s2, metric: str = "sharpe", n_splits: int | None = None,
 
     Splits: all C(S, S/2) when that is at most `n_splits` (default MAX_SPLITS = 12,870 = C(16, 8),
     so every split for S <= 16); otherwise a seeded sample of complementary pairs, rounded up to
-    an even count. Cost: O(P * splits * S) time, memory O(P * chunk), chunked over splits.
+    an even count. Cost: O(P * splits * S) time, twice (a pass finds each split's in-sample best,
+    a second ranks its out-of-sample value); memory O(ROWS * chunk of splits) whatever P: the
+    arrays (memory-mapped ones too) are read in groups of `ROWS` combinations (`row_blocks`).
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
@@ -396,37 +440,47 @@ def pbo_cscv(n, s1, s2, metric: str = "sharpe", n_splits: int | None = None,
     n = arrays[0]
     if n.ndim != 2:
         raise ValueError(f"pbo_cscv needs (P, S) arrays, got shape {n.shape}")
-    n_comb, n_blocks = n.shape
+    n_comb, n_blocks = (n.shape[0] if rows is None else len(rows)), n.shape[1]
     if n_comb < 2 or n_blocks < 2 or n_blocks % 2:
         raise ValueError(f"pbo_cscv needs P >= 2 combinations and an even S >= 2 blocks, "
                          f"got P={n_comb}, S={n_blocks}")
     halves = _cscv_halves(n_blocks, n_splits, seed)
     n_pairs = len(halves)
-    out = {k: np.empty(2 * n_pairs) for k in ("logits", "is_perf", "oos_perf")}
-    out["is_best"] = np.empty(2 * n_pairs, dtype=np.int64)
-    sums_t = [np.ascontiguousarray(x.T) for x in arrays]  # (S, P)
-    totals = [x.sum(axis=0) for x in sums_t]
-    chunk = max(1, _CHUNK_ELEMENTS // n_comb)
-    for lo in range(0, n_pairs, chunk):
-        hi = min(lo + chunk, n_pairs)
-        mask = halves[lo:hi].astype(np.float64)  # (k, S): the halves holding block 0
-        sums_a = [mask @ x for x in sums_t]  # (k, P) sums over each half
-        perf_a = _perf(sums_a, metric)
-        perf_b = _perf([tot - a for tot, a in zip(totals, sums_a)], metric)  # complements
-        for offset, (ins, oos) in ((0, (perf_a, perf_b)), (n_pairs, (perf_b, perf_a))):
-            best, r_is, r_oos, lam = _oos_logit(ins, oos)
-            sl = slice(offset + lo, offset + hi)
-            out["is_best"][sl], out["is_perf"][sl], out["oos_perf"][sl], out["logits"][sl] = (
-                best, r_is, r_oos, lam)
-    x, y = out["is_perf"], out["oos_perf"]
+    chunk = max(1, _CHUNK_ELEMENTS // min(n_comb, ROWS))
+    k2 = 2 * n_pairs
+    best = np.full(k2, -1, dtype=np.int64)
+    best_v, x, y = np.full(k2, -np.inf), np.full(k2, np.nan), np.full(k2, np.nan)
+    orient = lambda pa, pb: ((0, pa, pb), (n_pairs, pb, pa))  # noqa: E731 (in-sample half, then its complement)
+    for ids, blk in row_blocks(arrays, rows):  # pass 1: each split's in-sample best (first of equals)
+        for sl, perf_a, perf_b in _split_perf(blk, halves, chunk, metric):
+            for offset, ins, oos in orient(perf_a, perf_b):
+                j = _argbest(ins)
+                r = np.arange(len(j))
+                v = np.where(np.isnan(ins[r, j]), -np.inf, ins[r, j])
+                s = slice(offset + sl.start, offset + sl.stop)
+                new = (v > best_v[s]) | (best[s] < 0)
+                best[s] = np.where(new, ids[j], best[s])
+                best_v[s], x[s], y[s] = (np.where(new, a, b) for a, b in ((v, best_v[s]), (ins[r, j], x[s]),
+                                                                          (oos[r, j], y[s])))
+    target = np.where(np.isnan(y), -np.inf, y)[:, None]
+    below, equal = np.zeros(k2, dtype=np.int64), np.zeros(k2, dtype=np.int64)
+    for ids, blk in row_blocks(arrays, rows):  # pass 2: rank of its out-of-sample value
+        for sl, perf_a, perf_b in _split_perf(blk, halves, chunk, metric):
+            for offset, _, oos in orient(perf_a, perf_b):
+                s = slice(offset + sl.start, offset + sl.stop)
+                o = np.where(np.isnan(oos), -np.inf, oos)
+                below[s] += (o < target[s]).sum(axis=1)
+                equal[s] += (o == target[s]).sum(axis=1)
+    w = (below + (equal + 1) / 2.0) / (n_comb + 1.0)  # average rank, 1 = worst
+    logits = np.log(w / (1.0 - w))
     fin = np.isfinite(x) & np.isfinite(y)
     slope = intercept = np.nan
     if fin.sum() >= 2 and np.ptp(x[fin]) > 0:
         slope, intercept = (float(v) for v in np.polyfit(x[fin], y[fin], 1))
     return PBOResult(
-        pbo=float(np.mean(out["logits"] <= 0)),
-        logits=out["logits"],
-        is_best=out["is_best"],
+        pbo=float(np.mean(logits <= 0)),
+        logits=logits,
+        is_best=best,
         is_perf=x,
         oos_perf=y,
         splits=np.concatenate([halves, ~halves]),
@@ -461,7 +515,7 @@ class WalkForwardResult:
 
 
 def walk_forward(n, s1, s2, train_blocks: int, test_blocks: int = 1, anchored: bool = False,
-                 metric: str = "sharpe", s3=None, s4=None) -> WalkForwardResult:
+                 metric: str = "sharpe", s3=None, s4=None, rows=None) -> WalkForwardResult:
     """Walk-forward selection: pick the in-sample best on past blocks, trade it on the next ones.
 
     Step k tests blocks [t, t + test_blocks) (the last window is cut at S), t = train_blocks +
@@ -478,6 +532,9 @@ def walk_forward(n, s1, s2, train_blocks: int, test_blocks: int = 1, anchored: b
     `result.steps` to get the exact stitched equity. `reference` is the best combination over the
     whole sample and `reference_oos` its metric over the same test blocks: it chooses with
     hindsight (look-ahead) and is a yardstick, not a strategy.
+
+    `rows` (sorted row indices; None: all) are the combinations to choose among; `chosen` and
+    `reference` are row indices of the arrays, which are read in groups of `ROWS` (`row_blocks`).
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
@@ -489,6 +546,8 @@ def walk_forward(n, s1, s2, train_blocks: int, test_blocks: int = 1, anchored: b
     if n.ndim != 2:
         raise ValueError(f"walk_forward needs (P, S) arrays, got shape {n.shape}")
     n_blocks = n.shape[1]
+    if (n.shape[0] if rows is None else len(rows)) < 1:
+        raise ValueError("walk_forward needs at least one combination to choose from")
     if not 1 <= train_blocks < n_blocks or test_blocks < 1:
         raise ValueError(f"need 1 <= train_blocks < S={n_blocks} and test_blocks >= 1, "
                          f"got train_blocks={train_blocks}, test_blocks={test_blocks}")
@@ -500,16 +559,28 @@ def walk_forward(n, s1, s2, train_blocks: int, test_blocks: int = 1, anchored: b
     for k, (a, b) in enumerate(zip(train, test)):
         train_mask[a, k] = 1.0
         test_mask[b, k] = 1.0
-    perf_is = _perf([train_mask.T @ x.T for x in arrays], metric)  # (K, P)
-    chosen = _argbest(perf_is)
+    k = len(starts)
+    chosen, best_v, is_perf = np.full(k, -1, dtype=np.int64), np.full(k, -np.inf), np.full(k, np.nan)
+    reference, ref_v = -1, -np.inf
+    for ids, blk in row_blocks(arrays, rows):  # the first of equals wins, as _argbest over all rows
+        perf = _perf([train_mask.T @ x.T for x in blk], metric)  # (K, R)
+        j = _argbest(perf)
+        v = perf[np.arange(k), j]
+        vv = np.where(np.isnan(v), -np.inf, v)
+        new = (vv > best_v) | (chosen < 0)
+        chosen, best_v, is_perf = np.where(new, ids[j], chosen), np.where(new, vv, best_v), np.where(new, v, is_perf)
+        total = _perf([x.sum(1) for x in blk], metric)
+        j = int(_argbest(total))
+        tv = -np.inf if np.isnan(total[j]) else float(total[j])
+        if tv > ref_v or reference < 0:
+            reference, ref_v = int(ids[j]), tv
     oos = [(x[chosen] * test_mask.T).sum(axis=1) for x in arrays]
     oos_blocks = test_mask.any(axis=1)
-    reference = int(_argbest(_perf([x.sum(1) for x in arrays], metric)))
     return WalkForwardResult(
         train=train,
         test=test,
         chosen=chosen,
-        is_perf=perf_is[np.arange(len(starts)), chosen],
+        is_perf=is_perf,
         oos_perf=_perf(oos, metric),
         stitched=float(_perf([x.sum() for x in oos], metric)),
         reference=reference,

@@ -19,7 +19,6 @@ describes the page section by section.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import os
 import time
@@ -35,9 +34,9 @@ from backtest.config import Config
 from backtest.grid import Grid
 from backtest.ranking import activity, edge_warning, exposure_column, ranked_column
 from backtest.ranking import ranking as _ranking
-from backtest.robustness import (PBOResult, WalkForwardResult, deflated_sharpe_ratio, effective_trials,
-                                 expected_max_sharpe, moments, pbo_cscv, probabilistic_sharpe_ratio, robust_metric,
-                                 sharpe_from_sums, walk_forward)
+from backtest.robustness import (PBOResult, WalkForwardResult, deflated_sharpe_ratio, expected_max_sharpe, moments,
+                                 pbo_cscv, probabilistic_sharpe_ratio, robust_metric, row_blocks, sharpe_from_sums,
+                                 trials_from_gram, trials_gram, walk_forward)
 from backtest.sweep import SweepResult, block_edges, combo_config
 from backtest.charts import Heatmap, Norm, Plot, days
 from backtest.page import (CSP, CSS, SORT_JS, SYNTHETIC_BANNER, e, finite, html_table, is_synthetic, num, pct,
@@ -169,20 +168,26 @@ def deflated(sums: np.ndarray, fine: np.ndarray | None = None) -> Deflated:
     trials is the effective number of independent ones (`effective_trials`) among the P
     combinations, from the correlation of their mean daily returns per sub-block of `fine`
     (P, S', 5) power sums; without `fine` (or with fewer than 2 sub-blocks), P."""
-    n, s1, s2, s3, s4 = (sums[..., i] for i in range(5))
-    sr = sharpe_from_sums(n, s1, s2, periods=1)
-    m = moments(n, s1, s2, s3, s4)
+    n_combos = int(sums.shape[0])
+    sr, n_obs, skew, kurt = (np.empty(n_combos) for _ in range(4))
+    for ids, (blk,) in row_blocks([sums]):  # a group of combinations at a time: sums may be a memmap of 400 MB
+        n, s1, s2, s3, s4 = (blk[..., i] for i in range(5))
+        m = moments(n, s1, s2, s3, s4)
+        sr[ids], n_obs[ids] = sharpe_from_sums(n, s1, s2, periods=1), n.sum(axis=1)
+        skew[ids], kurt[ids] = m.skew, m.kurt
     fin = sr[np.isfinite(sr)]
     var = float(np.var(fin, ddof=1)) if fin.size >= 2 else 0.0
-    n_combos = int(n.shape[0])
     n_trials = float(n_combos)
     if fine is not None and fine.shape[1] >= 2 and n_combos >= 2:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            n_trials = effective_trials(fine[..., 1] / fine[..., 0])
-    n_obs = n.sum(axis=1)
-    return Deflated(sr, n_obs, m.skew, m.kurt, n_trials, n_combos, var, float(expected_max_sharpe(n_trials, var)),
-                    np.atleast_1d(probabilistic_sharpe_ratio(sr, 0.0, n_obs, m.skew, m.kurt)),
-                    np.atleast_1d(deflated_sharpe_ratio(sr, n_obs, m.skew, m.kurt, n_trials, var)))
+        gram, m_rows = np.zeros((fine.shape[1], fine.shape[1])), 0
+        for _, (blk,) in row_blocks([fine]):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                g, k = trials_gram(blk[..., 1] / blk[..., 0])
+            gram, m_rows = gram + g, m_rows + k
+        n_trials = trials_from_gram(gram, m_rows)
+    return Deflated(sr, n_obs, skew, kurt, n_trials, n_combos, var, float(expected_max_sharpe(n_trials, var)),
+                    np.atleast_1d(probabilistic_sharpe_ratio(sr, 0.0, n_obs, skew, kurt)),
+                    np.atleast_1d(deflated_sharpe_ratio(sr, n_obs, skew, kurt, n_trials, var)))
 
 
 @dataclass(frozen=True)
@@ -229,10 +234,8 @@ def walk_forward_oos(res: SweepResult, cfg: Config, market=None, rk: Ranked | No
 
     t0 = time.perf_counter()
     rk = rk if rk is not None else ranked(res, cfg)
-    ids = _pool(rk)
-    n, s1, s2, s3, s4 = (res.sums[ids][..., i] for i in range(5))
-    wf = walk_forward(n, s1, s2, train_blocks=cfg.sweep.train_blocks, metric=rk.robust, s3=s3, s4=s4)
-    wf = dataclasses.replace(wf, chosen=ids[wf.chosen], reference=int(ids[wf.reference]))
+    n, s1, s2, s3, s4 = (res.sums[..., i] for i in range(5))
+    wf = walk_forward(n, s1, s2, train_blocks=cfg.sweep.train_blocks, metric=rk.robust, s3=s3, s4=s4, rows=_pool(rk))
     market = market if market is not None else load_market(cfg)
     cache: dict[int, np.ndarray] = {}
     exposure: dict[int, np.ndarray] = {}  # share of the pick's equity invested at each bar's close
@@ -809,10 +812,9 @@ def review(res: SweepResult, cfg: Config) -> Review:
     nb = neighbourhood(res.grid, _ranked_values(res, rk))
     pbo, why = None, ""
     try:
-        ids = _pool(rk)
-        sums = res.sums[ids]
-        pbo = pbo_cscv(*(sums[..., i] for i in range(3)), metric=rk.robust, s3=sums[..., 3], s4=sums[..., 4])
-        pbo = dataclasses.replace(pbo, is_best=ids[pbo.is_best])
+        sums = res.sums
+        pbo = pbo_cscv(*(sums[..., i] for i in range(3)), metric=rk.robust, s3=sums[..., 3], s4=sums[..., 4],
+                       rows=_pool(rk))
     except ValueError as exc:
         why = f"PBO by CSCV is not available for this sweep: {exc}. Use an even sweep.blocks (8 to 16)."
     return Review(rk, nb, deflated(res.sums, res.fine_sums), pbo, why, warnings_for(res, rk, nb))
