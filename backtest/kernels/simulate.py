@@ -243,7 +243,7 @@ def new_logs(rows):
     return np.empty((rows, NTRD)), np.empty((rows, NORD)), np.empty((rows, NFEE))
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False, error_model="numpy")
 def column(j, m, entry, exit_, ex, cand, track, logs, work):
     """Symbol j of Market m trading its own account (independent mode) by the entry and exit rules
     (CompiledRule) and Execution ex: per-bar cash, shares and equity into the (T,) buffers of
@@ -251,24 +251,27 @@ def column(j, m, entry, exit_, ex, cand, track, logs, work):
     Returns how many trades and orders it wrote. `cand` (sorted bars, a superset of those where the
     entry rule holds: `candidate_bars`) lets a flat account skip the others. The equity's running
     statistics go to `track.stats` (CS_*)."""
-    return _column(j, m, entry, exit_, ex, cand, track, logs, work, False)
+    return _column(j, m, entry, exit_, ex, cand, False, track, logs, work, False)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
-def sweep_column(j, m, entry, exit_, ex, cand, track, logs, work):
+@njit(cache=True, nogil=True, _nrt=False, error_model="numpy")
+def sweep_column(j, m, entry, exit_, ex, cand, exact, track, logs, work):
     """`column` for a sweep, the same body compiled without logs: adds each bar's change of cash
     and equity into track.cash and track.equity (the totals over symbols of one combination: flat
     bars then cost nothing; track.shares and `logs` are not touched) and returns (closed trades,
-    winning closed trades: proceeds after fees above cost, as metrics.trade_counts counts them)."""
-    return _column(j, m, entry, exit_, ex, cand, track, logs, work, True)
+    winning closed trades: proceeds after fees above cost, as metrics.trade_counts counts them).
+    `exact`: the entry rule holds on every bar of `cand` (its own signals), so it is not read again."""
+    return _column(j, m, entry, exit_, ex, cand, exact, track, logs, work, True)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _column(j, m, entry, exit_, ex, cand, track, logs, work, sweep):
+def _column(j, m, entry, exit_, ex, cand, exact, track, logs, work, sweep):
     """The body of `column` and `sweep_column`. `sweep` is a constant of each caller, so numba
     compiles two specialised loops from one source: the sweep's keeps no logs and no per-bar
     state, only the running statistics (a flat bar returns exactly 0 and adds nothing to them,
-    so only bars where something happens are counted) and the totals' changes."""
+    so only bars where something happens are counted) and the totals' changes. Both callers use
+    numpy's error model: a division by zero gives inf or NaN instead of a check before every
+    division (none happens on valid inputs)."""
     open_, high, low, close, lot, feats, costs = m
     fill, init_cash, slippage, use_lots, _, stop_loss, take_profit, trailing_stop, max_hold = ex
     cash_buf, shares_buf, eq_buf, stats = track
@@ -314,7 +317,7 @@ def _column(j, m, entry, exit_, ex, cand, track, logs, work, sweep):
                 ci += 1
             sig = n_t
             while ci < cand.shape[0]:
-                if rule_holds(feats, entry, cand[ci], j, stack):
+                if exact or rule_holds(feats, entry, cand[ci], j, stack):
                     sig = cand[ci]
                     break
                 ci += 1

@@ -154,16 +154,17 @@ def sweep(m, ex, entry, exit_, r_feat, r_sign, exits, group, loose, edges, lanes
                     track = Track(tot_cash[k], no_shares, tot_eq[k], stats)
                     cand = cand_list[group[p]]
                     ptr = cand_ptr[group[p]]
+                    exact = False
                     if sig_of >= 0 and _same_entry(entry, sig_of, p):
-                        cand, ptr = sig, sig_ptr
+                        cand, ptr, exact = sig, sig_ptr, True
                     elif p + 1 < end and _same_entry(entry, p, p + 1):
                         # The next combination enters alike (only exits differ): narrow the group's
                         # candidates to this rule's own signals, once for both.
                         _narrow(feats, er, cand, ptr, j0, j1, sig, sig_ptr, work.stack)
                         sig_of = p
-                        cand, ptr = sig, sig_ptr
+                        cand, ptr, exact = sig, sig_ptr, True
                     for j in range(j0, j1):
-                        c, w = sweep_column(j, m, er, xr, exp, cand[ptr[j]:ptr[j + 1]], track, logs, work)
+                        c, w = sweep_column(j, m, er, xr, exp, cand[ptr[j]:ptr[j + 1]], exact, track, logs, work)
                         row = per_symbol[p, j]
                         stats_metrics(stats, n_t, row)
                         row[M_TRADES] = c
