@@ -5,6 +5,8 @@
 Starts one worker process per tree (PYTHONPATH=<tree>, one numba thread), each builds every case
 (`backtest.bench.sweep_case`) and warms the kernel; then, round by round and size by size, asks
 the workers in turn to time one `run_chunk` over all combinations (CPU time: time.process_time).
+A size is BARS:SYMBOLS:COMBINATIONS:COSTS with COSTS "hk" or "flat", and "-pf" for portfolio mode
+(5 slots) instead of independent accounts.
 Prints min CPU time and cells per CPU second of each tree per size, and checks that both trees
 return bit-identical arrays.
 """
@@ -19,7 +21,7 @@ import subprocess
 import sys
 
 WORKER = r"""
-import hashlib, json, sys, time
+import dataclasses, hashlib, json, sys, time
 import numba
 numba.set_num_threads(1)
 from backtest.bench import sweep_case
@@ -27,7 +29,9 @@ from backtest.sweep import run_chunk
 cases = {}
 for spec in json.loads(sys.argv[1]):
     t, n, p, costs = spec.split(":")
-    inputs, sp = sweep_case(int(t), int(n), int(p), costs)
+    inputs, sp = sweep_case(int(t), int(n), int(p), costs.removesuffix("-pf"))
+    if costs.endswith("-pf"):  # portfolio mode, 5 slots
+        inputs = dataclasses.replace(inputs, execution=inputs.execution._replace(max_positions=5))
     run_chunk(inputs, sp, 0, 2, threads=1)
     cases[spec] = (inputs, sp, sp.exits.shape[0])
 print("ready", flush=True)

@@ -194,3 +194,26 @@ def test_a_row_that_is_not_purely_flat_pays_the_whole_schedule():
                 assert total == s
     assert costs.flat_only(cost_table(CostModel(kind="flat", flat_pct=0.1), days)[0])
     assert not costs.flat_only(cost_table(CostModel(), days)[0])
+
+
+@pytest.mark.parametrize("n_t", [1, 2, 3, 40, 757])
+def test_total_metrics_equal_equity_metrics_and_block_sums_of_the_summed_curve(n_t):
+    from backtest.kernels.metrics import NSUM, block_sums, total_metrics
+    from backtest.sweep import block_edges, fine_edges
+
+    rng = np.random.default_rng(n_t)
+    for trial in range(20):
+        d_eq = rng.normal(0, 1e3, n_t) * (rng.random(n_t) < 0.4)  # flat bars change nothing
+        d_cash = np.where(rng.random(n_t) < 0.1, rng.normal(0, 1e4, n_t), 0.0)
+        base = float(rng.uniform(1e5, 1e7))
+        edges = block_edges(n_t, 4) if trial % 2 else fine_edges(n_t, 2, 3)
+        eq, cash = d_eq.copy(), d_cash.copy()
+        eq[0] += base
+        cash[0] += base
+        eq, cash = np.cumsum(eq), np.cumsum(cash)
+        want, want_sums = np.full(8, -1.0), np.empty((edges.shape[0] - 1, NSUM))
+        equity_metrics(eq, cash, want)
+        block_sums(eq, edges, want_sums)
+        got, got_sums = np.full(8, -1.0), np.full((edges.shape[0] - 1, NSUM), 7.0)
+        total_metrics(d_eq.copy(), d_cash.copy(), base, edges, got, got_sums)
+        _same([got, got_sums], [want, want_sums])

@@ -273,6 +273,7 @@ def _column(j, m, entry, exit_, ex, cand, exact, track, logs, work, sweep):
     numpy's error model: a division by zero gives inf or NaN instead of a check before every
     division (none happens on valid inputs)."""
     open_, high, low, close, lot, feats, costs = m
+    o_j, h_j, l_j, c_j, lot_j = open_[j], high[j], low[j], close[j], lot[j]  # symbol j's rows (views)
     fill, init_cash, slippage, use_lots, _, stop_loss, take_profit, trailing_stop, max_hold = ex
     cash_buf, shares_buf, eq_buf, stats = track
     trades, orders, ofees = logs
@@ -307,9 +308,9 @@ def _column(j, m, entry, exit_, ex, cand, exact, track, logs, work, sweep):
     t = -1
     while t + 1 < n_t:
         t += 1
-        px_ok = close[j, t] == close[j, t]
+        px_ok = c_j[t] == c_j[t]
         if px_ok:
-            last_close = close[j, t]
+            last_close = c_j[t]
         if shares == 0.0 and pend_entry < 0 and offset == 1:
             # Flat with nothing queued (most bars): only the entry rule can act, at a close, and
             # only on a candidate bar; the bars up to the next one where it holds change nothing.
@@ -340,12 +341,12 @@ def _column(j, m, entry, exit_, ex, cand, exact, track, logs, work, sweep):
             reason = -1
             if phase == 1:
                 if shares > 0.0 and not acted and entry_bar < t and px_ok:
-                    stop_px, reason = stop_fill(open_[j, t], high[j, t], low[j, t], entry_px, peak,
+                    stop_px, reason = stop_fill(o_j[t], h_j[t], l_j[t], entry_px, peak,
                                                 stop_loss, trailing_stop, take_profit)
                     if reason >= 0:
                         exit_px = stop_px * (1.0 - slippage)
-                    elif high[j, t] > peak:
-                        peak = high[j, t]
+                    elif h_j[t] > peak:
+                        peak = h_j[t]
             elif (phase == 0) != (fill != FILL_NEXT_OPEN):
                 if fill == FILL_SAME_CLOSE:
                     if shares > 0.0:
@@ -355,13 +356,13 @@ def _column(j, m, entry, exit_, ex, cand, exact, track, logs, work, sweep):
                                 pend_exit = t
                     elif pend_entry < 0 and not acted and rule_holds(feats, entry, t, j, stack):
                         pend_entry = t
-                px = open_[j, t] if phase == 0 else close[j, t]
+                px = o_j[t] if phase == 0 else c_j[t]
                 if shares > 0.0 and 0 <= pend_exit <= t and not acted and px_ok:
                     exit_px = px * (1.0 - slippage)
                     reason = pend_reason
                 elif pend_entry == t:
                     pend_entry = -1
-                    qty, buy_px, fees, status = _entry_fill(px, px_ok, cash, lot[j, t] if use_lots else 0.0,
+                    qty, buy_px, fees, status = _entry_fill(px, px_ok, cash, lot_j[t] if use_lots else 0.0,
                                                             costs[t], slippage, fee_buf)
                     if status == S_FILLED:
                         cash -= qty * buy_px + fees

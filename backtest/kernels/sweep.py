@@ -25,7 +25,7 @@ from numba import njit, prange
 
 from backtest.costs import NFEE
 from backtest.kernels.metrics import (M_TRADES, M_WIN_RATE, NMET, NSUM, block_sums, equity_metrics, stats_metrics,
-                                      trade_counts)
+                                      total_metrics, trade_counts)
 from backtest.kernels.rules import STACK, candidate_bars, rule_holds
 from backtest.kernels.simulate import NCS, Execution, Logs, Track, Work, new_logs, simulate_portfolio, sweep_column
 from backtest.rules import CompiledRule
@@ -173,15 +173,7 @@ def sweep(m, ex, entry, exit_, r_feat, r_sign, exits, group, loose, edges, lanes
                         wins[k] += w
             for p in range(first, end):
                 k = p - first
-                total_eq = tot_eq[k]
-                total_cash = tot_cash[k]
-                total_eq[0] += n_s * ex.init_cash
-                total_cash[0] += n_s * ex.init_cash
-                for t in range(1, n_t):  # the running sums (np.cumsum's order)
-                    total_eq[t] += total_eq[t - 1]
-                    total_cash[t] += total_cash[t - 1]
-                equity_metrics(total_eq, total_cash, combo[p])
-                block_sums(total_eq, edges, sums[p])
+                total_metrics(tot_eq[k], tot_cash[k], n_s * ex.init_cash, edges, combo[p], sums[p])
                 combo[p, M_TRADES] = closed[k]
                 combo[p, M_WIN_RATE] = wins[k] / closed[k] if closed[k] > 0 else np.nan
     return per_symbol, combo, sums
