@@ -101,45 +101,45 @@ def sweep(m, ex, entry, exit_, r_feat, r_sign, exits, group, loose, edges, lanes
     combo = np.empty((n_p, NMET))
     sums = np.empty((n_p, edges.shape[0] - 1, NSUM))
     n_lanes = max(min(lanes, n_p), 1)
-    if ex.max_positions > 0:
-        deal = max(1, min(DEAL, n_p // (4 * n_lanes)))  # at least ~4 turns per lane, for balance
-        for lane in prange(n_lanes):
-            # Neighbouring combinations cost alike, so the lanes deal them out in turn, `deal` at a time.
-            for first in range(lane * deal, n_p, n_lanes * deal):
-                for p in range(first, min(first + deal, n_p)):
-                    cash, _, eq, book, _, _ = simulate_portfolio(m, _row(entry, p), _row(exit_, p), r_feat[p],
-                                                                 r_sign[p], _execution(ex, exits, p))
-                    equity_metrics(eq[0], cash[0], combo[p])
-                    closed, wins = trade_counts(book, book.shape[0])
-                    block_sums(eq[0], edges, sums[p])
-                    combo[p, M_TRADES] = closed
-                    combo[p, M_WIN_RATE] = wins / closed if closed > 0 else np.nan
-        return per_symbol, combo, sums
+    portfolio = ex.max_positions > 0
     feats = m.feats
-    n_groups = loose.feat.shape[0]
+    n_groups = 0 if portfolio else loose.feat.shape[0]
     cand_ptr = np.zeros((n_groups, n_s + 1), dtype=np.int64)
     cand_list = []
+    most = 0
     for g in range(n_groups):
         ptr, idx = candidate_bars(feats, _row(loose, g))
         cand_ptr[g] = ptr
         cand_list.append(idx)
-    most = max([c.shape[0] for c in cand_list])
-    deal = max(1, min(TILE_COMBOS, n_p // (4 * n_lanes)))
+        most = max(most, idx.shape[0])
+    # Neighbouring combinations cost alike, so the lanes deal them out in turn, `deal` at a time
+    # (at least ~4 turns per lane, for balance); in independent mode a turn is a tile.
+    deal = max(1, min(DEAL if portfolio else TILE_COMBOS, n_p // (4 * n_lanes)))
     blk = tile if tile > 0 else block_symbols(n_t, feats.shape[0])
-    for lane in prange(n_lanes):
+    for lane in prange(n_lanes):  # one prange for both modes: each prange is a kernel numba compiles
         # One lane per thread, its buffers reused by every combination it runs.
         logs = Logs(*new_logs(0))  # untouched by sweep_column
         work = Work(np.zeros(NFEE), np.empty(STACK, dtype=np.int64))
         stats = np.empty(NCS)
         no_shares = np.empty(0)
-        tot_eq = np.empty((deal, n_t))  # per combination: changes per bar summed over symbols
-        tot_cash = np.empty((deal, n_t))
+        tot_eq = np.empty((0 if portfolio else deal, n_t))  # per combination: changes per bar summed over symbols
+        tot_cash = np.empty((0 if portfolio else deal, n_t))
         closed = np.zeros(deal, dtype=np.int64)
         wins = np.zeros(deal, dtype=np.int64)
         sig_ptr = np.zeros(n_s + 1, dtype=np.int64)
         sig = np.empty(most, dtype=np.int64)
         for first in range(lane * deal, n_p, n_lanes * deal):
             end = min(first + deal, n_p)
+            if portfolio:
+                for p in range(first, end):
+                    cash, _, eq, book, _, _ = simulate_portfolio(m, _row(entry, p), _row(exit_, p), r_feat[p],
+                                                                 r_sign[p], _execution(ex, exits, p))
+                    equity_metrics(eq[0], cash[0], combo[p])
+                    c, w = trade_counts(book, book.shape[0])
+                    block_sums(eq[0], edges, sums[p])
+                    combo[p, M_TRADES] = c
+                    combo[p, M_WIN_RATE] = w / c if c > 0 else np.nan
+                continue
             tot_eq[:] = 0.0
             tot_cash[:] = 0.0
             closed[:] = 0
