@@ -143,6 +143,8 @@ def test_block_size_fits_the_tile_budget():
 
 
 def test_portfolio_mode_sweep_equals_simulate_portfolio_and_ignores_lanes_and_tiles(tmp_path):
+    from backtest.kernels.metrics import NSUM, block_sums
+
     m, ex, sp, edges = _case(tmp_path, 5, symbols=9, mode="portfolio")
     base = _run(m, ex, sp, edges, 1, 0)
     _same(base, _run(m, ex, sp, edges, 3, 2))
@@ -151,9 +153,10 @@ def test_portfolio_mode_sweep_equals_simulate_portfolio_and_ignores_lanes_and_ti
     for p in range(0, sp.exits.shape[0], 7):
         cash, _, eq, trades, _, _ = simulate(m, sp.entry.row(p), sp.exit.row(p), int(sp.r_feat[p]),
                                              float(sp.r_sign[p]), _execution(ex, sp.exits, p))
-        want = np.empty(8)
+        want, want_sums = np.empty(8), np.empty((edges.shape[0] - 1, NSUM))
         equity_metrics(eq[0], cash[0], want)
-        _same([combo[p, :6]], [want[:6]])
+        block_sums(eq[0], edges, want_sums)
+        _same([combo[p, :6], base[2][p]], [want[:6], want_sums])
         assert combo[p, M_TRADES] == trade_counts(trades, trades.shape[0])[0]
 
 
@@ -215,5 +218,8 @@ def test_total_metrics_equal_equity_metrics_and_block_sums_of_the_summed_curve(n
         equity_metrics(eq, cash, want)
         block_sums(eq, edges, want_sums)
         got, got_sums = np.full(8, -1.0), np.full((edges.shape[0] - 1, NSUM), 7.0)
-        total_metrics(d_eq.copy(), d_cash.copy(), base, edges, got, got_sums)
+        total_metrics(d_eq.copy(), d_cash.copy(), base, True, edges, got, got_sums)
+        _same([got, got_sums], [want, want_sums])
+        got, got_sums = np.full(8, -1.0), np.full((edges.shape[0] - 1, NSUM), 7.0)
+        total_metrics(eq.copy(), cash.copy(), 0.0, False, edges, got, got_sums)  # the curve itself
         _same([got, got_sums], [want, want_sums])

@@ -1,6 +1,7 @@
 """Metrics of an equity curve inside compiled code, for sweeps (definitions of backtest.metrics).
 
-`equity_metrics` must agree with `backtest.metrics` on the same curve; tests/test_sweep.py checks it.
+`total_metrics` (what the sweep runs; `equity_metrics` + `block_sums` are its readable form) must
+agree with `backtest.metrics` on the same curve; tests/test_sweep.py and test_sweep_kernel.py check.
 """
 
 from __future__ import annotations
@@ -83,19 +84,19 @@ def _risk(out, n, total, down, lo, hi, ss):
 
 
 @njit(cache=True, nogil=True)
-def total_metrics(eq, cash, base, edges, out, sums):
-    """`equity_metrics` and `block_sums` of a sweep combination's total equity, given as its per-bar
-    changes summed over symbols (eq, cash (T,); `base`, the starting total, goes to bar 0): the
-    running sums, the metrics and the block sums in one pass, the variance in a second over the
-    returns kept in `cash`. The same operations in the same order as those two functions on the
-    summed curve, so the same bits. Overwrites eq (the curve) and cash (its daily returns).
-    `edges` must be sorted (block_edges, fine_edges)."""
+def total_metrics(eq, cash, base, deltas, edges, out, sums):
+    """`equity_metrics` and `block_sums` of a sweep combination's total equity and cash (T,), or,
+    with `deltas`, of their per-bar changes summed over symbols (`base`, the starting total, then
+    goes to bar 0): the metrics and the block sums in one pass, the variance in a second over the
+    returns kept in `cash`. The same operations in the same order as those two functions (the
+    readable definitions, kept for tests/test_sweep_kernel.py), so the same bits. Overwrites eq
+    (the curve) and cash (its daily returns). `edges` must be sorted (block_edges, fine_edges)."""
     n_t = eq.shape[0]
     n = n_t - 1
     n_b = edges.shape[0] - 1
     sums[:] = 0.0
-    e = eq[0] + base
-    c = cash[0] + base
+    e = eq[0] + base if deltas else eq[0]
+    c = cash[0] + base if deltas else cash[0]
     eq[0] = e
     e0 = e
     peak = e
@@ -112,8 +113,8 @@ def total_metrics(eq, cash, base, edges, out, sums):
     b = 0
     for t in range(1, n_t):
         prev = e
-        e = eq[t] + prev
-        c = cash[t] + c
+        e = eq[t] + prev if deltas else eq[t]
+        c = cash[t] + c if deltas else cash[t]
         eq[t] = e
         rb = e / prev - 1.0  # block_sums' return; equity_metrics' is 0 where nothing changed
         r = rb if e != prev else 0.0

@@ -24,8 +24,7 @@ import numpy as np
 from numba import njit, prange
 
 from backtest.costs import NFEE
-from backtest.kernels.metrics import (M_TRADES, M_WIN_RATE, NMET, NSUM, block_sums, equity_metrics, stats_metrics,
-                                      total_metrics, trade_counts)
+from backtest.kernels.metrics import M_TRADES, M_WIN_RATE, NMET, NSUM, stats_metrics, total_metrics, trade_counts
 from backtest.kernels.rules import STACK, candidate_bars, rule_holds
 from backtest.kernels.simulate import NCS, Execution, Logs, Track, Work, new_logs, simulate_portfolio, sweep_column
 from backtest.rules import CompiledRule
@@ -134,9 +133,8 @@ def sweep(m, ex, entry, exit_, r_feat, r_sign, exits, group, loose, edges, lanes
                 for p in range(first, end):
                     cash, _, eq, book, _, _ = simulate_portfolio(m, _row(entry, p), _row(exit_, p), r_feat[p],
                                                                  r_sign[p], _execution(ex, exits, p))
-                    equity_metrics(eq[0], cash[0], combo[p])
+                    total_metrics(eq[0], cash[0], 0.0, False, edges, combo[p], sums[p])
                     c, w = trade_counts(book, book.shape[0])
-                    block_sums(eq[0], edges, sums[p])
                     combo[p, M_TRADES] = c
                     combo[p, M_WIN_RATE] = w / c if c > 0 else np.nan
                 continue
@@ -173,7 +171,7 @@ def sweep(m, ex, entry, exit_, r_feat, r_sign, exits, group, loose, edges, lanes
                         wins[k] += w
             for p in range(first, end):
                 k = p - first
-                total_metrics(tot_eq[k], tot_cash[k], n_s * ex.init_cash, edges, combo[p], sums[p])
+                total_metrics(tot_eq[k], tot_cash[k], n_s * ex.init_cash, True, edges, combo[p], sums[p])
                 combo[p, M_TRADES] = closed[k]
                 combo[p, M_WIN_RATE] = wins[k] / closed[k] if closed[k] > 0 else np.nan
     return per_symbol, combo, sums
