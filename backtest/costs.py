@@ -225,22 +225,39 @@ def _ceil_dollar(x):
     return math.ceil(x - _EPS)
 
 
+@numba.njit(cache=True, inline="always")
+def flat_only(row):
+    """Row `row` charges the flat rate and nothing else (every row of a "flat" cost table)."""
+    for c in range(NCOST):
+        if c != C_FLAT and row[c] != 0.0:
+            return False
+    return True
+
+
 @numba.njit(cache=True, _nrt=False)
 def order_fees(value, row, out):
     """Charge one order of trade value `value` (HK$) against cost-table row `row`.
 
     Writes each component into `out[F_*]` (length NFEE) and returns their sum. The same for buys
-    and sells. A non-positive value costs nothing (all components 0).
+    and sells. A non-positive value costs nothing (all components 0). A flat row costs one
+    multiply; components whose rates are 0 are left at 0 without rounding (the same result, as
+    the rounding of 0 is 0).
     """
     for i in range(NFEE):
         out[i] = 0.0
     if not value > 0.0:
         return 0.0
+    if row[C_FLAT] > 0.0 and flat_only(row):
+        out[F_FLAT] = value * row[C_FLAT]  # the sum below of six zeros and this, exactly
+        return out[F_FLAT]
     if row[C_STAMP] > 0.0:
         out[F_STAMP] = _ceil_dollar(value * row[C_STAMP])
-    out[F_TRADING] = _round_cent(value * row[C_TRADING])
-    out[F_SFC] = _round_cent(value * row[C_SFC])
-    out[F_AFRC] = _round_cent(value * row[C_AFRC])
+    if row[C_TRADING] > 0.0:
+        out[F_TRADING] = _round_cent(value * row[C_TRADING])
+    if row[C_SFC] > 0.0:
+        out[F_SFC] = _round_cent(value * row[C_SFC])
+    if row[C_AFRC] > 0.0:
+        out[F_AFRC] = _round_cent(value * row[C_AFRC])
     settle = value * row[C_SETTLE]
     if row[C_SETTLE_MIN] > 0.0 and settle < row[C_SETTLE_MIN]:
         settle = row[C_SETTLE_MIN]

@@ -146,7 +146,7 @@ def run_chunk(inputs: Inputs, sp: SweepPlan, start: int, stop: int, threads: int
     part = sp.take(slice(start, stop))
     group, loose = loosest(part.entry)
     return sweep(inputs.market, inputs.execution, part.entry, part.exit, part.r_feat, part.r_sign, part.exits, group,
-                 loose, inputs.edges, numba.get_num_threads())
+                 loose, inputs.edges, numba.get_num_threads(), 0)
 
 
 def block_edges(n_t: int, blocks: int) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Metrics of an equity curve inside compiled code, for sweeps (definitions of backtest.metrics).
 
-`equity_metrics` must agree with `backtest.metrics` on the same curve; tests/test_sweep.py checks it.
+`total_metrics` (what the sweep runs; `equity_metrics` + `block_sums` are its readable form) must
+agree with `backtest.metrics` on the same curve; tests/test_sweep.py and test_sweep_kernel.py check.
 """
 
 from __future__ import annotations
@@ -47,18 +48,13 @@ def equity_metrics(eq, cash, out):
         down += min(r, 0.0) ** 2
         lo = min(lo, r)
         hi = max(hi, r)
+    ss = 0.0
     if n >= 2:
         mean = total / n
-        ss = 0.0
         for t in range(1, n_t):
             d = (eq[t] / eq[t - 1] - 1.0 if eq[t] != eq[t - 1] else 0.0) - mean
             ss += d * d
-        sd = 0.0 if lo == hi else np.sqrt(ss / (n - 1))
-        out[M_SHARPE] = _ratio(mean, sd) * np.sqrt(PERIODS)
-        out[M_SORTINO] = _ratio(mean * PERIODS, np.sqrt(down / n) * np.sqrt(PERIODS))
-    else:
-        out[M_SHARPE] = np.nan
-        out[M_SORTINO] = np.nan
+    _risk(out, n, total, down, lo, hi, ss)
     peak = eq[0]
     mdd = 0.0
     invested = 0.0
@@ -69,6 +65,88 @@ def equity_metrics(eq, cash, out):
             mdd = min(mdd, eq[t] / peak - 1.0)
         if eq[t] != cash[t]:
             invested += (eq[t] - cash[t]) / eq[t]
+    out[M_MAX_DRAWDOWN] = mdd
+    out[M_EXPOSURE] = invested / n_t
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _risk(out, n, total, down, lo, hi, ss):
+    """Sharpe and Sortino of n daily returns from their sum, downside sum of squares, extremes and
+    sum of squared deviations from the mean."""
+    if n >= 2:
+        mean = total / n
+        sd = 0.0 if lo == hi else np.sqrt(ss / (n - 1))
+        out[M_SHARPE] = _ratio(mean, sd) * np.sqrt(PERIODS)
+        out[M_SORTINO] = _ratio(mean * PERIODS, np.sqrt(down / n) * np.sqrt(PERIODS))
+    else:
+        out[M_SHARPE] = np.nan
+        out[M_SORTINO] = np.nan
+
+
+@njit(cache=True, nogil=True)
+def total_metrics(eq, cash, base, deltas, edges, out, sums):
+    """`equity_metrics` and `block_sums` of a sweep combination's total equity and cash (T,), or,
+    with `deltas`, of their per-bar changes summed over symbols (`base`, the starting total, then
+    goes to bar 0): the metrics and the block sums in one pass, the variance in a second over the
+    returns kept in `cash`. The same operations in the same order as those two functions (the
+    readable definitions, kept for tests/test_sweep_kernel.py), so the same bits. Overwrites eq
+    (the curve) and cash (its daily returns). `edges` must be sorted (block_edges, fine_edges)."""
+    n_t = eq.shape[0]
+    n = n_t - 1
+    n_b = edges.shape[0] - 1
+    sums[:] = 0.0
+    e = eq[0] + base if deltas else eq[0]
+    c = cash[0] + base if deltas else cash[0]
+    eq[0] = e
+    e0 = e
+    peak = e
+    mdd = 0.0
+    if not e >= peak:  # as equity_metrics' first bar (a NaN start)
+        mdd = min(mdd, e / peak - 1.0)
+    invested = 0.0
+    if e != c:
+        invested += (e - c) / e
+    total = 0.0
+    down = 0.0
+    lo = np.inf
+    hi = -np.inf
+    b = 0
+    for t in range(1, n_t):
+        prev = e
+        e = eq[t] + prev if deltas else eq[t]
+        c = cash[t] + c if deltas else cash[t]
+        eq[t] = e
+        rb = e / prev - 1.0  # block_sums' return; equity_metrics' is 0 where nothing changed
+        r = rb if e != prev else 0.0
+        total += r
+        down += min(r, 0.0) ** 2
+        lo = min(lo, r)
+        hi = max(hi, r)
+        while b < n_b and t >= edges[b + 1]:
+            b += 1
+        if b < n_b and t >= edges[b]:
+            r2 = rb * rb
+            sums[b, 0] += 1.0
+            sums[b, 1] += rb
+            sums[b, 2] += r2
+            sums[b, 3] += r2 * rb
+            sums[b, 4] += r2 * r2
+        if e >= peak:
+            peak = e
+        else:
+            mdd = min(mdd, e / peak - 1.0)
+        if e != c:
+            invested += (e - c) / e
+        cash[t] = r
+    out[M_TOTAL_RETURN] = e / e0 - 1.0
+    out[M_CAGR] = (e / e0) ** (PERIODS / n) - 1.0 if n > 0 else np.nan
+    ss = 0.0
+    if n >= 2:
+        mean = total / n
+        for t in range(1, n_t):
+            d = cash[t] - mean
+            ss += d * d
+    _risk(out, n, total, down, lo, hi, ss)
     out[M_MAX_DRAWDOWN] = mdd
     out[M_EXPOSURE] = invested / n_t
 

@@ -252,26 +252,45 @@ def new_logs(rows):
     return np.empty((rows, NTRD)), np.empty((rows, NORD)), np.empty((rows, NFEE))
 
 
-@njit(cache=True, nogil=True, _nrt=False)
-def column(j, m, entry, exit_, ex, cand, deltas, track, logs, work):
+@njit(cache=True, nogil=True, _nrt=False, error_model="numpy")
+def column(j, m, entry, exit_, ex, cand, track, logs, work):
     """Symbol j of Market m trading its own account (independent mode) by the entry and exit rules
-    (CompiledRule) and Execution ex. Writes per-bar cash, shares and equity into the (T,) buffers of
-    `track`, or with `deltas` adds each bar's change of cash and equity into track.cash and
-    track.equity (a sweep's totals over symbols: flat bars then cost nothing), ignoring track.shares.
-    Writes its trades and orders into logs of at least T rows (one order per bar at most); returns
-    how many trades and orders it wrote. `cand` (sorted bars, a superset of those where the entry
-    rule holds: `candidate_bars`) lets a flat account skip the others. The equity's running
-    statistics go to `track.stats` (CS_*): a flat bar returns exactly 0 and adds nothing, so only
-    bars where something happens are counted."""
+    (CompiledRule) and Execution ex: per-bar cash, shares and equity into the (T,) buffers of
+    `track`, trades and orders into `logs` (at least T rows each: one order per bar at most).
+    Returns how many trades and orders it wrote. `cand` (sorted bars, a superset of those where the
+    entry rule holds: `candidate_bars`) lets a flat account skip the others. The equity's running
+    statistics go to `track.stats` (CS_*)."""
+    return _column(j, m, entry, exit_, ex, cand, False, track, logs, work, False)
+
+
+@njit(cache=True, nogil=True, _nrt=False, error_model="numpy")
+def sweep_column(j, m, entry, exit_, ex, cand, exact, track, logs, work):
+    """`column` for a sweep, the same body compiled without logs: adds each bar's change of cash
+    and equity into track.cash and track.equity (the totals over symbols of one combination: flat
+    bars then cost nothing; track.shares and `logs` are not touched) and returns (closed trades,
+    winning closed trades: proceeds after fees above cost, as metrics.trade_counts counts them).
+    `exact`: the entry rule holds on every bar of `cand` (its own signals), so it is not read again."""
+    return _column(j, m, entry, exit_, ex, cand, exact, track, logs, work, True)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _column(j, m, entry, exit_, ex, cand, exact, track, logs, work, sweep):
+    """The body of `column` and `sweep_column`. `sweep` is a constant of each caller, so numba
+    compiles two specialised loops from one source: the sweep's keeps no logs and no per-bar
+    state, only the running statistics (a flat bar returns exactly 0 and adds nothing to them,
+    so only bars where something happens are counted) and the totals' changes. Both callers use
+    numpy's error model: a division by zero gives inf or NaN instead of a check before every
+    division (none happens on valid inputs)."""
     open_, high, low, close, lot, feats, costs = m
+    o_j, h_j, l_j, c_j, lot_j = open_[j], high[j], low[j], close[j], lot[j]  # symbol j's rows (views)
     fill, init_cash, slippage, use_lots, _, stop_loss, take_profit, trailing_stop, max_hold = ex
     cash_buf, shares_buf, eq_buf, stats = track
     trades, orders, ofees = logs
     fee_buf, stack = work
     n_t = close.shape[1]
     offset = 0 if fill == FILL_SAME_CLOSE else 1
-    n_tr = 0
-    n_or = 0
+    n_tr = 0  # trades logged (sweep: closed trades)
+    n_or = 0  # orders logged (sweep: winning closed trades)
     cash = init_cash
     shares = 0.0
     entry_bar = -1
@@ -298,9 +317,9 @@ def column(j, m, entry, exit_, ex, cand, deltas, track, logs, work):
     t = -1
     while t + 1 < n_t:
         t += 1
-        px_ok = close[j, t] == close[j, t]
+        px_ok = c_j[t] == c_j[t]
         if px_ok:
-            last_close = close[j, t]
+            last_close = c_j[t]
         if shares == 0.0 and pend_entry < 0 and offset == 1:
             # Flat with nothing queued (most bars): only the entry rule can act, at a close, and
             # only on a candidate bar; the bars up to the next one where it holds change nothing.
@@ -308,12 +327,12 @@ def column(j, m, entry, exit_, ex, cand, deltas, track, logs, work):
                 ci += 1
             sig = n_t
             while ci < cand.shape[0]:
-                if rule_holds(feats, entry, cand[ci], j, stack):
+                if exact or rule_holds(feats, entry, cand[ci], j, stack):
                     sig = cand[ci]
                     break
                 ci += 1
             end = min(sig + 1, n_t)
-            if not deltas:
+            if not sweep:
                 cash_buf[t:end] = cash
                 shares_buf[t:end] = 0.0
                 eq_buf[t:end] = cash
@@ -327,55 +346,61 @@ def column(j, m, entry, exit_, ex, cand, deltas, track, logs, work):
         acted = False
         for phase in range(3):
             # 0: fills at the open; 1: stops; 2: fills at the close (same_close: after the rules).
+            exit_px = np.nan
+            reason = -1
             if phase == 1:
                 if shares > 0.0 and not acted and entry_bar < t and px_ok:
-                    stop_px, reason = stop_fill(open_[j, t], high[j, t], low[j, t], entry_px, peak,
+                    stop_px, reason = stop_fill(o_j[t], h_j[t], l_j[t], entry_px, peak,
                                                 stop_loss, trailing_stop, take_profit)
                     if reason >= 0:
-                        cash = _exit(t, j, stop_px * (1.0 - slippage), reason, cash, shares, entry_bar, entry_px,
-                                     entry_fees, entry_order, costs, fee_buf, trades, n_tr, orders, ofees, n_or)
-                        n_or += 1
-                        n_tr += 1
-                        shares = 0.0
-                        pend_exit = -1
+                        exit_px = stop_px * (1.0 - slippage)
+                    elif h_j[t] > peak:
+                        peak = h_j[t]
+            elif (phase == 0) != (fill != FILL_NEXT_OPEN):
+                if fill == FILL_SAME_CLOSE:
+                    if shares > 0.0:
+                        if pend_exit < 0:
+                            pend_reason = _exit_reason(feats, exit_, t, j, t - entry_bar, max_hold, offset, stack)
+                            if pend_reason >= 0:
+                                pend_exit = t
+                    elif pend_entry < 0 and not acted and rule_holds(feats, entry, t, j, stack):
+                        pend_entry = t
+                px = o_j[t] if phase == 0 else c_j[t]
+                if shares > 0.0 and 0 <= pend_exit <= t and not acted and px_ok:
+                    exit_px = px * (1.0 - slippage)
+                    reason = pend_reason
+                elif pend_entry == t:
+                    pend_entry = -1
+                    qty, buy_px, fees, status = _entry_fill(px, px_ok, cash, lot_j[t] if use_lots else 0.0,
+                                                            costs[t], slippage, fee_buf)
+                    if status == S_FILLED:
+                        cash -= qty * buy_px + fees
+                        shares = qty
+                        entry_bar = t
+                        entry_px = buy_px
+                        entry_fees = fees
+                        entry_order = n_or
+                        peak = buy_px
                         acted = True
-                    elif high[j, t] > peak:
-                        peak = high[j, t]
-                continue
-            if (phase == 0) == (fill != FILL_NEXT_OPEN):
-                continue
-            if fill == FILL_SAME_CLOSE:
-                if shares > 0.0:
-                    if pend_exit < 0:
-                        pend_reason = _exit_reason(feats, exit_, t, j, t - entry_bar, max_hold, offset, stack)
-                        if pend_reason >= 0:
-                            pend_exit = t
-                elif pend_entry < 0 and not acted and rule_holds(feats, entry, t, j, stack):
-                    pend_entry = t
-            px = open_[j, t] if phase == 0 else close[j, t]
-            if shares > 0.0 and 0 <= pend_exit <= t and not acted and px_ok:
-                cash = _exit(t, j, px * (1.0 - slippage), pend_reason, cash, shares, entry_bar, entry_px, entry_fees,
-                             entry_order, costs, fee_buf, trades, n_tr, orders, ofees, n_or)
-                n_or += 1
-                n_tr += 1
+                    if not sweep:
+                        _log_order(orders, ofees, n_or, t, j, 1.0, qty, buy_px, fees, R_ENTRY, status, fee_buf)
+                        n_or += 1
+            if reason >= 0:  # sell the whole position at exit_px (slippage applied)
+                fees = order_fees(shares * exit_px, costs[t], fee_buf)
+                if sweep:
+                    n_tr += 1
+                    if shares * exit_px - fees > shares * entry_px + entry_fees:
+                        n_or += 1
+                else:
+                    _log_order(orders, ofees, n_or, t, j, -1.0, shares, exit_px, fees, reason, S_FILLED, fee_buf)
+                    _log_trade(trades, n_tr, j, entry_bar, t, shares, entry_px, exit_px, entry_fees, fees, reason,
+                               entry_order, n_or)
+                    n_or += 1
+                    n_tr += 1
+                cash = cash + (shares * exit_px - fees)
                 shares = 0.0
                 pend_exit = -1
                 acted = True
-            elif pend_entry == t:
-                pend_entry = -1
-                qty, buy_px, fees, status = _entry_fill(px, px_ok, cash, lot[j, t] if use_lots else 0.0, costs[t],
-                                                        slippage, fee_buf)
-                if status == S_FILLED:
-                    cash -= qty * buy_px + fees
-                    shares = qty
-                    entry_bar = t
-                    entry_px = buy_px
-                    entry_fees = fees
-                    entry_order = n_or
-                    peak = buy_px
-                    acted = True
-                _log_order(orders, ofees, n_or, t, j, 1.0, qty, buy_px, fees, R_ENTRY, status, fee_buf)
-                n_or += 1
         if fill != FILL_SAME_CLOSE:
             if shares > 0.0:
                 if pend_exit < 0:
@@ -385,7 +410,7 @@ def column(j, m, entry, exit_, ex, cand, deltas, track, logs, work):
             elif pend_entry < 0 and t + 1 < n_t and rule_holds(feats, entry, t, j, stack):
                 pend_entry = t + 1
         eq = cash + shares * last_close if shares > 0.0 else cash
-        if deltas:
+        if sweep:
             if eq != prev_eq:
                 eq_buf[t] += eq - prev_eq
             if cash != prev_cash:
@@ -421,7 +446,7 @@ def column(j, m, entry, exit_, ex, cand, deltas, track, logs, work):
     stats[CS_INVESTED] = invested
     stats[CS_EQ0] = eq0
     stats[CS_EQ1] = prev_eq
-    if shares > 0.0:
+    if shares > 0.0 and not sweep:
         _log_trade(trades, n_tr, j, entry_bar, -1, shares, entry_px, last_close, entry_fees, 0.0, R_OPEN,
                    entry_order, -1)
         n_tr += 1
@@ -467,7 +492,7 @@ def simulate_independent(m, entry, exit_, ex):
     ptr, cand = candidate_bars(m.feats, entry)
     stats = np.empty(NCS)
     for j in range(n_s):
-        c_tr, c_or = column(j, m, entry, exit_, ex, cand[ptr[j]:ptr[j + 1]], False,
+        c_tr, c_or = column(j, m, entry, exit_, ex, cand[ptr[j]:ptr[j + 1]],
                             Track(cash_out[j], shares_out[j], equity_out[j], stats), col, work)
         trades = _reserve(trades, n_tr, c_tr)
         orders = _reserve(orders, n_or, c_or)

@@ -1,13 +1,21 @@
 """The fused sweep kernel: many parameter sets per pass, parallel over them (DESIGN §7-§8).
 
-Each combination runs the same `column` / `simulate_portfolio` code as a single backtest and keeps
-only its metrics, so memory is O(N x T x F + P x metrics), never O(N x T x P). Results per
-combination do not depend on the thread that ran them: serial and parallel runs are identical.
+Each combination runs the same column body (`simulate._column`, compiled without logs as
+`sweep_column`) / `simulate_portfolio` as a single backtest and keeps only its metrics, so memory
+is O(N x T x F + P x metrics), never O(N x T x P). Results per combination do not depend on the
+thread that ran them, nor on how the work is tiled: serial and parallel runs are identical.
+
+Independent mode is tiled for the caches: a lane (thread) takes a few consecutive combinations at
+a time and runs them block of symbols by block of symbols, a block small enough (TILE_BYTES of
+prices, lots and features) that it stays in the core's cache while every combination of the
+lane's turn walks it; the combinations' totals over symbols are kept meanwhile (TILE_COMBOS x T).
+Each combination still adds its symbols in order 0..N-1, so its totals are summed in the same
+order as untiled.
 
 Work shared between combinations: the candidate bars of the loose entry rule of each group of
-combinations on the same features (backtest.rules.loosest; a flat account only looks at those), narrowed to one rule's
-own signals when consecutive combinations differ only in their exits; the totals over symbols
-are accumulated from per-bar changes, so flat bars cost nothing.
+combinations on the same features (backtest.rules.loosest; a flat account only looks at those),
+narrowed to one rule's own signals when consecutive combinations differ only in their exits; the
+totals over symbols are accumulated from per-bar changes, so flat bars cost nothing.
 """
 
 from __future__ import annotations
@@ -16,14 +24,15 @@ import numpy as np
 from numba import njit, prange
 
 from backtest.costs import NFEE
-from backtest.kernels.metrics import (M_TRADES, M_WIN_RATE, NMET, NSUM, block_sums, equity_metrics, stats_metrics,
-                                      trade_counts)
+from backtest.kernels.metrics import M_TRADES, M_WIN_RATE, NMET, NSUM, stats_metrics, total_metrics, trade_counts
 from backtest.kernels.rules import STACK, candidate_bars, rule_holds
-from backtest.kernels.simulate import NCS, Execution, Logs, Track, Work, column, new_logs, simulate_portfolio
+from backtest.kernels.simulate import NCS, Execution, Logs, Track, Work, new_logs, simulate_portfolio, sweep_column
 from backtest.rules import CompiledRule
 
 X_STOP_LOSS, X_TAKE_PROFIT, X_TRAILING_STOP, X_MAX_HOLD = range(4)
-DEAL = 8  # consecutive combinations a lane takes at a time (fewer in a small chunk)
+DEAL = 8  # portfolio mode: consecutive combinations a lane takes at a time (fewer in a small chunk)
+TILE_COMBOS = 16  # independent mode: combinations a lane runs over one block of symbols (fewer in a small chunk)
+TILE_BYTES = 1 << 20  # independent mode: prices, lots and features of a block of symbols (about half an L2)
 
 
 @njit(cache=True, nogil=True)
@@ -45,102 +54,124 @@ def _same_entry(g, p, q):
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def _narrow(feats, r, cand, ptr, sig, sig_ptr, stack):
-    """The candidate bars (CSR cand, ptr) where the rule holds, into CSR (sig, sig_ptr)."""
+def _narrow(feats, r, cand, ptr, j0, j1, sig, sig_ptr, stack):
+    """The candidate bars (CSR cand, ptr) of columns j0..j1-1 where the rule holds, into CSR
+    (sig, sig_ptr) indexed like ptr (sig_ptr[j0] = 0)."""
     n = 0
-    for j in range(ptr.shape[0] - 1):
+    sig_ptr[j0] = 0
+    for j in range(j0, j1):
         for i in range(ptr[j], ptr[j + 1]):
-            if rule_holds(feats, r, cand[i], j, stack):
-                sig[n] = cand[i]
-                n += 1
+            sig[n] = cand[i]  # kept only if the rule holds: no branch to mispredict
+            n += 1 if rule_holds(feats, r, cand[i], j, stack) else 0
         sig_ptr[j + 1] = n
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _execution(ex, exits, p):
+    """Execution ex with combination p's exits."""
+    return Execution(ex.fill, ex.init_cash, ex.slippage, ex.use_lots, ex.max_positions, exits[p, X_STOP_LOSS],
+                     exits[p, X_TAKE_PROFIT], exits[p, X_TRAILING_STOP], int(exits[p, X_MAX_HOLD]))
+
+
+@njit(cache=True, nogil=True)
+def block_symbols(n_t: int, n_f: int) -> int:
+    """Symbols per tile: their open, high, low, close, lot and n_f features fit TILE_BYTES."""
+    return max(1, TILE_BYTES // (8 * (5 + n_f) * max(n_t, 1)))
+
+
 @njit(cache=True, nogil=True, parallel=True)
-def sweep(m, ex, entry, exit_, r_feat, r_sign, exits, group, loose, edges, lanes):
+def sweep(m, ex, entry, exit_, r_feat, r_sign, exits, group, loose, edges, lanes, tile):
     """P parameter sets over Market m: row p of the RuleGrids entry and exit, r_feat/r_sign (P,)
     (portfolio ranking) and exits (P, 4: stop loss, take profit, trailing stop, max hold) with
     the rest of Execution ex give set p.
 
     `group` (P,) numbers the rows of the RuleGrid `loose` (backtest.rules.loosest): a group's
     loose rule holds wherever any member's entry rule does, so its bars are every member's
-    candidates. `lanes`: how many threads split the combinations (numba.get_num_threads(); the
-    results do not depend on it).
+    candidates. `lanes`: how many threads split the combinations (numba.get_num_threads()); `tile`:
+    symbols per block in independent mode (0: as many as fit TILE_BYTES). The results depend on
+    neither.
 
     Returns per-symbol metrics (P, N, NMET) (NaN in portfolio mode), per-combination metrics of
     total equity (P, NMET), and power sums of its daily returns per time block (P, S, NSUM).
     """
-    feats = m.feats
     n_p = entry.feat.shape[0]
     n_s, n_t = m.close.shape
-    n_groups = loose.feat.shape[0]
-    init_cash = ex.init_cash
-    cand_ptr = np.zeros((n_groups, n_s + 1), dtype=np.int64)
-    cand_list = []
-    for g in range(n_groups):
-        ptr, idx = candidate_bars(feats, _row(loose, g))
-        cand_ptr[g] = ptr
-        cand_list.append(idx)
-    most = max([c.shape[0] for c in cand_list])
     per_symbol = np.full((n_p, n_s, NMET), np.nan)
     combo = np.empty((n_p, NMET))
     sums = np.empty((n_p, edges.shape[0] - 1, NSUM))
     n_lanes = max(min(lanes, n_p), 1)
-    deal = max(1, min(DEAL, n_p // (4 * n_lanes)))  # at least ~4 turns per lane, for balance
-    for lane in prange(n_lanes):
-        # One lane per thread, its buffers reused by every combination it runs. Neighbouring
-        # combinations cost alike, so the lanes deal them out in turn, `deal` at a time (which
-        # also keeps together combinations that share an entry rule).
-        logs = Logs(*new_logs(n_t))
+    portfolio = ex.max_positions > 0
+    feats = m.feats
+    n_groups = 0 if portfolio else loose.feat.shape[0]
+    cand_ptr = np.zeros((n_groups, n_s + 1), dtype=np.int64)
+    cand_list = []
+    most = 0
+    for g in range(n_groups):
+        ptr, idx = candidate_bars(feats, _row(loose, g))
+        cand_ptr[g] = ptr
+        cand_list.append(idx)
+        most = max(most, idx.shape[0])
+    # Neighbouring combinations cost alike, so the lanes deal them out in turn, `deal` at a time
+    # (at least ~4 turns per lane, for balance); in independent mode a turn is a tile.
+    deal = max(1, min(DEAL if portfolio else TILE_COMBOS, n_p // (4 * n_lanes)))
+    blk = tile if tile > 0 else block_symbols(n_t, feats.shape[0])
+    for lane in prange(n_lanes):  # one prange for both modes: each prange is a kernel numba compiles
+        # One lane per thread, its buffers reused by every combination it runs.
+        logs = Logs(*new_logs(0))  # untouched by sweep_column
         work = Work(np.zeros(NFEE), np.empty(STACK, dtype=np.int64))
         stats = np.empty(NCS)
         no_shares = np.empty(0)
+        tot_eq = np.empty((0 if portfolio else deal, n_t))  # per combination: changes per bar summed over symbols
+        tot_cash = np.empty((0 if portfolio else deal, n_t))
+        closed = np.zeros(deal, dtype=np.int64)
+        wins = np.zeros(deal, dtype=np.int64)
         sig_ptr = np.zeros(n_s + 1, dtype=np.int64)
         sig = np.empty(most, dtype=np.int64)
-        sig_of = -1  # the combination whose entry signals `sig` holds
         for first in range(lane * deal, n_p, n_lanes * deal):
             end = min(first + deal, n_p)
-            for p in range(first, end):
-                er, xr = _row(entry, p), _row(exit_, p)
-                exp = Execution(ex.fill, init_cash, ex.slippage, ex.use_lots, ex.max_positions,
-                                exits[p, X_STOP_LOSS], exits[p, X_TAKE_PROFIT], exits[p, X_TRAILING_STOP],
-                                int(exits[p, X_MAX_HOLD]))
-                if ex.max_positions > 0:
-                    cash, _, eq, book, _, _ = simulate_portfolio(m, er, xr, r_feat[p], r_sign[p], exp)
-                    equity_metrics(eq[0], cash[0], combo[p])
-                    closed, wins = trade_counts(book, book.shape[0])
-                    block_sums(eq[0], edges, sums[p])
-                else:
-                    total_eq = np.zeros(n_t)  # changes per bar summed over symbols, then their running sum
-                    total_cash = np.zeros(n_t)
-                    track = Track(total_cash, no_shares, total_eq, stats)
-                    closed = 0
-                    wins = 0
+            if portfolio:
+                for p in range(first, end):
+                    cash, _, eq, book, _, _ = simulate_portfolio(m, _row(entry, p), _row(exit_, p), r_feat[p],
+                                                                 r_sign[p], _execution(ex, exits, p))
+                    total_metrics(eq[0], cash[0], 0.0, False, edges, combo[p], sums[p])
+                    c, w = trade_counts(book, book.shape[0])
+                    combo[p, M_TRADES] = c
+                    combo[p, M_WIN_RATE] = w / c if c > 0 else np.nan
+                continue
+            tot_eq[:] = 0.0
+            tot_cash[:] = 0.0
+            closed[:] = 0
+            wins[:] = 0
+            for j0 in range(0, n_s, blk):
+                j1 = min(j0 + blk, n_s)
+                sig_of = -1  # the combination whose entry signals (on columns j0..j1-1) `sig` holds
+                for p in range(first, end):
+                    k = p - first
+                    er, xr = _row(entry, p), _row(exit_, p)
+                    exp = _execution(ex, exits, p)
+                    track = Track(tot_cash[k], no_shares, tot_eq[k], stats)
                     cand = cand_list[group[p]]
                     ptr = cand_ptr[group[p]]
+                    exact = False
                     if sig_of >= 0 and _same_entry(entry, sig_of, p):
-                        cand, ptr = sig, sig_ptr
+                        cand, ptr, exact = sig, sig_ptr, True
                     elif p + 1 < end and _same_entry(entry, p, p + 1):
                         # The next combination enters alike (only exits differ): narrow the group's
                         # candidates to this rule's own signals, once for both.
-                        _narrow(feats, er, cand, ptr, sig, sig_ptr, work.stack)
+                        _narrow(feats, er, cand, ptr, j0, j1, sig, sig_ptr, work.stack)
                         sig_of = p
-                        cand, ptr = sig, sig_ptr
-                    for j in range(n_s):
-                        n_tr, _ = column(j, m, er, xr, exp, cand[ptr[j]:ptr[j + 1]], True, track, logs, work)
+                        cand, ptr, exact = sig, sig_ptr, True
+                    for j in range(j0, j1):
+                        c, w = sweep_column(j, m, er, xr, exp, cand[ptr[j]:ptr[j + 1]], exact, track, logs, work)
                         row = per_symbol[p, j]
                         stats_metrics(stats, n_t, row)
-                        c, w = trade_counts(logs.trades, n_tr)
                         row[M_TRADES] = c
                         row[M_WIN_RATE] = w / c if c > 0 else np.nan
-                        closed += c
-                        wins += w
-                    total_eq[0] += n_s * init_cash
-                    total_cash[0] += n_s * init_cash
-                    total_eq = np.cumsum(total_eq)
-                    total_cash = np.cumsum(total_cash)
-                    equity_metrics(total_eq, total_cash, combo[p])
-                    block_sums(total_eq, edges, sums[p])
-                combo[p, M_TRADES] = closed
-                combo[p, M_WIN_RATE] = wins / closed if closed > 0 else np.nan
+                        closed[k] += c
+                        wins[k] += w
+            for p in range(first, end):
+                k = p - first
+                total_metrics(tot_eq[k], tot_cash[k], n_s * ex.init_cash, True, edges, combo[p], sums[p])
+                combo[p, M_TRADES] = closed[k]
+                combo[p, M_WIN_RATE] = wins[k] / closed[k] if closed[k] > 0 else np.nan
     return per_symbol, combo, sums
