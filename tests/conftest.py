@@ -1,4 +1,5 @@
-"""Shared fixtures: the sample config and market, loaded once per session."""
+"""Shared fixtures: the sample config and market, loaded once per session; one sweep shared by every test
+that only reads it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import dataclasses
 import pytest
 from hypothesis import settings
 
-from tests.helpers import IN_CI, ROOT
+from tests.helpers import IN_CI, ROOT, SHARED_CHUNK, SHARED_GRID, sweep_config
 
 # CI runs the same examples every time (a red run is reproducible, never noise); locally each run
 # draws new ones and the example database replays past failures first.
@@ -39,3 +40,23 @@ def small_market(small_config):
     from backtest.pipeline import load_market
 
     return load_market(small_config)
+
+
+@pytest.fixture(scope="session")
+def _shared_sweep_once(tmp_path_factory):
+    from backtest.sweep import run_sweep
+
+    d = tmp_path_factory.mktemp("shared_sweep")
+    cfg = sweep_config(d, SHARED_GRID, chunk=SHARED_CHUNK)
+    return cfg, run_sweep(cfg, d / "out", workers=1, progress=False)
+
+
+@pytest.fixture
+def shared_sweep(_shared_sweep_once):
+    """(config, SweepResult) of helpers.SHARED_GRID on helpers.SWEEP_BASE (independent, seed 3, 6 chunks),
+    run once per session, serially, into a session directory. Each test gets its own copies of the
+    in-memory arrays; the directory (res.out_dir) is read-only by convention: a test that resumes,
+    corrupts or rewrites a sweep directory copies it first (shutil.copytree)."""
+    cfg, res = _shared_sweep_once
+    return cfg, dataclasses.replace(res, table=res.table.copy(), sums=res.sums.copy(),
+                                    fine_sums=None if res.fine_sums is None else res.fine_sums.copy())

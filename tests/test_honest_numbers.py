@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,8 +22,8 @@ from backtest.data.synth import generate
 from backtest.grid import Grid
 from backtest.ranking import activity, edge_warning, grid_edges, ranking
 from backtest.robustness import effective_trials, robust_metric, walk_forward
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIG = """
 [data]
 synthetic = {{ seed = 5, symbols = 8, years = 10 }}

@@ -17,8 +17,8 @@ from backtest.data.calendars import sessions, southbound_days
 from backtest.data.importers import import_dataset
 from backtest.data.load import load_market
 from backtest.errors import ConfigError, DataError, UserError
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 DAYS = sessions("XHKG", "2024-01-02", "2024-02-29")
 US = sessions("XNYS", "2023-12-01", "2024-02-29")
 
