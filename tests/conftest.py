@@ -4,17 +4,26 @@ that only reads it."""
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
 from tests.helpers import IN_CI, ROOT, SHARED_CHUNK, SHARED_GRID, sweep_config
 
-# CI runs the same examples every time (a red run is reproducible, never noise); locally each run
-# draws new ones and the example database replays past failures first.
-settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
-if IN_CI:
-    settings.load_profile("ci")
+# No wall clock in any property test: no per-example deadline and no "too slow" health check (a
+# loaded machine is slow, not wrong). CI runs the same examples every time (a red run is
+# reproducible, never noise); locally each run draws new ones and the example database replays
+# past failures first.
+_NO_CLOCK = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True, **_NO_CLOCK)
+settings.register_profile("dev", **_NO_CLOCK)
+settings.load_profile("ci" if IN_CI else "dev")
+
+# Dask's 30 s connect and TCP time-outs, for this process and the CLI subprocesses it starts: a
+# worker importing numba on a machine loaded by other compilers can take longer to answer.
+for _key in ("CONNECT", "TCP"):
+    os.environ.setdefault(f"DASK_DISTRIBUTED__COMM__TIMEOUTS__{_key}", "300s")
 
 
 @pytest.fixture(scope="session")
