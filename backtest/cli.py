@@ -94,9 +94,9 @@ def _run(args) -> int:
 
     cfg = load_config(args.config)
     out_dir = _out_dir(args, cfg)  # before the backtest: a bad --out fails at once
-    from backtest.coldstart import RUN, notice
+    from backtest.coldstart import precompile
 
-    notice(RUN)
+    precompile(("run",), config=cfg, stream=sys.stderr)  # a first run: its kernels, two processes at once
     out = run(cfg)
     t0 = time.perf_counter()
     before = _files(out_dir)
@@ -169,9 +169,10 @@ def _sweep(args) -> int:
     if not cfg.sweep.grid:
         raise ConfigError(f"{cfg.source}: no [sweep.grid] table: nothing to sweep")
     out_dir = _out_dir(args, cfg)
-    from backtest.coldstart import SWEEP, notice
+    if not args.scheduler:  # (a cluster's workers compile with their own caches)
+        from backtest.coldstart import precompile
 
-    notice(SWEEP)
+        precompile(("sweep",), config=cfg, stream=sys.stderr)
     before = _files(out_dir)
     with sweep_lock(out_dir):  # held until the report is written, so no other sweep interleaves
         res = run_sweep(cfg, out_dir, workers=args.workers, scheduler=args.scheduler, engine=args.engine,
@@ -270,7 +271,7 @@ def _data(args) -> int:
 
 
 def _bench(args) -> int:
-    from backtest.bench import run_cli
+    from backtest.bench.cli import run_cli
 
     return run_cli(args)
 

@@ -1,45 +1,76 @@
-"""Say so when a command is about to compile kernels (numba's first run with these sources).
+"""Cold start: say when a command is about to compile kernels, and compile them two at a time.
 
-A first run spends most of its time compiling; without a word it looks hung. Each kernel module's
-compiled functions are checked for a cached index file in numba's cache directory (named after a
-digest of the kernel sources, backtest/kernels/__init__.py); if any is missing, one line goes to
-stderr before the work starts. Later runs load the cache and print nothing.
+A first run (no cached kernels for the current kernel sources, backtest/kernels/__init__.py)
+spends most of its time in numba's compiler, one function after another on one core. Kernels
+that do not call each other compile as well in another process: `precompile` runs small real
+workloads (a config's own strategy and data, or a built-in sample) in a helper process and in
+this one at once, waits for the helper, then compiles what depends on both (the sweep kernel,
+which calls the single-run kernels and loads them from the cache). Everything lands in numba's
+on-disk cache, so the command that follows, and later processes, load it. With every kernel
+cached nothing is started and nothing is printed.
+
+A kernel module counts as compiled when one of its functions has an index file in numba's cache
+(helpers only called from other kernels are compiled into them). A helper that fails or is killed
+costs nothing but time: its work is done here instead. numba rewrites a function's cache index
+without a lock; backtest/kernels/__init__.py serialises those writes between processes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
+import pickle
+import subprocess
 import sys
+import tempfile
+import time
+from typing import Callable, NamedTuple
 
 # What each command compiles, and roughly how long it takes on one core of the 2-core machine
-# (docs/performance.md, "Cold start": 12 s of CPU for the first run, 28 s for the first sweep).
+# (docs/performance.md, "Cold start"). Used by `notice`.
 RUN = ("simulation", ("backtest.kernels.features", "backtest.kernels.simulate", "backtest.costs",
                       "backtest.event_study"), 15)
 SWEEP = ("sweep", ("backtest.kernels.features", "backtest.kernels.sweep", "backtest.kernels.metrics",
                    "backtest.costs"), 30)
+
+HELPER = "from backtest.coldstart import _helper_main; _helper_main()"  # what a helper process runs
+HELPER_TIMEOUT = 900.0  # seconds: a helper still compiling after this is stopped and its work done here
 
 
 def uncached(modules: tuple[str, ...]) -> list[str]:
     """Those of `modules` with none of their compiled functions in numba's cache yet. (Per module:
     helpers only ever called from other kernels are compiled into their callers, never cached
     alone, so one cached entry means the module was compiled.)"""
+    return [m for m in modules if _cached(m) is False]
+
+
+def _indexes(module: str, function: str | None = None) -> list[str] | None:
+    """Cache index files of `module`'s kernels (or of one kernel); None if there is no such module or function."""
     from numba.core.dispatcher import Dispatcher
 
     import backtest.kernels  # noqa: F401  (sets the cache directory first)
 
-    out = []
-    for name in modules:
-        try:
-            mod = importlib.import_module(name)
-        except ImportError:  # a kernel module renamed or merged: the notice is advice, never an error
-            continue
-        indexes = [getattr(getattr(getattr(f, "_cache", None), "_cache_file", None), "_index_path", None)
-                   for f in vars(mod).values() if isinstance(f, Dispatcher) and f.__module__ == name]
-        indexes = [i for i in indexes if i]
-        if indexes and not any(os.path.exists(i) for i in indexes):
-            out.append(name)
-    return out
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:  # a kernel module renamed or merged: the check is advice, never an error
+        return None
+    found = {k: f for k, f in vars(mod).items() if isinstance(f, Dispatcher) and f.__module__ == module}
+    if function is not None:
+        found = {function: found[function]} if function in found else {}
+    paths = [getattr(getattr(getattr(f, "_cache", None), "_cache_file", None), "_index_path", None)
+             for f in found.values()]
+    return [p for p in paths if p] or None
+
+
+def _cached(module: str, function: str | None = None) -> bool | None:
+    """Whether `module` (or its kernel `function`) is in numba's cache; None when it cannot tell."""
+    paths = _indexes(module, function)
+    if paths is None and function is not None:  # the kernel was renamed: judge by its module
+        paths = _indexes(module)
+    if paths is None:
+        return None
+    return any(os.path.exists(p) for p in paths)
 
 
 def notice(what: tuple[str, tuple[str, ...], int], stream=None) -> bool:
@@ -54,3 +85,234 @@ def notice(what: tuple[str, tuple[str, ...], int], stream=None) -> bool:
               f"~{seconds} s, longer on a busy machine); later runs load them from "
               f"{numba.config.CACHE_DIR}", file=stream or sys.stderr, flush=True)
     return bool(missing)
+
+
+# ------------------------------------------------------------------------------------ jobs
+# A job compiles some kernels by running a small real workload through the public functions, so
+# the compiled signatures are the ones a run or sweep uses, whatever the kernels look like inside.
+
+_SAMPLE = {  # the workload when no config is given: the shipped dip strategy on the sample market
+    "data": {"synthetic": {"seed": 7, "symbols": 25, "years": 10}},
+    "strategy": {"name": "southbound_dip",
+                 "params": {"dip_window": 20, "dip": 0.10, "flow_window": 60, "flow_z": 2.0, "fade_z": -1.0}},
+    "execution": {"mode": "portfolio", "max_positions": 5, "fill": "next_open", "slippage_bps": 5.0},
+    "exits": {"stop_loss": 0.10, "take_profit": 0.20, "max_hold": 20},
+    "costs": {"model": "hk", "commission_bps": 3.0, "commission_min": 50.0},
+    "sweep": {"grid": {"dip": [0.08, 0.12], "exits.max_hold": [5, 10]}},
+}
+
+
+def _config(cfg):
+    from backtest.config import config_from_dict
+
+    return cfg if cfg is not None else config_from_dict(_SAMPLE, "<backtest.coldstart sample>")
+
+
+def _prepare(cfg, mode: str | None = None):
+    from backtest.pipeline import prepare
+
+    if mode is not None and cfg.execution.mode != mode:
+        cfg = dataclasses.replace(cfg, execution=dataclasses.replace(cfg.execution, mode=mode))
+    return prepare(cfg)
+
+
+def _simulate(mode: str) -> Callable:
+    def job(cfg) -> None:
+        """The single-run kernel of `mode` on the config's data, features all NaN (no signal: no work)."""
+        import numpy as np
+
+        from backtest.simulate import simulate
+
+        prep = _prepare(cfg, mode)
+        n_t, n_s = prep.panel.shape
+        simulate(prep.panel, prep.plan, np.full((len(prep.plan.refs), n_s, n_t), np.nan), prep.cfg)
+    return job
+
+
+def _features(cfg, given: bool) -> None:
+    """The feature kernels of the config's strategy and sweep (with the sample: of every shipped strategy)."""
+    from backtest.features import compute_features
+
+    prep = _prepare(cfg)
+    compute_features(prep.panel, prep.plan.refs)
+    if cfg.sweep.grid:
+        from backtest.grid import build_grid
+        from backtest.sweep import compile_sweep
+
+        compute_features(prep.panel, compile_sweep(prep, build_grid(prep.cfg, prep.module)).refs)
+    if not given:
+        from backtest.strategy import load_strategy, plan, resolve_params, shipped_strategies
+
+        for name in shipped_strategies():
+            try:
+                module = load_strategy(name)
+                params = resolve_params(module, {})
+                compute_features(prep.panel, plan(module, params, cfg.execution.fill).refs)
+            except Exception:  # noqa: BLE001 -- a strategy without defaults compiles at its first run
+                pass
+
+
+def _sweep(cfg) -> None:
+    """The sweep kernel on the first two combinations of the config's grid."""
+    from backtest.grid import build_grid
+    from backtest.sweep import compile_sweep, make_inputs, run_chunk
+
+    prep = _prepare(cfg)
+    sp = compile_sweep(prep, build_grid(prep.cfg, prep.module))
+    sp = sp.take(slice(0, min(2, sp.exits.shape[0])))
+    run_chunk(make_inputs(prep, sp), sp, 0, sp.exits.shape[0])
+
+
+class Job(NamedTuple):
+    name: str
+    run: Callable  # run(cfg)
+    kernel: tuple[str, str | None]  # (module, function) whose cache index marks the job done
+    seconds: float  # CPU seconds to compile on one core (docs/performance.md): the longest go first
+
+
+def _jobs(kinds: tuple[str, ...], cfg, given: bool) -> tuple[list[Job], list[Job]]:
+    """(independent jobs, jobs that need them) for `kinds`, leaving out what is cached."""
+    sim = lambda mode, s: Job(f"simulate ({mode})", _simulate(mode),  # noqa: E731
+                              ("backtest.kernels.simulate", f"simulate_{mode}"), s)
+    first: dict[str, Job] = {"features": Job("features", lambda c: _features(c, given), ("backtest.kernels.features", None), 2)}
+    then: list[Job] = []
+    if "run" in kinds:
+        modes = [cfg.execution.mode] if given else ["portfolio", "independent"]
+        for mode in modes:
+            first[mode] = sim(mode, 12 if mode == "portfolio" else 6)
+    if "sweep" in kinds:  # the sweep kernel calls both single-run kernels: compiled first, loaded from the cache
+        first.setdefault("portfolio", sim("portfolio", 12))
+        first.setdefault("independent", sim("independent", 6))
+        if cfg.sweep.grid:
+            then.append(Job("sweep", _sweep, ("backtest.kernels.sweep", "sweep"), 11))
+    keep = lambda jobs: [j for j in jobs if _cached(*j.kernel) is False]  # noqa: E731
+    return keep(first.values()), keep(then)
+
+
+def _lanes(jobs: list[Job], processes: int) -> list[list[Job]]:
+    """Jobs spread over `processes` lanes (lane 0: this process), longest first onto the least loaded."""
+    lanes: list[list[Job]] = [[] for _ in range(max(1, processes))]
+    for j in sorted(jobs, key=lambda j: -j.seconds):
+        min(lanes, key=lambda lane: sum(x.seconds for x in lane)).append(j)
+    return [lane for i, lane in enumerate(lanes) if lane or i == 0]
+
+
+def _run_jobs(jobs: list[Job], cfg, failed: list[str]) -> None:
+    for j in jobs:
+        try:
+            j.run(cfg)
+        except Exception as exc:  # noqa: BLE001 -- compiling ahead is an optimisation: the command itself
+            failed.append(f"{j.name}: {type(exc).__name__}: {exc}")  # compiles (or reports) what is left
+
+
+class _Helper:
+    """A helper process running some jobs; `wait` returns True if it finished them."""
+
+    def __init__(self, names: list[str], cfg, given: bool):
+        import numba
+
+        self.log = tempfile.TemporaryFile()
+        env = dict(os.environ)
+        env["NUMBA_CACHE_DIR"] = numba.config.CACHE_DIR  # this process's cache directory, exactly
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)  # this process's `backtest` and strategies
+        self.proc = subprocess.Popen([sys.executable, "-c", HELPER],
+                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.log, env=env)
+        try:
+            self.proc.stdin.write(pickle.dumps((names, cfg if given else None)))
+            self.proc.stdin.close()
+        except (OSError, pickle.PicklingError):
+            self.stop()
+
+    def wait(self, timeout: float = HELPER_TIMEOUT) -> bool:
+        try:
+            return self.proc.wait(timeout) == 0
+        except subprocess.TimeoutExpired:
+            self.stop()
+            return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def error(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-2000:]
+
+
+def _helper_main() -> None:
+    """Entry point of a helper process: job names and a config (or None: the sample) on stdin."""
+    names, cfg = pickle.loads(sys.stdin.buffer.read())
+    given = cfg is not None
+    cfg = _config(cfg)
+    first, then = _jobs(("run", "sweep"), cfg, given)
+    by = {j.name: j for j in first + then}
+    failed: list[str] = []
+    _run_jobs([by[n] for n in names if n in by], cfg, failed)
+    if failed:
+        sys.exit("\n".join(failed))
+
+
+class Precompiled(NamedTuple):
+    """What `precompile` did: job names per process (this one first), the jobs run after them here,
+    wall seconds, and the jobs that failed (left to the command). Empty lanes: all was cached."""
+
+    lanes: list[list[str]]
+    then: list[str]
+    seconds: float
+    failed: list[str]
+
+
+def precompile(kinds: tuple[str, ...] = ("run", "sweep"), processes: int = 2, config=None,
+               stream=None) -> Precompiled:
+    """Compile into numba's cache the kernels that `kinds` ("run", "sweep") need, on up to
+    `processes` processes at once (nothing is started when everything is cached). `config`: compile for this Config's strategy, data and sweep grid (the
+    CLI passes the command's own); None: the sample dip strategy, both simulation modes and every
+    shipped strategy's features (for a test suite). `stream`: where to print the one-line notice
+    (None: silent). A job that fails is left to the command, which compiles it in its own time."""
+    import numba
+
+    if numba.config.DISABLE_JIT:
+        return Precompiled([], [], 0.0, [])
+    try:  # an unwritable cache would make every process compile everything again
+        os.makedirs(numba.config.CACHE_DIR, exist_ok=True)
+        writable = os.access(numba.config.CACHE_DIR, os.W_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        return Precompiled([], [], 0.0, [f"numba cache directory {numba.config.CACHE_DIR} is not writable"])
+    processes = max(1, min(processes, os.cpu_count() or 1))
+    given = config is not None
+    cfg = _config(config)
+    first, then = _jobs(tuple(kinds), cfg, given)
+    if not first and not then:
+        return Precompiled([], [], 0.0, [])
+    lanes = _lanes(first, processes)
+    t0 = time.perf_counter()
+    if stream is not None:
+        names = [j.name for j in first + then]
+        how = f"{len(lanes)} processes at once, " if len(lanes) > 1 else ""
+        secs = max(sum(j.seconds for j in lane) for lane in lanes) + sum(j.seconds for j in then)
+        label = "sweep" if "sweep" in kinds and "run" not in kinds else "simulation" if "sweep" not in kinds \
+            else "simulation and sweep"
+        print(f"compiling the {label} kernels ({', '.join(names)}; {how}first run with this version only, ~{secs:.0f} s on "
+              f"an idle machine); later runs load them from {numba.config.CACHE_DIR}", file=stream, flush=True)
+    failed: list[str] = []
+    helpers = []
+    try:
+        helpers = [(lane, _Helper([j.name for j in lane], cfg, given)) for lane in lanes[1:]]
+    except OSError as exc:  # cannot start a process: compile here
+        failed.append(f"helper: {exc}")
+        lanes = [sum(lanes, [])]
+    try:
+        _run_jobs(lanes[0], cfg, failed)
+        for lane, h in helpers:
+            if not h.wait():
+                failed.append(f"helper ({', '.join(j.name for j in lane)}) exited {h.proc.returncode}: {h.error()}")
+            _run_jobs([j for j in lane if _cached(*j.kernel) is False], cfg, failed)  # what it left undone
+    finally:
+        for _, h in helpers:
+            h.stop()
+    _run_jobs(then, cfg, failed)
+    return Precompiled([[j.name for j in lane] for lane in lanes], [j.name for j in then],
+                       time.perf_counter() - t0, failed)

@@ -1,4 +1,4 @@
-"""pytest-benchmark suite over the workloads of backtest/bench.py (docs/performance.md).
+"""pytest-benchmark suite over the workloads of backtest/bench/ (workloads.py, registry.py) (docs/performance.md).
 
 Not collected by the default `python -m pytest` (testpaths = ["tests"]); run it explicitly:
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import pytest
 
-from backtest import bench as B
+from backtest.bench import gate, memory, registry, report
 
 RESULTS: dict[str, dict] = {}
 
@@ -37,7 +37,7 @@ def pytest_configure(config):
     for name, about in (("quick", "in the CI gate's reduced set"), ("vectorbt", "times vectorbt"),
                         ("slow", "takes more than ~10 s (cold start, §8 sweep)")):
         config.addinivalue_line("markers", f"{name}: {about}")
-    B.CHILD_MEMORY = False  # time child processes directly, not through the memory-measuring launcher
+    memory.CHILD_MEMORY = False  # time child processes directly, not through the memory-measuring launcher
 
 
 @pytest.fixture
@@ -49,13 +49,13 @@ def record():
 
 def _check(config) -> list[str]:
     """Lines of the gate's verdict; marks the session failed on a slowdown."""
-    baseline = B.load_baseline()
-    tol = config.getoption("--bench-tolerance") or baseline.get("tolerance", B.TOLERANCE)
+    baseline = gate.load_baseline()
+    tol = config.getoption("--bench-tolerance") or baseline.get("tolerance", gate.TOLERANCE)
     lines, failed = [], []
     for name, r in RESULTS.items():
         base = baseline.get("benchmarks", {}).get(name)
         key = "normalised_cpu" if r["clock"] == "cpu" else "normalised"
-        b = B.BY_NAME[name]
+        b = registry.BY_NAME[name]
         if not b.gate or not base or key not in base:
             continue
         ratio = r["normalised"] / base[key]
@@ -83,12 +83,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr = terminalreporter
     tr.section("dipflow: normalised times, vectorbt ratios")
     for name, r in RESULTS.items():
-        b = B.BY_NAME[name]
+        b = registry.BY_NAME[name]
         vs = ""
         if b.vs and b.vs in RESULTS:
             vs = f"  {RESULTS[b.vs]['seconds'] / r['seconds']:.1f}x faster than vectorbt"
-        rate = f"  {B._fmt_rate(r['cells_per_s'])} cells/s" if r.get("cells_per_s") else ""
-        tr.write_line(f"{name:42s} {B._fmt_time(r['seconds']):>9s}  norm. {r['normalised']:.4g} "
+        rate = f"  {report._fmt_rate(r['cells_per_s'])} cells/s" if r.get("cells_per_s") else ""
+        tr.write_line(f"{name:42s} {report._fmt_time(r['seconds']):>9s}  norm. {r['normalised']:.4g} "
                       f"({r['clock']}){rate}{vs}")
     for line in getattr(config, "_bench_lines", []):
         tr.write_line(line, red=line.startswith("FAILED"), green=line.startswith("gate passed"))

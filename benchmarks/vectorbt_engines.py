@@ -22,11 +22,11 @@ def main(rounds: int = 5) -> None:
     import vectorbt as vbt
     from vectorbt._engine import is_rust_available
 
-    from backtest import bench as B
+    from backtest.bench import data, vs_vectorbt, workloads
 
     print(f"vectorbt {vbt.__version__}; rust engine available: {is_rust_available()}")
-    o, h, lo, c, en, ex = B._signal_panel(B.REF_T, 500)
-    s = B.SINGLE
+    o, h, lo, c, en, ex = data._signal_panel(data.REF_T, 500)
+    s = workloads.SINGLE
     times = {"numba": [], "rust": []}
     value = {}
 
@@ -34,7 +34,7 @@ def main(rounds: int = 5) -> None:
         vbt.settings["engine"] = engine  # "rust" raises if the call cannot run on Rust
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            pf = B.vectorbt_from_signals(o, h, lo, c, en, ex, s["stop_loss"], s["take_profit"], 0.0, s["fee_pct"],
+            pf = vs_vectorbt.vectorbt_from_signals(o, h, lo, c, en, ex, s["stop_loss"], s["take_profit"], 0.0, s["fee_pct"],
                                          s["slippage"], s["cash"])
             return pf, pf.value().to_numpy()
 

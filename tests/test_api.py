@@ -119,7 +119,7 @@ def test_run_result_frames_and_tearsheet(tmp_path, market):
 
 
 def test_run_to_vectorbt(market):
-    require("vectorbt")
+    require("vectorbt", "the reference simulator")
     res = backtest.run(DIP, market=market)
     value = res.to_vectorbt().value()
     np.testing.assert_allclose(value.to_numpy(), res.result.equity["portfolio"].to_numpy(), rtol=1e-9)
@@ -229,7 +229,7 @@ def test_simulate_signals_equals_vectorbt_from_signals(seed, n_t, n_s, nan_frac,
     """Independent mode, flat costs, no lots: equity to 1e-9 and every trade equal to vectorbt's
     (the mapping and its two excluded corner cases: backtest.bench.vectorbt_from_signals,
     tests/test_vectorbt_agreement.py)."""
-    require("vectorbt")
+    require("vectorbt", "the reference simulator")
     from backtest.bench import vectorbt_from_signals
 
     rng = np.random.default_rng(seed)
