@@ -26,6 +26,24 @@ for _key in ("CONNECT", "TCP"):
     os.environ.setdefault(f"DASK_DISTRIBUTED__COMM__TIMEOUTS__{_key}", "300s")
 
 
+PRECOMPILE_FROM = 100  # tests selected: from this many on, a cold numba cache is filled first, in parallel
+
+
+def pytest_collection_finish(session):
+    """A run of much of the suite on a cold numba cache compiles the run and sweep kernels first on
+    both cores (backtest.coldstart.precompile: nothing is started when everything is cached), instead
+    of one kernel after another inside whichever test needs it first. A few tests compile only what
+    they use."""
+    if len(session.items) < PRECOMPILE_FROM:
+        return
+    import sys
+
+    from backtest.coldstart import precompile
+
+    done = precompile(("run", "sweep"), processes=2, stream=sys.__stderr__)
+    for failure in done.failed:  # left to the tests that need the kernel: they compile it themselves
+        print(f"precompile: {failure}", file=sys.__stderr__)
+
 @pytest.fixture(scope="session")
 def dip_config():
     """configs/dip.toml, parsed (a frozen Config: derive variants with dataclasses.replace)."""
