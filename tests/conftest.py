@@ -70,6 +70,15 @@ def small_market(small_config):
 
 
 @pytest.fixture(scope="session")
+def dip_cli_run(tmp_path_factory):
+    """`python -m backtest run configs/dip.toml --out DIR` as a user types it, run once per session:
+    (DIR, CompletedProcess). Read only."""
+    from tests.helpers import cli
+
+    out = tmp_path_factory.mktemp("dip_cli_run")
+    return out, cli("run", "configs/dip.toml", "--out", str(out))
+
+@pytest.fixture(scope="session")
 def _shared_sweep_once(tmp_path_factory):
     from backtest.sweep import run_sweep
 

@@ -103,6 +103,40 @@ def single_run_metrics(eq, cash, trades, first: int = 0) -> dict:
     }
 
 
+def run_cli(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m backtest ARGS` inside this process (backtest.cli.main, argparse's exits included):
+    the command's exit status, stdout and stderr without a new interpreter's imports and kernel loads.
+    What only a real process shows (a signal, the environment, import cost, the README as typed)
+    goes through `cli`."""
+    import contextlib
+    import io
+
+    from backtest.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    here = os.getcwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as exc:  # argparse: a usage error or --help
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        os.chdir(here)
+    return subprocess.CompletedProcess(["backtest", *map(str, args)], code, out.getvalue(), err.getvalue())
+
+
+def engine_layout(a) -> np.ndarray:
+    """`a` as the engine hands a (T, N) panel field to a feature kernel: float64 in Fortran order,
+    read-only (backtest.features._read_only). A test calling a kernel directly this way reuses the
+    engine's compiled signature instead of compiling one of its own."""
+    v = np.asfortranarray(np.asarray(a, dtype=np.float64)).view()
+    v.flags.writeable = False
+    return v
+
+
 def random_ohlc(rng: np.random.Generator, n_t: int, n_s: int, nan_frac: float = 0.0, vol: float = 0.025,
                 start: float = 100.0):
     """(open, high, low, close) (T, N) with fat-tailed returns and whole NaN bars (suspensions)."""
