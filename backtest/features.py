@@ -48,7 +48,7 @@ class FeatureDef:
         given = dict(ref.params)
         given = {p.name: p.check(given[p.name], f"feature {ref}") for p in self.params}
         if self.builtin:
-            return self.compute(panel, **given)
+            return self.compute(_read_only(panel), **given)
         try:
             out = self.compute(_read_only(panel), **given)
         except Exception as exc:  # the user's code failed: show their frame, not ours
@@ -59,9 +59,11 @@ class FeatureDef:
 
 
 def _read_only(panel: Panel) -> Panel:
-    """The panel with read-only views of its arrays: a user feature cannot change another's inputs."""
+    """The panel with read-only views of its arrays in the documented layout ((T, N) fields in
+    Fortran order): a user feature cannot change another's inputs, and a built-in kernel sees one
+    array type whichever loader made the panel (numba compiles a kernel again for another)."""
     def ro(a: np.ndarray) -> np.ndarray:
-        v = a.view()
+        v = (np.asfortranarray(a) if a.ndim == 2 else np.ascontiguousarray(a)).view()
         v.flags.writeable = False
         return v
 

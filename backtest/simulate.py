@@ -72,17 +72,24 @@ def cost_model(cfg: Config) -> CostModel:
         raise ConfigError(f"{cfg.source}: [costs] {exc}") from None
 
 
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """`a` as a read-only C-contiguous float64 array: one array type for every kernel input, whoever
+    made it (numba compiles a kernel again for a writable, Fortran-order or other-typed argument)."""
+    v = np.ascontiguousarray(a, dtype=np.float64).view()
+    v.flags.writeable = False
+    return v
+
+
 def kernel_inputs(panel: Panel) -> tuple[np.ndarray, ...]:
     """open, high, low, close, board_lot as symbol-major (N, T) arrays (free views of the panel)."""
-    return tuple(np.ascontiguousarray(panel.fields[k].T) for k in ("open", "high", "low", "close", "board_lot"))
+    return tuple(_frozen(panel.fields[k].T) for k in ("open", "high", "low", "close", "board_lot"))
 
 
 def market(panel: Panel, feats: np.ndarray, cfg: Config):
     """The kernel's `Market`: the panel's prices and lots, the (F, N, T) features, the cost table."""
     from backtest.kernels.simulate import Market
 
-    return Market(*kernel_inputs(panel), np.ascontiguousarray(feats, dtype=np.float64),
-                  cost_table(cost_model(cfg), panel.dates))
+    return Market(*kernel_inputs(panel), _frozen(feats), _frozen(cost_table(cost_model(cfg), panel.dates)))
 
 
 def execution(cfg: Config, stop_loss: float | None = None, take_profit: float | None = None,

@@ -2,6 +2,7 @@
 simulate_signals against vectorbt's from_signals and against the engine's own strategy runs."""
 
 import dataclasses
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +18,8 @@ from backtest.config import load_config
 from backtest.data.market import Panel
 from backtest.errors import ConfigError, DataError, UserError
 from backtest.pipeline import run as run_pipeline
-from tests.helpers import require
+from tests.helpers import ROOT, require
 
-ROOT = Path(__file__).resolve().parents[1]
 DIP = ROOT / "configs" / "dip.toml"
 SMALL = {"data.synthetic.symbols": 6, "data.synthetic.years": 3}
 
@@ -141,8 +141,16 @@ def test_panel_frames(market):
 GRID = {"dip": [0.05, 0.1], "exits.max_hold": [5, 15]}
 
 
-def test_sweep_table_equals_single_runs_and_resumes(tmp_path, market):
-    sw = backtest.sweep(DIP, grid=GRID, out=tmp_path / "s", progress=False, workers=1, **SMALL)
+@pytest.fixture(scope="module")
+def api_sweep(tmp_path_factory):
+    """dip.toml's GRID on the small market through backtest.sweep into a kept directory, run once for
+    the tests below (they only read it; the resume test copies the directory first)."""
+    return backtest.sweep(DIP, grid=GRID, out=tmp_path_factory.mktemp("api_sweep") / "s", progress=False, workers=1,
+                          **SMALL)
+
+
+def test_sweep_table_equals_single_runs_and_resumes(api_sweep, tmp_path):
+    sw = api_sweep
     assert len(sw.table) == 4 and list(sw.table.columns[:3]) == ["combo", "dip", "exits.max_hold"]
     for p in range(4):
         single = sw.run(p)
@@ -150,6 +158,7 @@ def test_sweep_table_equals_single_runs_and_resumes(tmp_path, market):
         assert single.config.strategy.params["dip"] == combo["dip"]
         assert single.config.exits.max_hold == combo["exits.max_hold"]
         assert sw.table.loc[p, "trades"] == len(single.trades)
+    shutil.copytree(sw.raw.out_dir, tmp_path / "s")  # resuming rewrites the directory: a copy of the shared one
     again = backtest.sweep(DIP, grid=GRID, out=tmp_path / "s", resume=True, progress=False, **SMALL)
     assert again.raw.computed == 0
     pd.testing.assert_frame_equal(again.table, sw.table, check_exact=True)
@@ -165,14 +174,12 @@ def test_sweep_table_equals_single_runs_and_resumes(tmp_path, market):
     assert page.name == "sweep.html" and (tmp_path / "report" / "results.parquet").exists()
 
 
-def test_sweep_in_a_temporary_directory_equals_the_cli_store(tmp_path):
-    from backtest.sweep import run_sweep
-
-    mem = backtest.sweep(DIP, grid=GRID, progress=False, market=backtest.synthetic(seed=7, symbols=6, years=3))
+def test_sweep_in_a_temporary_directory_equals_the_cli_store(api_sweep, market):
+    mem = backtest.sweep(DIP, grid=GRID, progress=False, market=market)
     assert not Path(mem.raw.out_dir).exists()
-    cfg = backtest.make_config(DIP, **SMALL, **{"sweep.grid": GRID})
-    disk = run_sweep(cfg, tmp_path / "d", progress=False)
-    pd.testing.assert_frame_equal(mem.table, disk.table, check_exact=True)
+    assert Path(api_sweep.raw.out_dir).exists()
+    pd.testing.assert_frame_equal(mem.table, api_sweep.table, check_exact=True)
+    pd.testing.assert_frame_equal(mem.raw.market.hk["close"], api_sweep.raw.market.hk["close"])  # the same data
     with pytest.raises(UserError, match="resume=True needs out="):
         backtest.sweep(DIP, grid=GRID, resume=True, **SMALL)
     with pytest.raises(ConfigError, match="unknown key 'sweep.grd'"):
@@ -403,10 +410,15 @@ def test_an_override_is_checked_exactly_like_the_file(tmp_path_factory, key, val
     assert outcomes[0] == outcomes[1]
 
 
-def test_sweep_on_dask_equals_local(market):
-    require("distributed", "the Dask engine")
-    local = backtest.sweep(DIP, grid=GRID, progress=False, market=market, workers=1)
-    dask = backtest.sweep(DIP, grid=GRID, progress=False, market=market, engine="dask", workers=2)
-    pd.testing.assert_frame_equal(dask.table, local.table, check_exact=True)
+def test_sweep_passes_engine_workers_and_scheduler_on(monkeypatch, market):
+    """backtest.sweep hands engine, workers and scheduler to run_sweep unchanged (that the Dask engine
+    and a scheduler give the local results: tests/test_sweep.py, tests/test_cli_paths.py)."""
+    import backtest.sweep as sweep_module
+
+    seen = []
+    monkeypatch.setattr(sweep_module, "run_sweep", lambda cfg, out, **kw: seen.append(kw) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        backtest.sweep(DIP, grid=GRID, progress=False, market=market, engine="dask", workers=2, scheduler="tcp://x:1")
+    assert seen[0]["engine"] == "dask" and seen[0]["workers"] == 2 and seen[0]["scheduler"] == "tcp://x:1"
     with pytest.raises(UserError, match="engine must be 'local' or 'dask', got 'spark'"):
         backtest.sweep(DIP, grid=GRID, engine="spark")

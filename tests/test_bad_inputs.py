@@ -388,9 +388,8 @@ def test_resume_survives_a_truncated_manifest_and_corrupt_chunks(tmp_path, capsy
     from backtest.sweep import run_sweep
 
     cfg = C.load_config(write_cfg(tmp_path, SWEEP))
-    fresh = run_sweep(cfg, tmp_path / "fresh", progress=False)
     out = tmp_path / "out"
-    run_sweep(cfg, out, progress=False)
+    fresh = run_sweep(cfg, out, progress=False)  # what the damaged directory held before the damage
     chunks = sorted((out / "chunks").glob("chunk_*.npz"))
     assert len(chunks) == 3
     (out / "manifest.json").write_text('{"fingerp')

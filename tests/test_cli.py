@@ -9,27 +9,27 @@ import pandas as pd
 from tests.helpers import ROOT, cli
 
 
-def test_run_dip_config_writes_every_output(tmp_path):
-    r = cli("run", "configs/dip.toml", "--out", str(tmp_path))
+def test_run_dip_config_writes_every_output(dip_cli_run):
+    out, r = dip_cli_run
     assert r.returncode == 0, r.stderr
     for name in ("stats.json", "trades.csv", "orders.csv", "equity.csv", "tearsheet.html"):
-        assert (tmp_path / name).stat().st_size > 0, name
-    stats = json.loads((tmp_path / "stats.json").read_text())
+        assert (out / name).stat().st_size > 0, name
+    stats = json.loads((out / "stats.json").read_text())
     assert stats["strategy"] == "southbound_dip"
     m = stats["metrics"]
-    trades = pd.read_csv(tmp_path / "trades.csv")
-    equity = pd.read_csv(tmp_path / "equity.csv", index_col=0)
+    trades = pd.read_csv(out / "trades.csv")
+    equity = pd.read_csv(out / "equity.csv", index_col=0)
     assert m["trades"] == int((trades["reason"] != "open").sum()) > 0
     assert abs(equity["equity"].iloc[-1] / equity["equity"].iloc[0] - 1 - m["total_return"]) < 1e-12
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert not list(out.glob(".*.tmp"))
 
 
-def test_run_is_bit_identical_twice(tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    for d in (a, b):
-        assert cli("run", "configs/dip.toml", "--out", str(d)).returncode == 0
+def test_run_is_bit_identical_twice(dip_cli_run, tmp_path):
+    a, first = dip_cli_run
+    assert first.returncode == 0, first.stderr
+    assert cli("run", "configs/dip.toml", "--out", str(tmp_path)).returncode == 0
     for name in ("trades.csv", "orders.csv", "equity.csv"):
-        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+        assert (a / name).read_bytes() == (tmp_path / name).read_bytes(), name
 
 
 def test_bad_config_exits_2_with_one_line_and_no_traceback(tmp_path):

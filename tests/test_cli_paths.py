@@ -14,7 +14,7 @@ import pytest
 
 from backtest.errors import ConfigError
 from backtest.pipeline import prepare
-from tests.helpers import cli, one_line_error, require
+from tests.helpers import cli, one_line_error, require, run_cli
 
 SWEEP = """
 [data]
@@ -66,7 +66,7 @@ def test_sweep_runs_to_completion_through_the_cli(local_sweep):
 
 def test_sweep_workers_below_one_is_refused(local_sweep, tmp_path):
     cfg, _, _ = local_sweep
-    one_line_error(cli("sweep", str(cfg), "--out", str(tmp_path / "o"), "--workers", "0"),
+    one_line_error(run_cli("sweep", str(cfg), "--out", str(tmp_path / "o"), "--workers", "0"),
                    "--workers must be at least 1, got 0")
 
 
@@ -85,14 +85,14 @@ def test_sweep_on_the_dask_engine_and_on_an_external_scheduler_equals_local(loca
 
 def test_run_and_validate_on_an_on_disk_dataset_and_run_without_out(tmp_path):
     data = tmp_path / "market"
-    r = cli("data", "synth", "--out", str(data), "--symbols", "3", "--years", "1", "--seed", "5", "--format", "parquet")
+    r = run_cli("data", "synth", "--out", str(data), "--symbols", "3", "--years", "1", "--seed", "5", "--format", "parquet")
     assert r.returncode == 0, r.stderr
     assert list(data.glob("*.parquet")) and not list(data.glob("*.csv"))
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[data]\npath = "{data}"\n[strategy]\nname = "southbound_dip"\n[strategy.params]\nflow_z = 0.5\n')
-    r = cli("validate", str(cfg))
+    r = run_cli("validate", str(cfg))
     assert r.returncode == 0 and r.stdout.startswith(f"ok: {cfg}: strategy southbound_dip") and "x 3 symbols" in r.stdout
-    r = cli("run", str(cfg), cwd=tmp_path)  # no --out: report.out ("out") under the working directory
+    r = run_cli("run", str(cfg), cwd=tmp_path)  # no --out: report.out ("out") under the working directory
     assert r.returncode == 0, r.stderr
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert stats["strategy"] == "southbound_dip"
@@ -101,12 +101,12 @@ def test_run_and_validate_on_an_on_disk_dataset_and_run_without_out(tmp_path):
 
 def test_data_synth_seed_and_format_and_its_error_path(tmp_path):
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
-        assert cli("data", "synth", "--out", str(tmp_path / name), "--symbols", "2", "--years", "0.5",
+        assert run_cli("data", "synth", "--out", str(tmp_path / name), "--symbols", "2", "--years", "0.5",
                    "--seed", str(seed)).returncode == 0
     a, b, c = ((tmp_path / n / "hk_daily.csv").read_bytes() for n in "abc")
     assert a == b != c
-    one_line_error(cli("data", "synth", "--out", str(tmp_path / "d"), "--years", "0"), "data synth")
-    r = cli("data", "synth", "--out", str(tmp_path / "e"), "--format", "xlsx")
+    one_line_error(run_cli("data", "synth", "--out", str(tmp_path / "d"), "--years", "0"), "data synth")
+    r = run_cli("data", "synth", "--out", str(tmp_path / "e"), "--format", "xlsx")
     assert r.returncode == 2 and "invalid choice" in r.stderr
 
 
@@ -125,7 +125,7 @@ def test_a_zero_trade_run_reports_sane_numbers(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text('[data]\nsynthetic = { seed = 2, symbols = 3, years = 1 }\n[strategy]\nname = "southbound_dip"\n'
                    "[strategy.params]\nflow_z = 20.0\n")
-    r = cli("run", str(cfg), "--out", str(tmp_path / "out"))
+    r = run_cli("run", str(cfg), "--out", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr
     assert "0 trades" in r.stdout and not re.search(r"\b(nan|inf)\b", r.stdout, re.I), r.stdout
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
@@ -150,13 +150,13 @@ def test_a_zero_trade_run_reports_sane_numbers(tmp_path):
 def test_config_checks_are_one_line_exit_2(tmp_path, body, fragments):
     p = tmp_path / "c.toml"
     p.write_text(body)
-    one_line_error(cli("sweep" if "sweep.grid" in body else "validate", str(p), "--out", str(tmp_path / "o"))
-                   if "sweep.grid" in body else cli("validate", str(p)), str(p), *fragments)
+    one_line_error(run_cli("sweep" if "sweep.grid" in body else "validate", str(p), "--out", str(tmp_path / "o"))
+                   if "sweep.grid" in body else run_cli("validate", str(p)), str(p), *fragments)
 
 
 def test_an_unreadable_config_is_one_line_exit_2(tmp_path):
-    one_line_error(cli("validate", str(tmp_path / "missing.toml")), "missing.toml", "cannot read config")
-    one_line_error(cli("run", str(tmp_path)), str(tmp_path), "cannot read config")
+    one_line_error(run_cli("validate", str(tmp_path / "missing.toml")), "missing.toml", "cannot read config")
+    one_line_error(run_cli("run", str(tmp_path)), str(tmp_path), "cannot read config")
 
 
 def test_fewer_than_two_trading_days_is_refused(small_config, small_market):

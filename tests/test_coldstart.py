@@ -5,11 +5,10 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 from backtest import sweep
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 
 _SCRIPT = textwrap.dedent("""
     import io, os

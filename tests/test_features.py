@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from backtest.kernels import features as F
+from tests.helpers import engine_layout
 
 T = 160
 # (window, min_periods): window=1, min_periods=0, a full-window requirement, windows longer than T
@@ -52,9 +53,8 @@ def panel(request) -> pd.DataFrame:
 
 
 def _arr(df: pd.DataFrame) -> np.ndarray:
-    """C order, as the engine passes panels (pandas hands out F order; each layout is its own
-    numba compile)."""
-    return np.ascontiguousarray(df.to_numpy(dtype=float))
+    """The layout the engine passes (each layout is its own numba compile)."""
+    return engine_layout(df.to_numpy(dtype=float))
 
 
 def _close(got: np.ndarray, want: pd.DataFrame) -> None:
@@ -282,7 +282,7 @@ def _perturbed(draw):
 @given(case=_perturbed())
 def test_causal(name, case):
     """Changing rows after t never changes outputs at rows <= t (bit for bit)."""
-    a, b, t = case
+    a, b, t = (engine_layout(case[0]), engine_layout(case[1]), case[2])
     kernel = KERNELS[name]
     np.testing.assert_array_equal(kernel(a)[: t + 1], kernel(b)[: t + 1])
 

@@ -9,9 +9,6 @@ effective number of trials), hand-worked tables, and the single-run engine for t
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,8 +20,8 @@ from backtest.data.synth import generate
 from backtest.grid import Grid
 from backtest.ranking import activity, edge_warning, grid_edges, ranking
 from backtest.robustness import effective_trials, robust_metric, walk_forward
+from tests.helpers import run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIG = """
 [data]
 synthetic = {{ seed = 5, symbols = 8, years = 10 }}
@@ -222,13 +219,12 @@ def test_synthetic_data_written_to_disk_is_still_marked(tmp_path, market):
     assert not is_synthetic("my_market", ["Tencent Holdings", "Meituan (synthetic)"])
 
 
-def test_run_lists_every_file_it_wrote(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "backtest", "run", "configs/dip.toml", "--out", str(tmp_path)],
-                       cwd=ROOT, capture_output=True, text=True)
+def test_run_lists_every_file_it_wrote(dip_cli_run):
+    out, r = dip_cli_run
     assert r.returncode == 0, r.stderr
     line = next(x for x in r.stdout.splitlines() if x.startswith("wrote "))
-    listed = line[len("wrote "):].split(" (backtest")[0].replace(f"{tmp_path}/", "").split(", ")
-    assert sorted(listed) == sorted(p.name for p in tmp_path.iterdir())
+    listed = line[len("wrote "):].split(" (backtest")[0].replace(f"{out}/", "").split(", ")
+    assert sorted(listed) == sorted(p.name for p in out.iterdir())
     assert {"event_study.csv", "orders.csv", "tearsheet.html"} <= set(listed)
     assert "exposure" in r.stdout.splitlines()[0]
 
@@ -376,8 +372,7 @@ def test_sweep_cli_prints_activity_edges_and_every_file(tmp_path):
     cfg = tmp_path / "s.toml"
     cfg.write_text(CONFIG.format(mode="portfolio", lots="true").replace("years = 10", "years = 3")
                    + '[sweep]\nblocks = 4\ntrain_blocks = 2\n[sweep.grid]\ndip = [0.06, 0.1, 0.14]\nflow_z = [0.5, 1.0]\n')
-    r = subprocess.run([sys.executable, "-m", "backtest", "sweep", str(cfg), "--out", str(tmp_path / "o")],
-                       cwd=ROOT, capture_output=True, text=True)
+    r = run_cli("sweep", str(cfg), "--out", str(tmp_path / "o"))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert "ranked" in lines[0] and "below 30 trades or 5.0% exposure" in lines[0] and "trades, exposure" in lines[0]

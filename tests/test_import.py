@@ -4,9 +4,6 @@ refusal. Oracles: hand-written vendor files whose values are known, read back th
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +14,8 @@ from backtest.data.calendars import sessions, southbound_days
 from backtest.data.importers import import_dataset
 from backtest.data.load import load_market
 from backtest.errors import ConfigError, DataError, UserError
+from tests.helpers import run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
 DAYS = sessions("XHKG", "2024-01-02", "2024-02-29")
 US = sessions("XNYS", "2023-12-01", "2024-02-29")
 
@@ -417,14 +414,11 @@ def test_output_must_be_new(tmp_path):
 
 def test_cli_import_and_error_exit_2(tmp_path):
     spec = _setup(tmp_path)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    ok = subprocess.run([sys.executable, "-m", "backtest", "data", "import", str(spec), "--out", str(tmp_path / "o")],
-                        capture_output=True, text=True, env=env, cwd=ROOT)
+    ok = run_cli("data", "import", str(spec), "--out", str(tmp_path / "o"))
     assert ok.returncode == 0, ok.stderr
     assert "wrote" in ok.stdout and (tmp_path / "o" / "import.json").is_file()
     (tmp_path / "src" / "sb.csv").write_text("timestamp,value\n2024-01-02 00:00,abc\n")
-    bad = subprocess.run([sys.executable, "-m", "backtest", "data", "import", str(spec), "--out", str(tmp_path / "p")],
-                         capture_output=True, text=True, env=env, cwd=ROOT)
+    bad = run_cli("data", "import", str(spec), "--out", str(tmp_path / "p"))
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "sb.csv, row 2, column 'value'" in bad.stderr
 

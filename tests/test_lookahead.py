@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import types
-from pathlib import Path
 
 import pytest
 
@@ -21,8 +20,8 @@ from backtest.features import FEATURES, register_feature
 from backtest.lookahead import check
 from backtest.params import Param
 from backtest.rules import all_of, feature
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(ROOT.glob("configs/*.toml"))
 
 

@@ -15,12 +15,21 @@ CONFIGS = sorted(ROOT.glob("configs/*.toml"))
 
 
 def _perturb_after(md, cut, rng):
-    """Scramble every source strictly after `cut`: prices, volumes, flows, ADR closes, FX."""
-    for df in md.hk.values():
-        after = df.index > cut
-        df.loc[after] = df.loc[after] * rng.uniform(0.5, 1.5, size=df.loc[after].shape)
-    for name in ("open", "high", "low"):
-        md.hk[name].loc[md.hk[name].index > cut] = md.hk["close"].loc[md.hk["close"].index > cut]
+    """Scramble every source strictly after `cut`: prices, volumes, lots, flows, ADR closes, FX.
+
+    Prices after the cut follow another random walk (open = high = low = close): plausible prices.
+    Independent daily factors instead would be a money machine for a same-close dip buyer (buy the
+    scrambled low, sell the next scrambled high), compounding the account to 1e20 and beyond, a
+    range no market reaches (and where the affordable-lots search of the simulation kernel crawls)."""
+    for name, df in md.hk.items():
+        if name not in ("open", "high", "low", "close"):
+            after = df.index > cut
+            df.loc[after] = df.loc[after] * rng.uniform(0.5, 1.5, size=df.loc[after].shape)
+    after = md.hk["close"].index > cut
+    walk = np.exp(np.cumsum(rng.normal(0.0, 0.03, size=md.hk["close"].loc[after].shape), axis=0))
+    close = md.hk["close"].loc[after] * walk
+    for name in ("open", "high", "low", "close"):
+        md.hk[name].loc[after] = close.to_numpy()
     after = md.southbound.index > cut
     md.southbound.loc[after] = rng.normal(0, 3e10, size=md.southbound.loc[after].shape)
     after = md.adr_close.index > cut

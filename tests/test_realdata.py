@@ -8,13 +8,13 @@ plain pandas, and the exchange calendars.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
+
 REAL = ROOT.parent / "shared" / "realdata"
 SPEC = ROOT / "tests" / "realdata" / "spec.toml"
 CONFIGS = sorted((ROOT / "configs").glob("*.toml"))

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from backtest.rules import (Cond, Held, Not, Rule, RuleError, TurnsTrue, all_of, any_of, compile_rule, evaluate,
                             feature, held, k_of, loosest, not_, stack_rules, turns_true)
+from tests.helpers import SWEEP_BASE, single_run_metrics
 
 F, U, T = 0, 1, 2
 REFS = [feature(n) for n in "abc"]
@@ -276,7 +277,6 @@ def exit(p):
 
 @pytest.mark.parametrize("mode", ["independent", "portfolio"])
 def test_swept_nested_rules_equal_single_runs(tmp_path, monkeypatch, mode):
-    import test_sweep as ts
     from backtest.config import load_config
     from backtest.pipeline import run
     from backtest.sweep import combo_config, run_sweep
@@ -288,7 +288,7 @@ def test_swept_nested_rules_equal_single_runs(tmp_path, monkeypatch, mode):
     monkeypatch.syspath_prepend(str(tmp_path))
     grid = ('dip = [0.04, 0.1]\nflow_z = [0.5, 1.5]\nn = [1, 3]\nk = [2, 3]\nfade = [-0.5, 0.5]\n'
             '"exits.max_hold" = [0, 6]\n')
-    text = ts.BASE.format(grid=grid, mode=mode, seed=7, chunk=16).replace('name = "southbound_dip"',
+    text = SWEEP_BASE.format(grid=grid, mode=mode, seed=7, chunk=16).replace('name = "southbound_dip"',
                                                                          'name = "user_strats.nested"')
     text = text.replace("dip_window = 20\n", "")
     (tmp_path / "s.toml").write_text(text)
@@ -300,7 +300,7 @@ def test_swept_nested_rules_equal_single_runs(tmp_path, monkeypatch, mode):
         combo = res.grid.combo(int(p))
         single = run(combo_config(cfg, combo)).result
         row = res.table.iloc[p]
-        want = ts._single_metrics(single.total_equity, single.total_cash, single.trades)
+        want = single_run_metrics(single.total_equity, single.total_cash, single.trades)
         for name, value in want.items():
             np.testing.assert_allclose(row[name], value, rtol=1e-9, atol=1e-12, err_msg=f"combo {p} {name}")
 

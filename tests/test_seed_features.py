@@ -18,6 +18,7 @@ from backtest.data.synth import generate
 from backtest.features import FEATURES, check_ref, compute_features
 from backtest.kernels import features as K
 from backtest.rules import feature
+from tests.helpers import engine_layout
 
 D = pd.Timestamp
 NEW = ["index_dd", "index_ret", "sb_cum", "sb_cum_z", "sb_rank", "sb_rank_pct", "adr_overnight", "adr_gap"]
@@ -35,7 +36,7 @@ def _random(seed: int, t: int = 120, n: int = 7) -> pd.DataFrame:
 
 
 def _c(df: pd.DataFrame) -> np.ndarray:
-    return np.ascontiguousarray(df.to_numpy(dtype=float))
+    return engine_layout(df.to_numpy(dtype=float))
 
 
 def _eq(got: np.ndarray, want, rtol: float = 1e-12) -> None:
@@ -256,7 +257,7 @@ def _perturbed(draw):
 @settings(max_examples=40, deadline=None)
 @given(case=_perturbed())
 def test_kernels_are_causal(name, case):
-    a, b, t = case
+    a, b, t = (engine_layout(case[0]), engine_layout(case[1]), case[2])
     np.testing.assert_array_equal(KERNELS[name](a)[: t + 1], KERNELS[name](b)[: t + 1])
 
 
@@ -268,6 +269,7 @@ def test_overnight_kernels_are_causal(case):
         pa, pb, c = np.abs(a), np.abs(b), np.abs(a) + 1.0
         cb = c.copy()
         cb[t + 1:] = np.abs(b[t + 1:]) + 1.0
+        pa, pb, c, cb = map(engine_layout, (pa, pb, c, cb))
         np.testing.assert_array_equal(f(pa, c)[: t + 1], f(pb, cb)[: t + 1])
 
 

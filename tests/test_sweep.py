@@ -2,6 +2,7 @@
 and repeats nothing, serial / parallel / Dask runs are identical, grid errors are named."""
 
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -9,60 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtest import metrics
 from backtest.config import load_config
 from backtest.errors import ConfigError, UserError
 from backtest.pipeline import run
 import backtest.sweep
 from backtest.sweep import combo_config, run_sweep
-from tests.helpers import ROOT, cli, require
-
-
-BASE = """
-[data]
-synthetic = {{ seed = {seed}, symbols = 6, years = 3 }}
-[strategy]
-name = "southbound_dip"
-[strategy.params]
-dip_window = 20
-[execution]
-mode = "{mode}"
-max_positions = 3
-slippage_bps = 5.0
-[exits]
-stop_loss = 0.08
-take_profit = 0.15
-[costs]
-model = "hk"
-commission_bps = 3.0
-commission_min = 20.0
-[sweep]
-blocks = 6
-train_blocks = 2
-chunk_size = {chunk}
-[sweep.grid]
-{grid}
-"""
+from tests.helpers import ROOT, SHARED_CHUNK, SHARED_GRID, SWEEP_BASE, cli, require, single_run_metrics, sweep_config
 
 
 def _config(tmp_path, grid, mode="independent", seed=3, chunk=4, name="s.toml"):
-    p = tmp_path / name
-    p.write_text(BASE.format(grid=grid, mode=mode, seed=seed, chunk=chunk))
-    return load_config(p)
-
-
-def _single_metrics(eq: pd.Series, cash: pd.Series, trades: pd.DataFrame, first: int = 0) -> dict:
-    """Metrics of an account from bar `first` on (CAGR over the calendar span)."""
-    eq, cash = eq.iloc[first:], cash.iloc[first:]
-    r = eq.pct_change().iloc[1:]
-    closed = trades[trades["reason"] != "open"]
-    return {
-        "total_return": metrics.total_return(r), "cagr": metrics.cagr(r, years=metrics.calendar_years(eq.index)),
-        "sharpe": metrics.sharpe(r),
-        "sortino": metrics.sortino(r), "max_drawdown": metrics.max_drawdown(r),
-        "exposure": float(((eq - cash) / eq).mean()), "trades": len(closed),
-        "win_rate": float((closed["return"] > 0).mean()) if len(closed) else np.nan,
-    }
+    return sweep_config(tmp_path, grid, mode=mode, seed=seed, chunk=chunk, name=name)
 
 
 @pytest.mark.parametrize("mode, seed", [("independent", 3), ("independent", 11), ("portfolio", 5)])
@@ -82,7 +39,7 @@ def test_sweep_metrics_equal_the_single_run_engine(tmp_path, mode, seed):
         row = res.table.iloc[p]
         for k, v in combo.items():
             assert row[k] == v
-        want = _single_metrics(single.total_equity, single.total_cash, single.trades)
+        want = single_run_metrics(single.total_equity, single.total_cash, single.trades)
         for name, value in want.items():
             np.testing.assert_allclose(row[name], value, rtol=1e-9, atol=1e-12, err_msg=f"combo {p} {name}")
         if mode == "independent":
@@ -90,16 +47,15 @@ def test_sweep_metrics_equal_the_single_run_engine(tmp_path, mode, seed):
             sym = res.by_symbol[res.by_symbol["combo"] == p].set_index("symbol")
             for s in single.equity.columns:
                 first = int(single.close[s].notna().to_numpy().argmax())
-                want = _single_metrics(single.equity[s], single.cash[s], single.trades[single.trades["symbol"] == s],
+                want = single_run_metrics(single.equity[s], single.cash[s], single.trades[single.trades["symbol"] == s],
                                        first)
                 for name, value in want.items():
                     np.testing.assert_allclose(sym.loc[s, name], value, rtol=1e-9, atol=1e-12,
                                                err_msg=f"combo {p} {s} {name}")
 
 
-def test_block_sums_are_the_daily_returns_of_total_equity(tmp_path):
-    cfg = _config(tmp_path, "dip = [0.05, 0.1]\nflow_z = [1.0]\n")
-    res = run_sweep(cfg, tmp_path / "out", progress=False)
+def test_block_sums_are_the_daily_returns_of_total_equity(shared_sweep):
+    cfg, res = shared_sweep
     eq = run(combo_config(cfg, res.grid.combo(1))).result.total_equity
     r = eq.pct_change().to_numpy()[1:]
     s = res.sums[1]
@@ -108,10 +64,8 @@ def test_block_sums_are_the_daily_returns_of_total_equity(tmp_path):
     np.testing.assert_allclose(s[:, 2].sum(), (r ** 2).sum(), rtol=1e-9)
 
 
-def test_serial_parallel_and_dask_runs_are_identical(tmp_path):
-    grid = 'dip = [0.04, 0.08, 0.12]\nflow_z = [0.5, 1.5, 2.5]\n"exits.max_hold" = [5, 10]\n'
-    cfg = _config(tmp_path, grid, chunk=5)
-    one = run_sweep(cfg, tmp_path / "one", workers=1, progress=False)
+def test_serial_parallel_and_dask_runs_are_identical(shared_sweep, tmp_path):
+    cfg, one = shared_sweep  # run with workers=1
     two = run_sweep(cfg, tmp_path / "two", workers=2, progress=False)
     pd.testing.assert_frame_equal(one.table, two.table, check_exact=True)
     pd.testing.assert_frame_equal(one.by_symbol, two.by_symbol, check_exact=True)
@@ -122,13 +76,14 @@ def test_serial_parallel_and_dask_runs_are_identical(tmp_path):
 
 
 @pytest.mark.parametrize("how", ["kill", "ctrl-c"])
-def test_resume_after_a_kill_redoes_nothing_and_loses_nothing(tmp_path, how):
+def test_resume_after_a_kill_redoes_nothing_and_loses_nothing(shared_sweep, tmp_path, how):
     """A real `sweep` process SIGKILLed (or interrupted) right after its 3rd chunk is saved (the
-    DIPFLOW_TEST_INTERRUPT hook: no timing involved), then resumed."""
-    grid = ('dip = { start = 0.02, stop = 0.2, num = 5 }\nflow_z = { start = 0.2, stop = 3.0, num = 4 }\n'
-            '"exits.max_hold" = [5, 10]\n')
+    DIPFLOW_TEST_INTERRUPT hook: no timing involved), then resumed; the result equals the shared
+    sweep of the same config, run uninterrupted. (Its own directory: it kills and resumes it.)"""
+    fresh_cfg, fresh = shared_sweep
     cfg_path = tmp_path / "s.toml"
-    cfg_path.write_text(BASE.format(grid=grid, mode="independent", seed=3, chunk=2))
+    cfg_path.write_text(SWEEP_BASE.format(grid=SHARED_GRID, mode="independent", seed=3, chunk=SHARED_CHUNK))
+    assert cfg_path.read_text() == fresh_cfg.text
     out = tmp_path / "out"
     r = cli("sweep", str(cfg_path), "--out", str(out), "--workers", "1", env={"DIPFLOW_TEST_INTERRUPT": f"3:{how}"})
     chunks = out / "chunks"
@@ -138,25 +93,27 @@ def test_resume_after_a_kill_redoes_nothing_and_loses_nothing(tmp_path, how):
         assert r.returncode == -signal.SIGKILL
     else:
         assert r.returncode == 130 and "Traceback" not in r.stderr
-        assert "3 of 20 chunks" in r.stderr and "--resume" in r.stderr, r.stderr
+        assert "3 of 6 chunks" in r.stderr and "--resume" in r.stderr, r.stderr
     stamps = {p.name: p.stat().st_mtime_ns for p in chunks.glob("chunk_*.npz")}
     cfg = load_config(cfg_path)
     with pytest.raises(UserError, match="pass --resume"):
         run_sweep(cfg, out, progress=False)
     resumed = run_sweep(cfg, out, resume=True, progress=False)
-    assert resumed.computed == resumed.grid.size - 2 * len(done_before)
+    assert resumed.computed == resumed.grid.size - SHARED_CHUNK * len(done_before) > 0
     assert all((chunks / n).stat().st_mtime_ns == t for n, t in stamps.items()), "a finished chunk was redone"
-    fresh = run_sweep(cfg, tmp_path / "fresh", progress=False)
     pd.testing.assert_frame_equal(resumed.table, fresh.table, check_exact=True)
     assert not list(chunks.glob(".*.tmp"))
 
 
-def test_resume_refuses_a_different_config(tmp_path):
-    cfg = _config(tmp_path, "dip = [0.05, 0.1]\n")
-    run_sweep(cfg, tmp_path / "out", progress=False)
-    other = _config(tmp_path, "dip = [0.05, 0.2]\n", name="other.toml")
+def test_resume_refuses_a_different_config(shared_sweep, tmp_path):
+    _, res = shared_sweep
+    out = tmp_path / "out"
+    shutil.copytree(res.out_dir, out)  # the refusal must not touch the shared directory, even by mistake
+    other = _config(tmp_path, "dip = [0.05, 0.2]\n", chunk=SHARED_CHUNK, name="other.toml")
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     with pytest.raises(UserError, match="different config"):
-        run_sweep(other, tmp_path / "out", resume=True, progress=False)
+        run_sweep(other, out, resume=True, progress=False)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
 @pytest.mark.parametrize("grid, message", [
@@ -188,21 +145,19 @@ def _chunk_task_that_kills_its_worker_once(inputs, sp, start, stop, threads=None
     os._exit(1)
 
 
-def test_a_dask_worker_killed_mid_sweep_loses_and_duplicates_nothing(tmp_path, monkeypatch):
+def test_a_dask_worker_killed_mid_sweep_loses_and_duplicates_nothing(shared_sweep, tmp_path, monkeypatch):
     distributed = require("dask.distributed")
     marker = tmp_path / "kill-once"
     marker.touch()
     monkeypatch.setenv("DIPFLOW_TEST_KILL_MARKER", str(marker))
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     monkeypatch.setattr(backtest.sweep, "run_chunk", _chunk_task_that_kills_its_worker_once)
-    grid = 'dip = [0.04, 0.08, 0.12]\nflow_z = [0.5, 1.5, 2.5]\n"exits.max_hold" = [5, 10]\n'
-    cfg = _config(tmp_path, grid, chunk=3)
+    cfg, local = shared_sweep  # the same sweep run serially, undisturbed
     written = []
     real_save = backtest.sweep._save
     monkeypatch.setattr(backtest.sweep, "_save", lambda path, **a: (written.append(path.name), real_save(path, **a)))
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         res = run_sweep(cfg, tmp_path / "dask", scheduler=cluster.scheduler_address, progress=False)
     assert not marker.exists(), "no worker was killed"
-    assert sorted(written) == sorted(set(written)) and len(written) == 6, "a chunk was lost or written twice"
-    local = run_sweep(cfg, tmp_path / "local", workers=1, progress=False)
+    assert sorted(written) == sorted(set(written)) and len(written) == -(-res.grid.size // SHARED_CHUNK), "a chunk was lost or written twice"
     pd.testing.assert_frame_equal(res.table, local.table, check_exact=True)

@@ -10,15 +10,13 @@ from backtest.kernels.metrics import METRIC_NAMES
 from backtest.metrics import first_tradable
 from backtest.pipeline import load_market
 from backtest.ranking import rebase_symbols
-from backtest.sweep import run_sweep
-from test_sweep import _config
 
 
-def test_by_symbol_is_streamed_from_the_chunks_unchanged(tmp_path):
-    cfg = _config(tmp_path, "dip = [0.03, 0.06, 0.09]\nflow_z = [0.5, 1.5]\n", chunk=4)
-    res = run_sweep(cfg, tmp_path / "out", progress=False)
-    chunks = sorted((tmp_path / "out" / "chunks").glob("chunk_*.npz"))
-    assert len(chunks) == 2 and pq.ParquetFile(res.by_symbol_path).num_row_groups == 2
+def test_by_symbol_is_streamed_from_the_chunks_unchanged(shared_sweep):
+    cfg, res = shared_sweep
+    chunks = sorted((res.out_dir / "chunks").glob("chunk_*.npz"))
+    assert len(chunks) == -(-res.grid.size // cfg.sweep.chunk_size) > 1
+    assert pq.ParquetFile(res.by_symbol_path).num_row_groups == len(chunks)
     raw = np.concatenate([np.load(f)["per_symbol"] for f in chunks])  # (P, N, M), the kernel's output
     n_p, n_s, _ = raw.shape
     panel = align(load_market(cfg))

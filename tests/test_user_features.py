@@ -28,8 +28,7 @@ from backtest.errors import ConfigError, UserError
 from backtest.features import FEATURES, compute_features, register_feature
 from backtest.params import Param
 from backtest.rules import all_of, any_of, evaluate, feature
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
 
 USER = '''
 import numpy as np
