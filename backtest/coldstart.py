@@ -28,22 +28,8 @@ import tempfile
 import time
 from typing import Callable, NamedTuple
 
-# What each command compiles, and roughly how long it takes on one core of the 2-core machine
-# (docs/performance.md, "Cold start"). Used by `notice`.
-RUN = ("simulation", ("backtest.kernels.features", "backtest.kernels.simulate", "backtest.costs",
-                      "backtest.event_study"), 15)
-SWEEP = ("sweep", ("backtest.kernels.features", "backtest.kernels.sweep", "backtest.kernels.metrics",
-                   "backtest.costs"), 30)
-
 HELPER = "from backtest.coldstart import _helper_main; _helper_main()"  # what a helper process runs
 HELPER_TIMEOUT = 900.0  # seconds: a helper still compiling after this is stopped and its work done here
-
-
-def uncached(modules: tuple[str, ...]) -> list[str]:
-    """Those of `modules` with none of their compiled functions in numba's cache yet. (Per module:
-    helpers only ever called from other kernels are compiled into their callers, never cached
-    alone, so one cached entry means the module was compiled.)"""
-    return [m for m in modules if _cached(m) is False]
 
 
 def _indexes(module: str, function: str | None = None) -> list[str] | None:
@@ -72,20 +58,6 @@ def _cached(module: str, function: str | None = None) -> bool | None:
     if paths is None:
         return None
     return any(os.path.exists(p) for p in paths)
-
-
-def notice(what: tuple[str, tuple[str, ...], int], stream=None) -> bool:
-    """Print the compile notice for `what` (RUN or SWEEP) if its kernels are not cached; True if printed."""
-    import numba
-
-    label, modules, seconds = what
-    missing = uncached(modules)
-    if missing:
-        print(f"compiling the {label} kernels ({', '.join(m.rsplit('.', 1)[1] for m in missing)}; first run with "
-              f"this version only, "
-              f"~{seconds} s, longer on a busy machine); later runs load them from "
-              f"{numba.config.CACHE_DIR}", file=stream or sys.stderr, flush=True)
-    return bool(missing)
 
 
 # ------------------------------------------------------------------------------------ jobs

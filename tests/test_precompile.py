@@ -144,3 +144,26 @@ def test_precompile_in_a_fresh_process_finds_dipflows_cache_directory(tmp_path):
         print(c.precompile().failed, numba.config.CACHE_DIR.startswith(%r))
     """ % str(tmp_path / "cache"), tmp_path)
     assert out.strip() == "[] True"
+
+
+_NOTICE = """
+import io
+from backtest import coldstart as c
+import fakek
+
+jobs = [c.Job("a", lambda cfg: fakek.a(1), ("fakek", "a"), 5.0), c.Job("b", lambda cfg: fakek.b(1), ("fakek", "b"), 4.0)]
+c._jobs = lambda kinds, cfg, given: ([j for j in jobs if c._todo(j)], [])
+for _ in range(2):
+    out = io.StringIO()
+    c.precompile(processes=2, stream=out)
+    print(repr(out.getvalue()))
+"""
+
+
+def test_the_notice_says_what_compiles_once_and_nothing_when_cached(tmp_path):
+    (tmp_path / "fakek.py").write_text(_KERNELS)
+    cold, warm = _run(_NOTICE, tmp_path).splitlines()
+    assert cold.startswith("'compiling the simulation and sweep kernels (a, b; 2 processes at once, first run with "
+                           "this version only, ~5 s on an idle machine); later runs load them from ")
+    assert str(tmp_path / "cache") in cold
+    assert warm == "''"
