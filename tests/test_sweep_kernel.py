@@ -12,17 +12,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
+from numba import njit
 
 from backtest import costs
 from backtest.config import load_config
 from backtest.costs import C_FLAT, NFEE, CostModel, cost_table, order_fees
 from backtest.grid import build_grid
 from backtest.kernels.metrics import (M_CAGR, M_EXPOSURE, M_MAX_DRAWDOWN, M_SHARPE, M_SORTINO, M_TOTAL_RETURN,
-                                      M_TRADES, M_WIN_RATE, equity_metrics, trade_counts)
+                                      M_TRADES, M_WIN_RATE, PERIODS, _risk, trade_counts)
 from backtest.kernels.simulate import simulate
 from backtest.kernels.sweep import X_MAX_HOLD, X_STOP_LOSS, X_TAKE_PROFIT, X_TRAILING_STOP, block_symbols, sweep
 from backtest.pipeline import prepare
@@ -60,6 +60,65 @@ flow_z = [0.0, 1.0]
 """
 HK = 'model = "hk"\ncommission_bps = 3.0\ncommission_min = 20.0'
 FLAT = 'model = "flat"\nflat_pct = 0.2'
+
+
+# The readable two-pass definitions `total_metrics` fuses (the same operations in the same order).
+
+
+@njit
+def equity_metrics(eq, cash, out):
+    """Return metrics of a (T,) equity curve into out[M_TOTAL_RETURN..M_EXPOSURE]; trade
+    metrics are filled by the caller. Returns r_t = eq_t / eq_{t-1} - 1 for t >= 1; bars where
+    nothing changed (most of a dip strategy's) skip the divisions."""
+    n_t = eq.shape[0]
+    n = n_t - 1
+    out[M_TOTAL_RETURN] = eq[n_t - 1] / eq[0] - 1.0
+    out[M_CAGR] = (eq[n_t - 1] / eq[0]) ** (PERIODS / n) - 1.0 if n > 0 else np.nan
+    total = 0.0
+    down = 0.0
+    lo = np.inf
+    hi = -np.inf
+    for t in range(1, n_t):
+        r = eq[t] / eq[t - 1] - 1.0 if eq[t] != eq[t - 1] else 0.0
+        total += r
+        down += min(r, 0.0) ** 2
+        lo = min(lo, r)
+        hi = max(hi, r)
+    ss = 0.0
+    if n >= 2:
+        mean = total / n
+        for t in range(1, n_t):
+            d = (eq[t] / eq[t - 1] - 1.0 if eq[t] != eq[t - 1] else 0.0) - mean
+            ss += d * d
+    _risk(out, n, total, down, lo, hi, ss)
+    peak = eq[0]
+    mdd = 0.0
+    invested = 0.0
+    for t in range(n_t):
+        if eq[t] >= peak:
+            peak = eq[t]
+        else:
+            mdd = min(mdd, eq[t] / peak - 1.0)
+        if eq[t] != cash[t]:
+            invested += (eq[t] - cash[t]) / eq[t]
+    out[M_MAX_DRAWDOWN] = mdd
+    out[M_EXPOSURE] = invested / n_t
+
+
+@njit
+def block_sums(eq, edges, out):
+    """Power sums of the daily returns in each time block [edges[b], edges[b+1]) (bar indices of
+    the return's end bar) into out (S, NSUM)."""
+    out[:] = 0.0
+    for b in range(edges.shape[0] - 1):
+        for t in range(max(edges[b], 1), edges[b + 1]):
+            r = eq[t] / eq[t - 1] - 1.0
+            r2 = r * r
+            out[b, 0] += 1.0
+            out[b, 1] += r
+            out[b, 2] += r2
+            out[b, 3] += r2 * r
+            out[b, 4] += r2 * r2
 
 
 def _case(tmp_path, seed, symbols=13, mode="independent", fill="next_open", cost=HK, lots="true"):
@@ -143,7 +202,7 @@ def test_block_size_fits_the_tile_budget():
 
 
 def test_portfolio_mode_sweep_equals_simulate_portfolio_and_ignores_lanes_and_tiles(tmp_path):
-    from backtest.kernels.metrics import NSUM, block_sums
+    from backtest.kernels.metrics import NSUM
 
     m, ex, sp, edges = _case(tmp_path, 5, symbols=9, mode="portfolio")
     base = _run(m, ex, sp, edges, 1, 0)
@@ -201,7 +260,7 @@ def test_a_row_that_is_not_purely_flat_pays_the_whole_schedule():
 
 @pytest.mark.parametrize("n_t", [1, 2, 3, 40, 757])
 def test_total_metrics_equal_equity_metrics_and_block_sums_of_the_summed_curve(n_t):
-    from backtest.kernels.metrics import NSUM, block_sums, total_metrics
+    from backtest.kernels.metrics import NSUM, total_metrics
     from backtest.sweep import block_edges, fine_edges
 
     rng = np.random.default_rng(n_t)

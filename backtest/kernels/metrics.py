@@ -1,7 +1,7 @@
 """Metrics of an equity curve inside compiled code, for sweeps (definitions of backtest.metrics).
 
-`total_metrics` (what the sweep runs; `equity_metrics` + `block_sums` are its readable form) must
-agree with `backtest.metrics` on the same curve; tests/test_sweep.py and test_sweep_kernel.py check.
+`total_metrics` (what the sweep runs) must agree with `backtest.metrics` on the same curve;
+tests/test_sweep_oracle.py and test_sweep_kernel.py check (the latter against its readable two-pass form).
 """
 
 from __future__ import annotations
@@ -29,46 +29,6 @@ def _ratio(num, den):
     return np.inf if num > 0.0 else -np.inf
 
 
-@njit(cache=True, nogil=True)
-def equity_metrics(eq, cash, out):
-    """Return metrics of a (T,) equity curve into out[M_TOTAL_RETURN..M_EXPOSURE]; trade
-    metrics are filled by the caller. Returns r_t = eq_t / eq_{t-1} - 1 for t >= 1; bars where
-    nothing changed (most of a dip strategy's) skip the divisions."""
-    n_t = eq.shape[0]
-    n = n_t - 1
-    out[M_TOTAL_RETURN] = eq[n_t - 1] / eq[0] - 1.0
-    out[M_CAGR] = (eq[n_t - 1] / eq[0]) ** (PERIODS / n) - 1.0 if n > 0 else np.nan
-    total = 0.0
-    down = 0.0
-    lo = np.inf
-    hi = -np.inf
-    for t in range(1, n_t):
-        r = eq[t] / eq[t - 1] - 1.0 if eq[t] != eq[t - 1] else 0.0
-        total += r
-        down += min(r, 0.0) ** 2
-        lo = min(lo, r)
-        hi = max(hi, r)
-    ss = 0.0
-    if n >= 2:
-        mean = total / n
-        for t in range(1, n_t):
-            d = (eq[t] / eq[t - 1] - 1.0 if eq[t] != eq[t - 1] else 0.0) - mean
-            ss += d * d
-    _risk(out, n, total, down, lo, hi, ss)
-    peak = eq[0]
-    mdd = 0.0
-    invested = 0.0
-    for t in range(n_t):
-        if eq[t] >= peak:
-            peak = eq[t]
-        else:
-            mdd = min(mdd, eq[t] / peak - 1.0)
-        if eq[t] != cash[t]:
-            invested += (eq[t] - cash[t]) / eq[t]
-    out[M_MAX_DRAWDOWN] = mdd
-    out[M_EXPOSURE] = invested / n_t
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _risk(out, n, total, down, lo, hi, ss):
     """Sharpe and Sortino of n daily returns from their sum, downside sum of squares, extremes and
@@ -88,8 +48,8 @@ def total_metrics(eq, cash, base, deltas, edges, out, sums):
     """`equity_metrics` and `block_sums` of a sweep combination's total equity and cash (T,), or,
     with `deltas`, of their per-bar changes summed over symbols (`base`, the starting total, then
     goes to bar 0): the metrics and the block sums in one pass, the variance in a second over the
-    returns kept in `cash`. The same operations in the same order as those two functions (the
-    readable definitions, kept for tests/test_sweep_kernel.py), so the same bits. Overwrites eq
+    returns kept in `cash`. The same operations in the same order as the readable two-pass
+    definitions in tests/test_sweep_kernel.py, so the same bits. Overwrites eq
     (the curve) and cash (its daily returns). `edges` must be sorted (block_edges, fine_edges)."""
     n_t = eq.shape[0]
     n = n_t - 1
@@ -187,19 +147,3 @@ def trade_counts(trades, n_tr):
         if proceeds > cost:
             wins += 1
     return closed, wins
-
-
-@njit(cache=True, nogil=True)
-def block_sums(eq, edges, out):
-    """Power sums of the daily returns in each time block [edges[b], edges[b+1]) (bar indices of
-    the return's end bar) into out (S, NSUM)."""
-    out[:] = 0.0
-    for b in range(edges.shape[0] - 1):
-        for t in range(max(edges[b], 1), edges[b + 1]):
-            r = eq[t] / eq[t - 1] - 1.0
-            r2 = r * r
-            out[b, 0] += 1.0
-            out[b, 1] += r
-            out[b, 2] += r2
-            out[b, 3] += r2 * r
-            out[b, 4] += r2 * r2
