@@ -45,7 +45,7 @@ def _risk(out, n, total, down, lo, hi, ss):
 
 @njit(cache=True, nogil=True)
 def total_metrics(eq, cash, base, deltas, edges, out, sums):
-    """`equity_metrics` and `block_sums` of a sweep combination's total equity and cash (T,), or,
+    """Return metrics and block power sums of a sweep combination's total equity and cash (T,), or,
     with `deltas`, of their per-bar changes summed over symbols (`base`, the starting total, then
     goes to bar 0): the metrics and the block sums in one pass, the variance in a second over the
     returns kept in `cash`. The same operations in the same order as the readable two-pass
@@ -61,7 +61,7 @@ def total_metrics(eq, cash, base, deltas, edges, out, sums):
     e0 = e
     peak = e
     mdd = 0.0
-    if not e >= peak:  # as equity_metrics' first bar (a NaN start)
+    if not e >= peak:  # a NaN start
         mdd = min(mdd, e / peak - 1.0)
     invested = 0.0
     if e != c:
@@ -76,7 +76,7 @@ def total_metrics(eq, cash, base, deltas, edges, out, sums):
         e = eq[t] + prev if deltas else eq[t]
         c = cash[t] + c if deltas else cash[t]
         eq[t] = e
-        rb = e / prev - 1.0  # block_sums' return; equity_metrics' is 0 where nothing changed
+        rb = e / prev - 1.0  # the block sums' return; the metrics' is 0 where nothing changed
         r = rb if e != prev else 0.0
         total += r
         down += min(r, 0.0) ** 2
@@ -113,7 +113,7 @@ def total_metrics(eq, cash, base, deltas, edges, out, sums):
 
 @njit(cache=True, nogil=True)
 def stats_metrics(stats, n_t, out):
-    """The metrics of `equity_metrics` from a column's running statistics (simulate.CS_*), without
+    """The return metrics of `total_metrics` from a column's running statistics (simulate.CS_*), without
     another pass over its bars; the variance comes from the sums (one pass)."""
     n = n_t - 1
     eq0 = stats[CS_EQ0]
