@@ -65,3 +65,28 @@ def test_bought_lots_fit_and_one_more_does_not(cash, price, lot, hk, bps, minimu
         assert fees == 0.0
     more = shares + lot
     assert _total(more * price, row) > cash
+
+
+@settings(max_examples=200, deadline=None)
+@given(cash=st.floats(1e16, 1e21), price=st.floats(0.0001, 800.0), lot=st.floats(1.0, 5000.0),
+       date=st.sampled_from(["2016-06-01", "2025-08-01"]))
+def test_counts_beyond_two_to_the_53_are_found_at_once_and_fit(cash, price, lot, date):
+    """An account compounded to 1e20 (a perturbed look-ahead test found one) buys more than 2**53
+    lots, where a float step is many lots: the search must not walk them one step at a time (it
+    hung for minutes), and what it buys must fit."""
+    row = _row(HK, date)
+    buf = np.zeros(NFEE)
+    shares, fees = affordable_shares(cash, price, lot, row, buf)
+    value = shares * price
+    assert shares > 0 and value + fees <= cash and fees == order_fees(value, row, np.zeros(NFEE))
+    assert np.array_equal(buf, _fees(value, row))
+    # Beyond 2**53 the next count up is the next float, and float rounding of count x lot x price
+    # makes "the largest count that fits" exact only to an ulp: what is left over is a lot or two,
+    # or a few parts in 1e16 of the cash.
+    assert cash - (value + fees) <= 1e-12 * cash + 2.02 * lot * price
+
+
+def _fees(value, row):
+    out = np.zeros(NFEE)
+    order_fees(value, row, out)
+    return out

@@ -148,11 +148,12 @@ def affordable_shares(cash, price, lot, cost_row, fee_buf):
                 return shares, fees
             shares = cash / (price * (1.0 + fees / value)) * (1.0 - 1e-15)
         return 0.0, 0.0
-    # Value plus fees grows with the number of lots, so the answer is the last lot count that
+    # Value plus fees grows with the number of lots, so the answer is the largest lot count that
     # fits. First guess: the lots that fit with fees at the rate of the largest order (exact for
-    # proportional fees); then single lots, up while one more fits, down while it does not fit
-    # (minimums and rounding move the rate by a few lots at most). The last order priced is the
-    # one returned, so fee_buf holds its components.
+    # proportional fees). From there, gallop (1, 2, 4, ... lots) up while counts fit, or down until
+    # one fits, then bisect: the usual answer (the guess, or a lot or two off: minimums and
+    # rounding) costs two or three pricings, and any gap, even of 10**12 counts beyond 2**53 (an
+    # account compounded to 1e20) where a float step is many lots, about a hundred.
     most = np.floor(cash / price / lot)
     if most <= 0.0:
         return 0.0, 0.0
@@ -161,21 +162,46 @@ def affordable_shares(cash, price, lot, cost_row, fee_buf):
     if value + fees <= cash:
         return most * lot, fees
     n = min(np.floor(cash / (price * lot * (1.0 + fees / value))), most - 1.0)
-    # One lot per step, or one float step where a lot count is beyond 2**53 (cash 1e15 at HK$0.0001
-    # a share): n +- 1 would then equal n and never end.
-    while n + max(1.0, n * 2.220446049250313e-16) < most:
-        nxt = n + max(1.0, n * 2.220446049250313e-16)
-        up = nxt * lot * price
-        if up + order_fees(up, cost_row, fee_buf) > cash:
-            break
-        n = nxt
-    while n > 0.0:
-        value = n * lot * price
+    lo = 0.0  # a count that fits (0: none known)
+    hi = most  # a count that does not fit
+    fees_lo = 0.0
+    at_lo = False  # fee_buf holds the components of lo's order
+    up = n + 1.0 < hi
+    c = n + 1.0 if up else n
+    step = 1.0
+    while lo < c < hi:
+        value = c * lot * price
         fees = order_fees(value, cost_row, fee_buf)
         if value + fees <= cash:
-            return n * lot, fees
-        n -= max(1.0, n * 2.220446049250313e-16)
-    return 0.0, 0.0
+            lo, fees_lo, at_lo = c, fees, True
+            if not up:
+                break
+            c = lo + step
+            step *= 2.0
+        else:
+            hi, at_lo = c, False
+            if up and lo > 0.0:
+                break
+            if up:
+                up = False
+                step = 1.0
+            c = hi - step
+            step *= 2.0
+    while True:
+        c = np.floor(0.5 * (lo + hi))
+        if not lo < c < hi:
+            break
+        value = c * lot * price
+        fees = order_fees(value, cost_row, fee_buf)
+        if value + fees <= cash:
+            lo, fees_lo, at_lo = c, fees, True
+        else:
+            hi, at_lo = c, False
+    if lo <= 0.0:
+        return 0.0, 0.0
+    if not at_lo:
+        fees_lo = order_fees(lo * lot * price, cost_row, fee_buf)
+    return lo * lot, fees_lo
 
 
 @njit(cache=True, nogil=True, inline="always")
