@@ -44,6 +44,7 @@ def pytest_collection_finish(session):
     for failure in done.failed:  # left to the tests that need the kernel: they compile it themselves
         print(f"precompile: {failure}", file=sys.__stderr__)
 
+
 @pytest.fixture(scope="session")
 def dip_config():
     """configs/dip.toml, parsed (a frozen Config: derive variants with dataclasses.replace)."""
