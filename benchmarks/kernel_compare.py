@@ -14,7 +14,6 @@ return bit-identical arrays.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess

@@ -11,7 +11,7 @@ import time
 
 from backtest.config import load_config
 from backtest.sweep import run_sweep, write_results, compile_sweep
-from backtest.pipeline import prepare, load_market
+from backtest.pipeline import prepare
 from backtest.grid import build_grid
 def rss():
     for l in open('/proc/self/status'):
