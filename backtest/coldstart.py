@@ -4,10 +4,10 @@ A first run (no cached kernels for the current kernel sources, backtest/kernels/
 spends most of its time in numba's compiler, one function after another on one core. Kernels
 that do not call each other compile as well in another process: `precompile` runs small real
 workloads (a config's own strategy and data, or a built-in sample) in a helper process and in
-this one at once, waits for the helper, then compiles what depends on both (the sweep kernel,
-which calls the portfolio single-run kernel and loads it from the cache). Everything lands in numba's
-on-disk cache, so the command that follows, and later processes, load it. With every kernel
-cached nothing is started and nothing is printed.
+this one at once, waits for the helper, then compiles what depends on both (the sweep kernel of
+the config's mode; the portfolio one calls the portfolio single-run kernel and loads it from the
+cache). Everything lands in numba's on-disk cache, so the command that follows, and later
+processes, load it. With every kernel cached nothing is started and nothing is printed.
 
 A kernel module counts as compiled when one of its functions has an index file in numba's cache
 (helpers only called from other kernels are compiled into them). A helper that fails or is killed
@@ -130,15 +130,17 @@ def _features(cfg, given: bool) -> None:
                 pass
 
 
-def _sweep(cfg) -> None:
-    """The sweep kernel on the first two combinations of the config's grid."""
-    from backtest.grid import build_grid
-    from backtest.sweep import compile_sweep, make_inputs, run_chunk
+def _sweep(mode: str) -> Callable:
+    def job(cfg) -> None:
+        """The sweep kernel of `mode` on the first two combinations of the config's grid."""
+        from backtest.grid import build_grid
+        from backtest.sweep import compile_sweep, make_inputs, run_chunk
 
-    prep = _prepare(cfg)
-    sp = compile_sweep(prep, build_grid(prep.cfg, prep.module))
-    sp = sp.take(slice(0, min(2, sp.exits.shape[0])))
-    run_chunk(make_inputs(prep, sp), sp, 0, sp.exits.shape[0])
+        prep = _prepare(cfg, mode)
+        sp = compile_sweep(prep, build_grid(prep.cfg, prep.module))
+        sp = sp.take(slice(0, min(2, sp.exits.shape[0])))
+        run_chunk(make_inputs(prep, sp), sp, 0, sp.exits.shape[0])
+    return job
 
 
 class Job(NamedTuple):
@@ -158,10 +160,14 @@ def _jobs(kinds: tuple[str, ...], cfg, given: bool) -> tuple[list[Job], list[Job
         modes = [cfg.execution.mode] if given else ["portfolio", "independent"]
         for mode in modes:
             first[mode] = sim(mode, 9 if mode == "portfolio" else 5)
-    if "sweep" in kinds:  # the sweep kernel calls simulate_portfolio with the run's types: compiled first, loaded
-        first.setdefault("portfolio", sim("portfolio", 9))  # from the cache (its independent path calls `column`
-        if cfg.sweep.grid:  # with other types than simulate_independent does: compiling that first would not help)
-            then.append(Job("sweep", _sweep, ("backtest.kernels.sweep", "sweep"), 15))
+    if "sweep" in kinds and cfg.sweep.grid:  # one sweep kernel per mode (the sample: both, for a test suite)
+        for mode in [cfg.execution.mode] if given else ["portfolio", "independent"]:
+            # sweep_portfolio calls simulate_portfolio with the run's types: compiled first, loaded from the
+            # cache (sweep_independent calls `column` with other types than simulate_independent does:
+            # compiling that first would not help)
+            if mode == "portfolio":
+                first.setdefault("portfolio", sim("portfolio", 9))
+            then.append(Job(f"sweep ({mode})", _sweep(mode), ("backtest.kernels.sweep", f"sweep_{mode}"), 15))
     keep = lambda jobs: [j for j in jobs if _todo(j)]  # noqa: E731
     return keep(first.values()), keep(then)
 

@@ -4,7 +4,7 @@ result tables < 10 % of the kernel).
 
     PYTHONPATH=$PWD python benchmarks/compile_sweep_share.py CONFIG [independent|portfolio] [repeats] [KEEP_DIR]
 
-Per repeat, CPU seconds and share of the kernel (backtest.kernels.sweep.sweep) of:
+Per repeat, CPU seconds and share of the kernel (backtest.kernels.sweep.sweep_*) of:
   tables  everything but the kernel, files and setup: compile_sweep, run_chunk's Python (a chunk's
           rows, the loosest rules), the results table, CAGR and ranking columns, per-symbol
           rebasing and medians;
@@ -31,7 +31,7 @@ T = time.process_time
 cfg = load_config(sys.argv[1])
 if len(sys.argv) > 2:
     cfg = dataclasses.replace(cfg, execution=dataclasses.replace(cfg.execution, mode=sys.argv[2]))
-WRAP = {K: ["sweep"], R: ["rebase", "rebase_symbols", "symbol_medians", "listing_years"],
+WRAP = {K: ["sweep_independent", "sweep_portfolio"], R: ["rebase", "rebase_symbols", "symbol_medians", "listing_years"],
         S: ["prepare", "_fingerprint", "compile_sweep", "make_inputs", "_save", "_load_chunk", "_stack_sums",
             "_write_by_symbol", "write_results"]}  # names a version lacks are skipped
 spent: dict[str, float] = {}
@@ -66,7 +66,7 @@ try:
         S.write_results(res)
         total = T() - c
         g = lambda k: spent.get(k, 0.0)  # noqa: E731
-        kern = g("sweep")
+        kern = g("sweep_independent") + g("sweep_portfolio")
         computed = g("rebase") + g("rebase_symbols") + g("symbol_medians") + g("listing_years")
         files = g("_save") + g("_load_chunk") + g("_stack_sums") + g("_write_by_symbol") - computed + g("write_results")
         setup = g("prepare") + g("_fingerprint") + g("make_inputs")

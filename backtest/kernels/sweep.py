@@ -1,9 +1,11 @@
-"""The fused sweep kernel: many parameter sets per pass, parallel over them (DESIGN §7-§8).
+"""The fused sweep kernels: many parameter sets per pass, parallel over them (DESIGN §7-§8).
 
-Each combination runs the same column body (`simulate._column`, compiled without logs as
-`sweep_column`) / `simulate_portfolio` as a single backtest and keeps only its metrics, so memory
-is O(N x T x F + P x metrics), never O(N x T x P). Results per combination do not depend on the
-thread that ran them, nor on how the work is tiled: serial and parallel runs are identical.
+One kernel per execution mode (`sweep_independent`, `sweep_portfolio`; backtest.sweep.run_chunk
+picks), so a sweep compiles only the mode it runs. Each combination runs the same column body
+(`simulate._column`, compiled without logs as `sweep_column`) / `simulate_portfolio` as a single
+backtest and keeps only its metrics, so memory is O(N x T x F + P x metrics), never O(N x T x P).
+Results per combination do not depend on the thread that ran them, nor on how the work is tiled:
+serial and parallel runs are identical.
 
 Independent mode is tiled for the caches: a lane (thread) takes a few consecutive combinations at
 a time and runs them block of symbols by block of symbols, a block small enough (TILE_BYTES of
@@ -80,19 +82,18 @@ def block_symbols(n_t: int, n_f: int) -> int:
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def sweep(m, ex, entry, exit_, r_feat, r_sign, exits, group, loose, edges, lanes, tile):
-    """P parameter sets over Market m: row p of the RuleGrids entry and exit, r_feat/r_sign (P,)
-    (portfolio ranking) and exits (P, 4: stop loss, take profit, trailing stop, max hold) with
-    the rest of Execution ex give set p.
+def sweep_independent(m, ex, entry, exit_, exits, group, loose, edges, lanes, tile):
+    """P parameter sets over Market m in independent mode: row p of the RuleGrids entry and exit
+    and exits (P, 4: stop loss, take profit, trailing stop, max hold) with the rest of Execution
+    ex give set p.
 
     `group` (P,) numbers the rows of the RuleGrid `loose` (backtest.rules.loosest): a group's
     loose rule holds wherever any member's entry rule does, so its bars are every member's
     candidates. `lanes`: how many threads split the combinations (numba.get_num_threads()); `tile`:
-    symbols per block in independent mode (0: as many as fit TILE_BYTES). The results depend on
-    neither.
+    symbols per block (0: as many as fit TILE_BYTES). The results depend on neither.
 
-    Returns per-symbol metrics (P, N, NMET) (NaN in portfolio mode), per-combination metrics of
-    total equity (P, NMET), and power sums of its daily returns per time block (P, S, NSUM).
+    Returns per-symbol metrics (P, N, NMET), per-combination metrics of total equity (P, NMET),
+    and power sums of its daily returns per time block (P, S, NSUM).
     """
     n_p = entry.feat.shape[0]
     n_s, n_t = m.close.shape
@@ -100,9 +101,8 @@ def sweep(m, ex, entry, exit_, r_feat, r_sign, exits, group, loose, edges, lanes
     combo = np.empty((n_p, NMET))
     sums = np.empty((n_p, edges.shape[0] - 1, NSUM))
     n_lanes = max(min(lanes, n_p), 1)
-    portfolio = ex.max_positions > 0
     feats = m.feats
-    n_groups = 0 if portfolio else loose.feat.shape[0]
+    n_groups = loose.feat.shape[0]
     cand_ptr = np.zeros((n_groups, n_s + 1), dtype=np.int64)
     cand_list = []
     most = 0
@@ -111,33 +111,24 @@ def sweep(m, ex, entry, exit_, r_feat, r_sign, exits, group, loose, edges, lanes
         cand_ptr[g] = ptr
         cand_list.append(idx)
         most = max(most, idx.shape[0])
-    # Neighbouring combinations cost alike, so the lanes deal them out in turn, `deal` at a time
-    # (at least ~4 turns per lane, for balance); in independent mode a turn is a tile.
-    deal = max(1, min(DEAL if portfolio else TILE_COMBOS, n_p // (4 * n_lanes)))
+    # Neighbouring combinations cost alike, so the lanes deal them out in turn, a tile at a time
+    # (at least ~4 turns per lane, for balance).
+    deal = max(1, min(TILE_COMBOS, n_p // (4 * n_lanes)))
     blk = tile if tile > 0 else block_symbols(n_t, feats.shape[0])
-    for lane in prange(n_lanes):  # one prange for both modes: each prange is a kernel numba compiles
+    for lane in prange(n_lanes):
         # One lane per thread, its buffers reused by every combination it runs.
         logs = Logs(*new_logs(0))  # untouched by sweep_column
         work = Work(np.zeros(NFEE), np.empty(STACK, dtype=np.int64))
         stats = np.empty(NCS)
         no_shares = np.empty(0)
-        tot_eq = np.empty((0 if portfolio else deal, n_t))  # per combination: changes per bar summed over symbols
-        tot_cash = np.empty((0 if portfolio else deal, n_t))
+        tot_eq = np.empty((deal, n_t))  # per combination: changes per bar summed over symbols
+        tot_cash = np.empty((deal, n_t))
         closed = np.zeros(deal, dtype=np.int64)
         wins = np.zeros(deal, dtype=np.int64)
         sig_ptr = np.zeros(n_s + 1, dtype=np.int64)
         sig = np.empty(most, dtype=np.int64)
         for first in range(lane * deal, n_p, n_lanes * deal):
             end = min(first + deal, n_p)
-            if portfolio:
-                for p in range(first, end):
-                    cash, _, eq, book, _, _ = simulate_portfolio(m, _row(entry, p), _row(exit_, p), r_feat[p],
-                                                                 r_sign[p], _execution(ex, exits, p))
-                    total_metrics(eq[0], cash[0], 0.0, False, edges, combo[p], sums[p])
-                    c, w = trade_counts(book, book.shape[0])
-                    combo[p, M_TRADES] = c
-                    combo[p, M_WIN_RATE] = w / c if c > 0 else np.nan
-                continue
             tot_eq[:] = 0.0
             tot_cash[:] = 0.0
             closed[:] = 0
@@ -174,4 +165,31 @@ def sweep(m, ex, entry, exit_, r_feat, r_sign, exits, group, loose, edges, lanes
                 total_metrics(tot_eq[k], tot_cash[k], n_s * ex.init_cash, True, edges, combo[p], sums[p])
                 combo[p, M_TRADES] = closed[k]
                 combo[p, M_WIN_RATE] = wins[k] / closed[k] if closed[k] > 0 else np.nan
+    return per_symbol, combo, sums
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def sweep_portfolio(m, ex, entry, exit_, r_feat, r_sign, exits, edges, lanes):
+    """P parameter sets over Market m in portfolio mode (ex.max_positions > 0): row p of the
+    RuleGrids entry and exit, r_feat/r_sign (P,) (ranking) and exits (P, 4) with the rest of
+    Execution ex give set p, each run by `simulate_portfolio`. `lanes` as in `sweep_independent`.
+
+    Returns what `sweep_independent` does, per-symbol metrics all NaN (a shared account has none).
+    """
+    n_p = entry.feat.shape[0]
+    n_s = m.close.shape[0]
+    per_symbol = np.full((n_p, n_s, NMET), np.nan)
+    combo = np.empty((n_p, NMET))
+    sums = np.empty((n_p, edges.shape[0] - 1, NSUM))
+    n_lanes = max(min(lanes, n_p), 1)
+    deal = max(1, min(DEAL, n_p // (4 * n_lanes)))  # as in sweep_independent
+    for lane in prange(n_lanes):
+        for first in range(lane * deal, n_p, n_lanes * deal):
+            for p in range(first, min(first + deal, n_p)):
+                cash, _, eq, book, _, _ = simulate_portfolio(m, _row(entry, p), _row(exit_, p), r_feat[p],
+                                                             r_sign[p], _execution(ex, exits, p))
+                total_metrics(eq[0], cash[0], 0.0, False, edges, combo[p], sums[p])
+                c, w = trade_counts(book, book.shape[0])
+                combo[p, M_TRADES] = c
+                combo[p, M_WIN_RATE] = w / c if c > 0 else np.nan
     return per_symbol, combo, sums
