@@ -33,7 +33,7 @@ from backtest.rules import CompiledRule
 
 X_STOP_LOSS, X_TAKE_PROFIT, X_TRAILING_STOP, X_MAX_HOLD = range(4)
 DEAL = 8  # portfolio mode: consecutive combinations a lane takes at a time (fewer in a small chunk)
-TILE_COMBOS = 16  # independent mode: combinations a lane runs over one block of symbols (fewer in a small chunk)
+TILE_COMBOS = 32  # independent mode: combinations a lane runs over one block of symbols (fewer in a small chunk)
 TILE_BYTES = 1 << 20  # independent mode: prices, lots and features of a block of symbols (about half an L2)
 
 
