@@ -169,9 +169,9 @@ def sweep_independent(m, ex, entry, exit_, exits, group, loose, edges, lanes, ti
                             # A tighter rule than the last narrowed one (a larger threshold): its
                             # signals are among that one's, fewer than the group's candidates.
                             cand, ptr = sig, sig_ptr
-                        if p + 1 < end and _same_entry(entry, p, p + 1):
-                            # The next combination enters alike (only exits differ): narrow the
-                            # candidates to this rule's own signals, once for both.
+                        if p + 1 < end and (_same_entry(entry, p, p + 1) or _implies(entry, p + 1, p)):
+                            # The next combination enters alike (only exits differ) or on a tighter
+                            # rule: narrow the candidates to this rule's own signals, for both.
                             _narrow(feats, er, cand, ptr, j0, j1, sig, sig_ptr, work.stack)
                             sig_of = p
                             cand, ptr, exact = sig, sig_ptr, True
