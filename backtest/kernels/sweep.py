@@ -16,8 +16,9 @@ order as untiled.
 
 Work shared between combinations: the candidate bars of the loose entry rule of each group of
 combinations on the same features (backtest.rules.loosest; a flat account only looks at those),
-narrowed to one rule's own signals when consecutive combinations differ only in their exits (from
-the last narrowed rule's signals when the rule is tighter than that one); the totals over symbols are accumulated from per-bar changes, so flat bars cost nothing.
+narrowed to one rule's own signals when the next combination differs only in its exits or has a
+tighter rule (from the last narrowed rule's signals when the rule is tighter than that one); the
+totals over symbols are accumulated from per-bar changes, so flat bars cost nothing.
 """
 
 from __future__ import annotations
