@@ -226,50 +226,85 @@ def lower_bound(op: str, threshold: float) -> tuple[float, float]:
     return sign, bound
 
 
-def compile_rule(rule: Node | None, index: dict[FeatureRef, int]) -> CompiledRule:
-    """Map a rule onto feature slots, adding features it needs to `index` (None: the empty rule)."""
-    from backtest.kernels.rules import K_HELD, K_KOF, K_NOT, K_TURNS, MAX_DEPTH, OP_BEGIN, OP_LEAF
-    from backtest.kernels.rules import OP_END
-    i64 = lambda x: np.array(x, dtype=np.int64)  # noqa: E731
+class Program(NamedTuple):
+    """A rule's structure before its features get slots: the kernel program (`code`, `arg`, as in
+    CompiledRule), its conditions in program order and its nodes' k's / n's (`count`)."""
+
+    code: list[int]
+    arg: list[int]
+    conds: list[Cond]
+    count: list[int]
+    flat: bool
+
+
+def program(rule: Node | None) -> Program:
+    """The program of a rule (None: the empty rule, which never holds); RuleError if nested too deep."""
     if rule is None:
-        return CompiledRule(i64([]), i64([]), np.zeros(0), i64([]), np.zeros(0), i64([0]), True)
+        return Program([], [], [], [0], True)
+    leaf, begin, end, kof, held_, not__, turns, max_depth = _codes()
     rule = as_rule(rule)
     code: list[int] = []
     arg: list[int] = []
-    sign: list[float] = []
-    feat: list[int] = []
-    bound: list[float] = []
+    conds: list[Cond] = []
     count: list[int] = []
 
     def emit(node: Node, depth: int) -> None:
         if isinstance(node, Cond):
-            s, b = lower_bound(node.op, node.threshold)
-            code.append(OP_LEAF)
-            arg.append(len(feat))
-            feat.append(index.setdefault(node.feature, len(index)))
-            sign.append(s)
-            bound.append(b)
+            code.append(leaf)
+            arg.append(len(conds))
+            conds.append(node)
             return
-        if depth > MAX_DEPTH:
-            raise RuleError(f"rule nested deeper than {MAX_DEPTH} levels")
+        if depth > max_depth:
+            raise RuleError(f"rule nested deeper than {max_depth} levels")
         if isinstance(node, Rule):
-            kind, value, children = K_KOF, int(node.k), node.conds
+            kind, value, children = kof, int(node.k), node.conds
         elif isinstance(node, Held):
-            kind, value, children = K_HELD, int(node.n), (node.x,)
+            kind, value, children = held_, int(node.n), (node.x,)
         else:
-            kind, value, children = (K_NOT if isinstance(node, Not) else K_TURNS), 0, (node.x,)
+            kind, value, children = (not__ if isinstance(node, Not) else turns), 0, (node.x,)
+        code.append(begin)
+        arg.append(kind)
         slot = len(count)
         count.append(value)
-        code.append(OP_BEGIN)
-        arg.append(kind)
         for c in children:
             emit(c, depth + 1)
-        code.append(OP_END)
+        code.append(end)
         arg.append(slot)
 
     emit(rule, 1)
-    flat = all(isinstance(c, Cond) for c in rule.conds)
-    return CompiledRule(i64(code), i64(arg), np.array(sign), i64(feat), np.array(bound), i64(count), flat)
+    return Program(code, arg, conds, count, len(code) == len(conds) + 2)  # flat: the root is the only node
+
+
+_CODES: tuple[int, ...] = ()
+
+
+def _codes() -> tuple[int, ...]:
+    """The kernel's opcodes and node kinds, imported on first use (the kernel module loads numba)."""
+    global _CODES
+    if not _CODES:
+        from backtest.kernels import rules as k
+
+        _CODES = (k.OP_LEAF, k.OP_BEGIN, k.OP_END, k.K_KOF, k.K_HELD, k.K_NOT, k.K_TURNS, k.MAX_DEPTH)
+    return _CODES
+
+
+def compile_rule(rule: Node | None, index: dict[FeatureRef, int]) -> CompiledRule:
+    """Map a rule onto feature slots, adding features it needs to `index` (None: the empty rule)."""
+    pr = program(rule)
+    i64 = lambda x: np.array(x, dtype=np.int64)  # noqa: E731
+    sign, bound = zip(*(lower_bound(c.op, c.threshold) for c in pr.conds)) if pr.conds else ((), ())
+    feat = [index.setdefault(c.feature, len(index)) for c in pr.conds]
+    return CompiledRule(i64(pr.code), i64(pr.arg), np.array(sign, dtype=np.float64), i64(feat),
+                        np.array(bound, dtype=np.float64), i64(pr.count), pr.flat)
+
+
+def lower_bounds(sign: np.ndarray, threshold: np.ndarray, strict: np.ndarray) -> np.ndarray:
+    """`lower_bound` elementwise: sign (+1/-1) times threshold, the next float up where the
+    comparison is strict (NaN above +inf), bit for bit."""
+    bound = sign * threshold
+    with np.errstate(invalid="ignore"):
+        up = np.where(bound < np.inf, np.nextafter(bound, np.inf), np.nan)
+    return np.where(strict, up, bound)
 
 
 def polarity(rule: CompiledRule) -> tuple[np.ndarray, np.ndarray]:

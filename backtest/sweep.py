@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 import os
 import sys
 import time
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,8 +29,9 @@ from backtest.errors import ConfigError, UserError
 from backtest.grid import Grid, build_grid
 from backtest.data.market import MarketData
 from backtest.pipeline import Prepared, load_market, prepare
-from backtest.rules import FeatureRef, RuleError, RuleGrid, check_structure, loosest
-from backtest.strategy import plan, resolve_params
+from backtest.rules import (FeatureRef, Program, RuleError, RuleGrid, check_structure, compile_rule, loosest,
+                            lower_bounds, program)
+from backtest.strategy import check_feature, rank_of, resolve_params, rules_of
 
 EXIT_FIELDS = ("stop_loss", "take_profit", "trailing_stop", "max_hold")
 
@@ -63,67 +66,114 @@ def combo_config(cfg: Config, combo: dict) -> Config:
 def compile_sweep(prep: Prepared, grid: Grid) -> SweepPlan:
     """Line up every combination's rules as arrays over one list of feature slots (checked to share
     one structure). The strategy is called once per distinct set of *strategy* parameters, in grid
-    order: the `exits.*` keys do not change the rules, so its compiled rows are broadcast over them."""
+    order: the `exits.*` keys do not change the rules, so its compiled rows are broadcast over them.
+    Each call's rules are read as programs (`rules.program`) and checked and mapped exactly as
+    `strategy.plan` does, without compiling each one to arrays: their thresholds become bounds in
+    one vectorised step (`rules.lower_bounds`)."""
     cfg, module = prep.cfg, prep.module
-    where = cfg.source or "config"
+    where, fill = cfg.source or "config", cfg.execution.fill
     n_p = grid.size
-    idx = grid.indices(0, n_p)  # (P, K)
     strat = [i for i, k in enumerate(grid.keys) if not k.startswith("exits.")]
-    shape = tuple(len(grid.values[i]) for i in strat)
-    n_u = math.prod(shape)
-    # combination p's strategy row; rows are numbered in order of first appearance in the grid
-    row = np.ravel_multi_index(tuple(idx[:, strat].T), shape) if strat else np.zeros(n_p, np.int64)
-    uidx = np.stack(np.unravel_index(np.arange(n_u), shape), axis=1) if strat else np.zeros((1, 0), np.int64)
+    names = [grid.keys[i] for i in strat]
     index: dict[FeatureRef, int] = {}
-    first = rows = mismatch = None
-    r_feat, r_sign = np.empty(n_u, np.int64), np.empty(n_u)
-    for u in range(n_u):
-        given = {**cfg.strategy.params, **{grid.keys[i]: _val(grid.values[i][j]) for i, j in zip(strat, uidx[u])}}
-        params = resolve_params(module, given, where)
-        sp = plan(module, params, cfg.execution.fill, where)
-        # plan's own slots follow the same order of first use as one shared index would: map them onto it
-        slot = np.array([index.setdefault(ref, len(index)) for ref in sp.refs], dtype=np.int64)
+    refs: list[FeatureRef] = []
+
+    def slot(ref: FeatureRef) -> int:
+        s = index.get(ref)
+        if s is None:
+            s = index[ref] = len(refs)
+            refs.append(ref)
+        return s
+
+    first = mismatch = base = None
+    rows = (_Rows(), _Rows())
+    r_feat, r_sign = array("q"), array("d")
+    for values in itertools.product(*(grid.values[i].tolist() for i in strat)):  # grid order: last key fastest
+        given = dict(zip(names, values))
+        if base is None:  # the values were checked by build_grid with the same Params; the rest once here
+            params = resolve_params(module, {**cfg.strategy.params, **given}, where)
+            base = vars(params)
+        else:
+            params = SimpleNamespace(**{**base, **given})
+        rules = rules_of(module, params, where)
+        try:
+            progs = [program(r) for r in rules]
+        except RuleError as exc:
+            raise ConfigError(f"{where}: strategy {module.NAME!r}: {exc}") from None
+        new = len(refs)
         if first is None:
-            first = (sp.entry, sp.exit)
-            rows = [_rows(r, n_u) for r in first]
-            structure = _structure(sp)
-        elif mismatch is None and _structure(sp) != structure:
+            first = rules, progs
+        elif mismatch is None and any(a.code != b.code or a.arg != b.arg or _signs(a) != _signs(b)
+                                      for a, b in zip(first[1], progs)):
             try:
-                check_structure(first[0], sp.entry)
-                check_structure(first[1], sp.exit)
+                for a, b in zip(first[0], rules):
+                    check_structure(compile_rule(a, {}), compile_rule(b, {}))
             except RuleError as exc:
                 mismatch = exc
-        if mismatch is None:
-            for (feat, bound, count), r in zip(rows, (sp.entry, sp.exit)):
-                feat[u], bound[u], count[u] = slot[r.feat], r.bound, r.count
-        r_feat[u], r_sign[u] = slot[sp.rank_slot], sp.rank_sign
+        for r, pr in zip(rows, progs):
+            r.add(pr, [slot(c.feature) for c in pr.conds])
+        ref, sign = rank_of(module, params, rules[0], where)
+        r_feat.append(slot(ref))
+        r_sign.append(sign)
+        for ref in refs[new:]:
+            check_feature(module, ref, fill, where)
     if mismatch is not None:
         raise ConfigError(f"{where}: strategy {module.NAME!r} builds rules of different shapes across the grid "
                           f"({mismatch}); a sweep needs the same conditions, varying only parameters")
-    if n_u == n_p:  # no exit axes (or one value each): row is 0..P-1, the rows are the plan's already
+    n_u = len(r_sign)
+    if n_u == n_p:  # no exit axes (or one value each): the strategy's rows are the combinations'
         row = slice(None)
-    entry, exit_ = (RuleGrid(r.code, r.arg, r.sign, f[row], b[row], c[row], r.flat)
-                    for r, (f, b, c) in zip(first, rows))
+    else:  # combination p's strategy row
+        idx = grid.indices(0, n_p)
+        row = np.ravel_multi_index(tuple(idx[:, strat].T), tuple(len(grid.values[i]) for i in strat)) \
+            if strat else np.zeros(n_p, np.int64)
+        del idx
+    entry, exit_ = (r.grid(pr, n_u, row) for r, pr in zip(rows, first[1]))
     exits = np.empty((n_p, 4))
     exits[:] = [getattr(cfg.exits, f) for f in EXIT_FIELDS]
     for i, k in enumerate(grid.keys):
         if k.startswith("exits.") and k[6:] in EXIT_FIELDS:
-            exits[:, EXIT_FIELDS.index(k[6:])] = grid.values[i][idx[:, i]]
-    return SweepPlan(grid, list(index), entry, exit_, r_feat[row], r_sign[row], exits)
+            exits[:, EXIT_FIELDS.index(k[6:])] = _axis(grid, i)
+    r_feat, r_sign = np.frombuffer(r_feat, np.int64), np.frombuffer(r_sign, np.float64)
+    return SweepPlan(grid, refs, entry, exit_, np.ascontiguousarray(r_feat[row]), np.ascontiguousarray(r_sign[row]),
+                     exits)
 
 
-def _structure(sp) -> tuple[bytes, ...]:
-    """The bytes of a plan's rule programs and signs: equal for plans of one structure (a cheap test)."""
-    return tuple(a.tobytes() for r in (sp.entry, sp.exit) for a in (r.code, r.arg, r.sign))
+def _signs(pr: Program) -> list[float]:
+    return [-1.0 if c.op in ("<=", "<") else 1.0 for c in pr.conds]
 
 
-def _rows(r, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Empty (n, C) feat, (n, C) bound and (n, M) count arrays for n parameter sets of rule `r`."""
-    return (np.empty((n, len(r.feat)), np.int64), np.empty((n, len(r.bound))), np.empty((n, len(r.count)), np.int64))
+def _axis(grid: Grid, i: int) -> np.ndarray:
+    """(P,) the value of grid key i in every combination (last key fastest)."""
+    inner = math.prod(len(v) for v in grid.values[i + 1:])
+    return np.tile(np.repeat(grid.values[i], inner), grid.size // (inner * len(grid.values[i])))
 
 
-def _val(x):
-    return int(x) if isinstance(x, np.integer) else float(x)
+class _Rows:
+    """The leaves (feature slot, threshold, comparison) and k's / n's of one rule of every strategy
+    parameter set, appended set by set into flat typed arrays (8 B a value, no Python objects)."""
+
+    def __init__(self) -> None:
+        self.feat, self.threshold, self.count, self.ops = array("q"), array("d"), array("q"), array("q")
+        self.kinds: dict[tuple[str, ...], int] = {}
+
+    def add(self, pr: Program, feat: list[int]) -> None:
+        self.feat.extend(feat)
+        self.threshold.extend([c.threshold for c in pr.conds])
+        self.count.extend(pr.count)
+        self.ops.append(self.kinds.setdefault(tuple(c.op for c in pr.conds), len(self.kinds)))
+
+    def grid(self, pr: Program, n: int, row: np.ndarray | slice) -> RuleGrid:
+        """The RuleGrid of rows `row` of the n sets (all of one structure, that of `pr`)."""
+        n_c, n_m = len(pr.conds), len(pr.count)
+        ops = np.array(list(self.kinds), dtype=object).reshape(len(self.kinds), n_c)
+        strict = np.isin(ops, ("<", ">")).astype(bool)[np.frombuffer(self.ops, np.int64)]
+        sign = np.array(_signs(pr), dtype=np.float64)
+        take = lambda a, dtype, k: np.ascontiguousarray(np.frombuffer(a, dtype).reshape(n, k)[row])  # noqa: E731
+        bound = lower_bounds(sign, np.frombuffer(self.threshold, np.float64).reshape(n, n_c), strict)
+        return RuleGrid(np.array(pr.code, dtype=np.int64), np.array(pr.arg, dtype=np.int64), sign,
+                        take(self.feat, np.int64, n_c), np.ascontiguousarray(bound[row]),
+                        take(self.count, np.int64, n_m), pr.flat)
 
 
 @dataclass(frozen=True)
