@@ -105,18 +105,13 @@ def _mean_rows(x: np.ndarray) -> np.ndarray:
         .reindex(np.arange(len(x))).to_numpy()
 
 
-def ranking_columns(table: pd.DataFrame, medians: pd.DataFrame | None, dates) -> pd.DataFrame:
-    """The sweep table with CAGR over the calendar span and, in independent mode, the per-symbol
-    columns of `symbol_medians` (`medians`, indexed by combination)."""
-    out = table.copy(deep=False)  # copy on write: the columns are shared until one changes
+def calendar_cagr(total_return: np.ndarray, dates) -> np.ndarray:
+    """CAGR of each total return over the calendar span of `dates` (NaN when it is not positive)."""
     years = calendar_years(dates)
+    if years <= 0:
+        return np.full(len(total_return), np.nan)
     with np.errstate(invalid="ignore"):
-        out["cagr"] = (1.0 + out["total_return"]) ** (1.0 / years) - 1.0 if years > 0 else np.nan
-    if medians is not None:
-        combos = out["combo"].to_numpy()
-        med = medians if np.array_equal(medians.index.to_numpy(), combos) else medians.reindex(combos)
-        out = pd.concat([out, med.set_axis(out.index)], axis=1)
-    return out
+        return (1.0 + total_return) ** (1.0 / years) - 1.0
 
 
 def ranked_column(metric: str, table: pd.DataFrame) -> str:

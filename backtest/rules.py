@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from backtest.trace import Sym
+
 
 class RuleError(ValueError):
     """A rule built with impossible arguments (k out of range, n < 1, not a rule)."""
@@ -39,6 +41,8 @@ class FeatureRef:
     params: tuple[tuple[str, int | float], ...] = ()
 
     def _cond(self, op: str, threshold: float) -> Cond:
+        if isinstance(threshold, Sym):  # a swept parameter (a sweep checks each of its values as below)
+            return Cond(self, op, threshold)
         if not isinstance(threshold, (int, float, np.integer, np.floating)) or isinstance(threshold, (bool, np.bool_)):
             raise TypeError(f"compare {self} with a number, not {threshold!r}")
         if threshold != threshold:  # a NaN threshold (e.g. computed from a bad parameter) never holds
@@ -95,6 +99,8 @@ class Rule(Node):
     def __post_init__(self) -> None:
         for c in self.conds:
             _check(c, "all_of/any_of/k_of")
+        if isinstance(self.k, Sym):  # a swept parameter (a sweep checks each of its values as below)
+            return
         if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)):
             raise RuleError(f"k_of needs a whole number k, got {self.k!r}")
         if not self.conds or not 1 <= self.k <= len(self.conds):
@@ -129,6 +135,8 @@ class Held(Node):
 
     def __post_init__(self) -> None:
         _check(self.x, "held")
+        if isinstance(self.n, Sym):
+            return
         if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n < 1:
             raise RuleError(f"held(x, n) needs a whole number n >= 1, got {self.n!r}")
 
@@ -178,6 +186,17 @@ def as_rule(rule: Node | None) -> Rule | None:
     if rule is None or isinstance(rule, Rule):
         return rule
     return Rule((_check(rule, "a strategy's entry/exit"),), 1)
+
+
+def first_leaf(rule: Node) -> tuple[Cond, bool]:
+    """`leaves(rule)[0]` without walking the rest of the rule."""
+    neg = False
+    while not isinstance(rule, Cond):
+        if isinstance(rule, Rule):
+            rule = rule.conds[0]
+        else:
+            neg, rule = neg != isinstance(rule, Not), rule.x
+    return rule, neg
 
 
 def leaves(rule: Node) -> list[tuple[Cond, bool]]:
@@ -243,6 +262,9 @@ def program(rule: Node | None) -> Program:
         return Program([], [], [], [0], True)
     leaf, begin, end, kof, held_, not__, turns, max_depth = _codes()
     rule = as_rule(rule)
+    n = len(rule.conds)
+    if all(isinstance(c, Cond) for c in rule.conds):  # flat, the common case: what emit() below would give
+        return Program([begin, *[leaf] * n, end], [kof, *range(n), 0], list(rule.conds), [_count(rule.k)], True)
     code: list[int] = []
     arg: list[int] = []
     conds: list[Cond] = []
@@ -257,9 +279,9 @@ def program(rule: Node | None) -> Program:
         if depth > max_depth:
             raise RuleError(f"rule nested deeper than {max_depth} levels")
         if isinstance(node, Rule):
-            kind, value, children = kof, int(node.k), node.conds
+            kind, value, children = kof, _count(node.k), node.conds
         elif isinstance(node, Held):
-            kind, value, children = held_, int(node.n), (node.x,)
+            kind, value, children = held_, _count(node.n), (node.x,)
         else:
             kind, value, children = (not__ if isinstance(node, Not) else turns), 0, (node.x,)
         code.append(begin)
@@ -273,6 +295,10 @@ def program(rule: Node | None) -> Program:
 
     emit(rule, 1)
     return Program(code, arg, conds, count, len(code) == len(conds) + 2)  # flat: the root is the only node
+
+
+def _count(k: int | Sym) -> int | Sym:
+    return k if isinstance(k, Sym) else int(k)
 
 
 _CODES: tuple[int, ...] = ()

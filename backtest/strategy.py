@@ -17,7 +17,7 @@ from types import ModuleType, SimpleNamespace
 from backtest.errors import ConfigError, UserError
 from backtest.params import Param  # noqa: F401  (re-exported: strategies import it from here)
 from backtest.features import check_ref
-from backtest.rules import CompiledRule, FeatureRef, Node, Rule, RuleError, as_rule, compile_rule, leaves
+from backtest.rules import CompiledRule, FeatureRef, Node, Rule, RuleError, as_rule, compile_rule, first_leaf
 
 FILL_TIMES = {"same_close": "close", "next_open": "next_open", "next_close": "next_open"}
 """The latest a feature may become known for an order of that fill to be look-ahead free."""
@@ -212,7 +212,7 @@ def check_feature(module: ModuleType, ref: FeatureRef, fill: str, where: str = "
 def _default_rank(rule: Rule) -> tuple[FeatureRef, str]:
     """Without a `rank(p)`, the first entry condition ranks: the further past its threshold, the
     stronger (the other way round under a negation)."""
-    first, negated = leaves(rule)[0]
+    first, negated = first_leaf(rule)
     return first.feature, "low_first" if (first.op in ("<=", "<")) != negated else "high_first"
 
 
