@@ -46,7 +46,6 @@ class Sym:
     """A swept parameter's value, or arithmetic on it, not known while the strategy runs."""
 
     __slots__ = ("_trace", "_expr", "_type")
-    __array_ufunc__ = None  # numpy defers to our operators (and their escape) instead of converting
 
     def __init__(self, trace: Trace, expr: Any, kind: type) -> None:
         self._trace, self._expr, self._type = trace, expr, kind
@@ -77,7 +76,8 @@ class Sym:
     __and__ = __or__ = __xor__ = __rand__ = __ror__ = __rxor__ = _escape
     __str__ = __repr__ = __format__ = __bytes__ = __len__ = __iter__ = __contains__ = __getitem__ = _escape
     __call__ = __array__ = __reduce__ = __reduce_ex__ = __copy__ = __deepcopy__ = __getstate__ = _escape
-    __getattr__ = _escape  # any other attribute (numpy's object-array methods: log, sqrt, ...)
+    __array_ufunc__ = __array_function__ = _escape  # numpy: np.log(p.x), np.float64(2) * p.x, np.clip, ...
+    __getattr__ = _escape  # any other attribute
 
     def evaluate(self, values: dict[str, Any]) -> Any:
         """The value for the swept values `values` (name -> value): the recorded operations replayed."""
