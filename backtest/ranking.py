@@ -41,7 +41,8 @@ def rebase_symbols(by_symbol: pd.DataFrame, first: np.ndarray, dates) -> pd.Data
 def listing_years(first: np.ndarray, dates) -> np.ndarray:
     """`metrics.calendar_years(dates[first[i]:])` per element (first < T): whole days from bar
     first[i] to the last date / DAYS_PER_YEAR."""
-    d = pd.DatetimeIndex(dates).to_numpy()
+    fine = isinstance(dates, np.ndarray) and dates.dtype.kind == "M" and np.datetime_data(dates.dtype)[0] not in ("Y", "M", "W", "generic")
+    d = dates if fine else pd.DatetimeIndex(dates).to_numpy()  # datetime64 in days or finer: as they are
     days = (d[-1] - d[np.asarray(first, dtype=np.int64)]) // np.timedelta64(1, "D")  # floored, as Timedelta.days
     return days / DAYS_PER_YEAR
 
@@ -78,20 +79,22 @@ def symbol_medians(m: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     no symbol traded, as the medians), and how many symbols traded. Equal to the pandas groupby
     median / mean of the rows it replaced, bit for bit (up to the sign of a zero median)."""
     traded = m["trades"] > 0
-    out = {f"sym_{k}": _median_rows(np.where(traded, m[k], np.nan)) for k in SYMBOL_METRICS}
+    med = _median_rows(np.where(traded, np.stack([m[k] for k in SYMBOL_METRICS]), np.nan))  # one sort for all
+    out = {f"sym_{k}": med[i] for i, k in enumerate(SYMBOL_METRICS)}
     out["symbols_traded"] = traded.sum(axis=1).astype(np.int64)
     out["sym_exposure_mean"] = np.where(out["symbols_traded"] > 0, _mean_rows(m["exposure"]), np.nan)
     return out
 
 
 def _median_rows(x: np.ndarray) -> np.ndarray:
-    """Median of each row's non-NaN values (NaN if none): the middle value, or the two middle
-    values' sum halved."""
-    s = np.sort(x, axis=1)  # NaN sorts last
-    k = (~np.isnan(x)).sum(axis=1)
-    rows = np.arange(len(x))
-    hi = s[rows, np.minimum(k // 2, x.shape[1] - 1)] if x.shape[1] else np.full(len(x), np.nan)
-    lo = s[rows, np.maximum(k // 2 - 1, 0)] if x.shape[1] else hi
+    """Median of the non-NaN values along the last axis (NaN if none): the middle value, or the two
+    middle values' sum halved."""
+    if not x.shape[-1]:
+        return np.full(x.shape[:-1], np.nan)
+    s = np.sort(x, axis=-1)  # NaN sorts last
+    k = (~np.isnan(x)).sum(axis=-1)
+    at = lambda i: np.take_along_axis(s, i[..., None], axis=-1)[..., 0]  # noqa: E731
+    hi, lo = at(np.minimum(k // 2, x.shape[-1] - 1)), at(np.maximum(k // 2 - 1, 0))
     return np.where(k == 0, np.nan, np.where(k % 2 == 1, hi, (hi + lo) / 2))
 
 

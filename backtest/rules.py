@@ -419,17 +419,17 @@ def loosest(grid: RuleGrid) -> tuple[np.ndarray, RuleGrid]:
     key = np.hstack([grid.feat, np.ascontiguousarray(grid.bound[:, both_b]).view(np.int64), grid.count[:, both_c]])
     _, first, group = np.unique(key, axis=0, return_index=True, return_inverse=True)
     group = np.ascontiguousarray(group.reshape(-1), dtype=np.int64)
-    n_g = len(first)
+    order = np.argsort(group, kind="stable")  # each group's members in grid order, groups one after another
+    starts = np.concatenate([[0], np.cumsum(np.bincount(group, minlength=len(first)))[:-1]])
+    b, c = grid.bound[order], grid.count[order]
     bound = grid.bound[first].copy()
     count = grid.count[first].copy()
-    for g in range(n_g):
-        members = group == g
-        b, c = grid.bound[members], grid.count[members]
-        pos_b, neg_b = leaf_pol > 0, leaf_pol < 0
-        bound[g, pos_b] = np.fmin.reduce(b[:, pos_b], axis=0)  # NaN only where every member is NaN
-        bound[g, neg_b] = np.maximum.reduce(b[:, neg_b], axis=0)  # NaN (never holds) is the tightest
-        count[g, slot_pol > 0] = c[:, slot_pol > 0].min(axis=0)
-        count[g, slot_pol < 0] = c[:, slot_pol < 0].max(axis=0)
+    for pol, keep in ((leaf_pol > 0, np.fmin), (leaf_pol < 0, np.maximum)):  # fmin: NaN only where all are NaN;
+        if pol.any():  # maximum: NaN (never holds) is the tightest
+            bound[:, pol] = keep.reduceat(b[:, pol], starts, axis=0)
+    for pol, keep in ((slot_pol > 0, np.minimum), (slot_pol < 0, np.maximum)):
+        if pol.any():
+            count[:, pol] = keep.reduceat(c[:, pol], starts, axis=0)
     loose = grid._replace(feat=np.ascontiguousarray(grid.feat[first]), bound=np.ascontiguousarray(bound),
                           count=np.ascontiguousarray(count))
     return group, loose
