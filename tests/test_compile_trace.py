@@ -106,7 +106,13 @@ def _compile(tmp_path, name: str, grid_text: str, monkeypatch):
 
 
 def _equal(sp, ref) -> bool:
+    """Equal to the reference, bit for bit, in writable C arrays (numba compiles its kernels again
+    for read-only ones)."""
     refs, entry, exit_, r_feat, r_sign, exits = ref
+    arrays = [*(a for a in (*sp.entry, *sp.exit) if isinstance(a, np.ndarray)), sp.r_feat, sp.r_sign, sp.exits]
+    assert all(a.flags.writeable and a.flags.c_contiguous for a in arrays)
+    part = sp.take(slice(0, 1))
+    assert all(a.flags.writeable for a in (part.entry.feat, part.entry.bound, part.r_feat, part.exits))
     return (sp.refs == refs and _same(tuple(sp.entry), tuple(entry)) and _same(tuple(sp.exit), tuple(exit_))
             and _same(sp.r_feat, r_feat) and _same(sp.r_sign, r_sign) and _same(sp.exits, exits))
 

@@ -79,3 +79,28 @@ def test_listing_years_of_datetime64_arrays_of_any_unit_equal_calendar_years():
         first = rng.integers(0, len(dates), 100)
         want = np.array([calendar_years(dates[a:]) for a in first])
         assert listing_years(first, dates).tobytes() == want.tobytes()
+
+
+FLOATS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, -0.0, 1e16, 1e-5, 0.1]),
+                   st.integers(-10**6, 10**6).map(lambda i: i / 1000))
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), n=st.integers(0, 25), kinds=st.lists(st.sampled_from("if"), min_size=2, max_size=6))
+def test_results_csv_is_pandas_to_csv_byte_for_byte(tmp_path_factory, data, n, kinds):
+    import backtest.sweep as S
+
+    names = data.draw(st.lists(st.sampled_from(["combo", "dip", "a,b", 'q"x', "exits.max_hold", "sharpe", "é"]),
+                               min_size=len(kinds), max_size=len(kinds)))  # repeats, quoting, non-ASCII
+    cols = [np.array(data.draw(st.lists(st.integers(-2**63, 2**63 - 1) if k == "i" else FLOATS, min_size=n,
+                                        max_size=n)), dtype=np.int64 if k == "i" else np.float64) for k in kinds]
+    table = pd.DataFrame(dict(enumerate(cols)))
+    table.columns = names
+    d = tmp_path_factory.mktemp("csv")
+    table.to_csv(d / "want.csv", index=False)
+    old, S.CSV_ROWS = S.CSV_ROWS, 7  # several blocks of rows
+    try:
+        S._write_csv(table, d / "got.csv")
+    finally:
+        S.CSV_ROWS = old
+    assert (d / "got.csv").read_bytes() == (d / "want.csv").read_bytes()
