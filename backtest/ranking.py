@@ -41,8 +41,9 @@ def rebase_symbols(by_symbol: pd.DataFrame, first: np.ndarray, dates) -> pd.Data
 def listing_years(first: np.ndarray, dates) -> np.ndarray:
     """`metrics.calendar_years(dates[first[i]:])` per element (first < T): whole days from bar
     first[i] to the last date / DAYS_PER_YEAR."""
-    fine = isinstance(dates, np.ndarray) and dates.dtype.kind == "M" and np.datetime_data(dates.dtype)[0] not in ("Y", "M", "W", "generic")
-    d = dates if fine else pd.DatetimeIndex(dates).to_numpy()  # datetime64 in days or finer: as they are
+    days_or_finer = isinstance(dates, np.ndarray) and dates.dtype.kind == "M" \
+        and np.datetime_data(dates.dtype)[0] not in ("Y", "M", "W", "generic")
+    d = dates if days_or_finer else pd.DatetimeIndex(dates).to_numpy()
     days = (d[-1] - d[np.asarray(first, dtype=np.int64)]) // np.timedelta64(1, "D")  # floored, as Timedelta.days
     return days / DAYS_PER_YEAR
 

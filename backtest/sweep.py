@@ -173,8 +173,9 @@ def _traced(prep: Prepared, names: list[str], sets: list[list]):
     where, fill = cfg.source or "config", cfg.execution.fill
     kinds = {q.name: q.type for q in module.PARAMS}
     trace, syms = symbols(names, [kinds[n] for n in names])
-    try:
-        p = SimpleNamespace(**{**vars(prep.params), **syms})
+    try:  # the fixed parameters as _per_set resolves them
+        base = vars(resolve_params(module, {**cfg.strategy.params, **{n: v[0] for n, v in zip(names, sets)}}, where))
+        p = SimpleNamespace(**{**base, **syms})
         rules, progs = _call(module, p, where)
         rank = rank_of(module, p, rules[0], where)
         row = _Replay(rules, progs, rank[0])
@@ -209,7 +210,7 @@ def _traced(prep: Prepared, names: list[str], sets: list[list]):
             if u in check:
                 check[u] = (values, refs, thresholds, counts)
         for values, refs, thresholds, counts in check.values():  # the traced rows against real calls
-            params = SimpleNamespace(**{**vars(prep.params), **dict(zip(names, values))})
+            params = SimpleNamespace(**{**base, **dict(zip(names, values))})
             real, real_progs = _call(module, params, where)
             ref, sign = rank_of(module, params, real[0], where)
             real_refs = [c.feature for pr in real_progs for c in pr.conds] + [ref]
