@@ -80,22 +80,24 @@ def symbol_medians(m: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     no symbol traded, as the medians), and how many symbols traded. Equal to the pandas groupby
     median / mean of the rows it replaced, bit for bit (up to the sign of a zero median)."""
     traded = m["trades"] > 0
-    med = _median_rows(np.where(traded, np.stack([m[k] for k in SYMBOL_METRICS]), np.nan))  # one sort for all
+    stack = np.stack([m[k] for k in SYMBOL_METRICS])
+    stack[:, ~traded] = np.nan
+    stack.sort(axis=-1)  # all metrics in one sort, in place; NaN last
+    med = _median_sorted(stack)
     out = {f"sym_{k}": med[i] for i, k in enumerate(SYMBOL_METRICS)}
     out["symbols_traded"] = traded.sum(axis=1).astype(np.int64)
     out["sym_exposure_mean"] = np.where(out["symbols_traded"] > 0, _mean_rows(m["exposure"]), np.nan)
     return out
 
 
-def _median_rows(x: np.ndarray) -> np.ndarray:
-    """Median of the non-NaN values along the last axis (NaN if none): the middle value, or the two
-    middle values' sum halved."""
-    if not x.shape[-1]:
-        return np.full(x.shape[:-1], np.nan)
-    s = np.sort(x, axis=-1)  # NaN sorts last
-    k = (~np.isnan(x)).sum(axis=-1)
+def _median_sorted(s: np.ndarray) -> np.ndarray:
+    """Median of the non-NaN values along the last axis of `s`, sorted along it (NaN last; NaN if
+    none): the middle value, or the two middle values' sum halved."""
+    if not s.shape[-1]:
+        return np.full(s.shape[:-1], np.nan)
+    k = (~np.isnan(s)).sum(axis=-1)
     at = lambda i: np.take_along_axis(s, i[..., None], axis=-1)[..., 0]  # noqa: E731
-    hi, lo = at(np.minimum(k // 2, x.shape[-1] - 1)), at(np.maximum(k // 2 - 1, 0))
+    hi, lo = at(np.minimum(k // 2, s.shape[-1] - 1)), at(np.maximum(k // 2 - 1, 0))
     return np.where(k == 0, np.nan, np.where(k % 2 == 1, hi, (hi + lo) / 2))
 
 
