@@ -102,17 +102,27 @@ def _simulate(mode: str) -> Callable:
     return job
 
 
-def _features(cfg, given: bool) -> None:
-    """The feature kernels of the config's strategy and sweep (with the sample: of every shipped
-    strategy) and the event study's (as `pipeline.run` calls it, with few bootstrap draws)."""
+def _event_study(cfg) -> None:
+    """The event study's kernels as `pipeline.run` calls it (a (F, T, N) view of the (F, N, T) stack, few
+    bootstrap draws), features all NaN: a run's, which a sweep does not use."""
+    import numpy as np
+
     from backtest.event_study import event_study
-    from backtest.features import compute_features
 
     prep = _prepare(cfg)
-    feats = compute_features(prep.panel, prep.plan.refs)
+    n_t, n_s = prep.panel.shape
+    feats = np.full((len(prep.plan.refs), n_s, n_t), np.nan)
     f = prep.panel.fields
     event_study(feats.transpose(0, 2, 1), prep.plan.entry_rule, prep.plan.entry, f["open"], f["close"],
                 prep.panel.symbols, cfg.execution.fill, n_boot=10)
+
+
+def _features(cfg, given: bool) -> None:
+    """The feature kernels of the config's strategy and sweep (with the sample: of every shipped strategy)."""
+    from backtest.features import compute_features
+
+    prep = _prepare(cfg)
+    compute_features(prep.panel, prep.plan.refs)
     if cfg.sweep.grid:
         from backtest.grid import build_grid
         from backtest.sweep import compile_sweep
@@ -132,14 +142,21 @@ def _features(cfg, given: bool) -> None:
 
 def _sweep(mode: str) -> Callable:
     def job(cfg) -> None:
-        """The sweep kernel of `mode` on the first two combinations of the config's grid."""
+        """The sweep kernel of `mode` on the first two combinations of the config's grid, features all
+        NaN (no signal: no work; the feature kernels are the features job's)."""
+        import numpy as np
+
         from backtest.grid import build_grid
-        from backtest.sweep import compile_sweep, make_inputs, run_chunk
+        from backtest.simulate import execution, market
+        from backtest.sweep import Inputs, block_edges, compile_sweep, run_chunk
 
         prep = _prepare(cfg, mode)
         sp = compile_sweep(prep, build_grid(prep.cfg, prep.module))
         sp = sp.take(slice(0, min(2, sp.exits.shape[0])))
-        run_chunk(make_inputs(prep, sp), sp, 0, sp.exits.shape[0])
+        n_t, n_s = prep.panel.shape
+        feats = np.full((len(sp.refs), n_s, n_t), np.nan)
+        edges = block_edges(n_t, prep.cfg.sweep.blocks)
+        run_chunk(Inputs(market(prep.panel, feats, prep.cfg), execution(prep.cfg), edges), sp, 0, sp.exits.shape[0])
     return job
 
 
@@ -154,16 +171,18 @@ class Job(NamedTuple):
 def _jobs(kinds: tuple[str, ...], cfg, given: bool) -> list[Job]:
     """The jobs `kinds` need, each after the job it needs, leaving out what is cached."""
     modes = [cfg.execution.mode] if given else ["portfolio", "independent"]
-    jobs = [Job("features", lambda c: _features(c, given), ("backtest.kernels.features", None), 3)]
+    jobs = [Job("features", lambda c: _features(c, given), ("backtest.kernels.features", None), 2)]
+    if "run" in kinds:
+        jobs.append(Job("event study", _event_study, ("backtest.event_study", None), 2))
     for mode in modes:  # a run's kernel; a sweep re-runs its walk-forward picks with it (backtest.sweep_report)
-        jobs.append(Job(f"simulate ({mode})", _simulate(mode), ("backtest.kernels.simulate", f"simulate_{mode}"),
-                        9 if mode == "portfolio" else 8))
+        jobs.append(Job(f"simulate ({mode})", _simulate(mode), ("backtest.kernels.simulate", f"simulate_{mode}"), 9))
     if "sweep" in kinds and cfg.sweep.grid:  # one sweep kernel per mode (the sample: both, for a test suite)
-        for mode in modes:
-            # sweep_portfolio calls simulate_portfolio with the run's types: after it, it loads it from the cache;
-            # sweep_independent calls `column` with other types than simulate_independent: compiled beside it
-            jobs.append(Job(f"sweep ({mode})", _sweep(mode), ("backtest.kernels.sweep", f"{mode}_lane"),
-                            5 if mode == "portfolio" else 15, "simulate (portfolio)" if mode == "portfolio" else None))
+        # sweep_portfolio calls simulate_portfolio with the run's types: after it, it loads it from the cache;
+        # sweep_independent calls `column` with other types than simulate_independent: compiled beside it
+        for mode, secs, after in [("portfolio", 2, "simulate (portfolio)"), ("independent", 11, None)]:
+            if mode in modes:
+                kernel = ("backtest.kernels.sweep", f"{mode}_lane")
+                jobs.append(Job(f"sweep ({mode})", _sweep(mode), kernel, secs, after))
     return [j for j in jobs if _todo(j)]
 
 
@@ -261,7 +280,8 @@ def _say(lanes: list[list[Job]], kinds, stream) -> None:
     label = "sweep" if "run" not in kinds else "simulation" if "sweep" not in kinds else "simulation and sweep"
     how = f"{len(lanes)} processes at once, " if len(lanes) > 1 else ""
     secs = max(sum(j.seconds for j in lane) for lane in lanes)
-    print(f"compiling the {label} kernels ({', '.join(j.name for lane in lanes for j in lane)}; {how}first run with this "
+    names = ", ".join(j.name for lane in lanes for j in lane)
+    print(f"compiling the {label} kernels ({names}; {how}first run with this "
           f"version only, ~{secs:.0f} s on an idle machine); later runs load them from {numba.config.CACHE_DIR}",
           file=stream, flush=True)
 
