@@ -338,14 +338,17 @@ def run_chunk(inputs: Inputs, sp: SweepPlan, start: int, stop: int, threads: int
     """Metrics of combinations start..stop-1: per symbol (n, N, M), per combination (n, M), block sums (n, S, 5)."""
     import numba
 
-    from backtest.kernels.sweep import sweep
+    from backtest.kernels import sweep as kernels
 
     if threads:
         numba.set_num_threads(threads)
     part = sp.take(slice(start, stop))
+    if inputs.execution.max_positions > 0:  # one compiled kernel per mode: a sweep compiles only its own
+        return kernels.sweep_portfolio(inputs.market, inputs.execution, part.entry, part.exit, part.r_feat,
+                                       part.r_sign, part.exits, inputs.edges, numba.get_num_threads())
     group, loose = loosest(part.entry)
-    return sweep(inputs.market, inputs.execution, part.entry, part.exit, part.r_feat, part.r_sign, part.exits, group,
-                 loose, inputs.edges, numba.get_num_threads(), 0)
+    return kernels.sweep_independent(inputs.market, inputs.execution, part.entry, part.exit, part.exits, group, loose,
+                                     inputs.edges, numba.get_num_threads(), 0)
 
 
 def block_edges(n_t: int, blocks: int) -> np.ndarray:

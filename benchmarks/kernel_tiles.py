@@ -13,7 +13,7 @@ import time
 import numba
 
 from backtest.bench import sweep_case
-from backtest.kernels.sweep import sweep
+from backtest.kernels.sweep import sweep_independent
 from backtest.rules import loosest
 
 numba.set_num_threads(1)
@@ -26,8 +26,8 @@ group, loose = loosest(sp.entry)
 
 def run(shape):
     c0 = time.process_time()
-    sweep(inputs.market, inputs.execution, sp.entry, sp.exit, sp.r_feat, sp.r_sign, sp.exits, group, loose,
-          inputs.edges, shape[1], shape[0])
+    sweep_independent(inputs.market, inputs.execution, sp.entry, sp.exit, sp.exits, group, loose, inputs.edges,
+                      shape[1], shape[0])
     return time.process_time() - c0
 
 

@@ -24,7 +24,8 @@ from backtest.grid import build_grid
 from backtest.kernels.metrics import (M_CAGR, M_EXPOSURE, M_MAX_DRAWDOWN, M_SHARPE, M_SORTINO, M_TOTAL_RETURN,
                                       M_TRADES, M_WIN_RATE, PERIODS, _risk, trade_counts)
 from backtest.kernels.simulate import simulate
-from backtest.kernels.sweep import X_MAX_HOLD, X_STOP_LOSS, X_TAKE_PROFIT, X_TRAILING_STOP, block_symbols, sweep
+from backtest.kernels.sweep import (X_MAX_HOLD, X_STOP_LOSS, X_TAKE_PROFIT, X_TRAILING_STOP, block_symbols,
+                                   sweep_independent, sweep_portfolio)
 from backtest.pipeline import prepare
 from backtest.rules import loosest
 from backtest.sweep import compile_sweep, make_inputs
@@ -147,8 +148,10 @@ def _execution(ex, exits, p):
 
 
 def _run(m, ex, sp, edges, lanes, tile):
+    if ex.max_positions > 0:
+        return sweep_portfolio(m, ex, sp.entry, sp.exit, sp.r_feat, sp.r_sign, sp.exits, edges, lanes)
     group, loose = loosest(sp.entry)
-    return sweep(m, ex, sp.entry, sp.exit, sp.r_feat, sp.r_sign, sp.exits, group, loose, edges, lanes, tile)
+    return sweep_independent(m, ex, sp.entry, sp.exit, sp.exits, group, loose, edges, lanes, tile)
 
 
 def _same(a, b):
