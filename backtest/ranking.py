@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from backtest.grid import Grid
-from backtest.metrics import DAYS_PER_YEAR, PERIODS, calendar_years
+from backtest.metrics import DAYS_PER_YEAR, PERIODS
 
 SYMBOL_METRICS = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "exposure", "win_rate")
 
@@ -113,8 +113,8 @@ def _mean_rows(x: np.ndarray) -> np.ndarray:
 
 def calendar_cagr(total_return: np.ndarray, dates) -> np.ndarray:
     """CAGR of each total return over the calendar span of `dates` (NaN when it is not positive)."""
-    years = calendar_years(dates)
-    if years <= 0:
+    years = listing_years(np.zeros(1, np.int64), dates)[0] if len(dates) else np.nan  # = calendar_years(dates)
+    if not years > 0:
         return np.full(len(total_return), np.nan)
     with np.errstate(invalid="ignore"):
         return (1.0 + total_return) ** (1.0 / years) - 1.0

@@ -681,8 +681,11 @@ def _table(grid: Grid, combo: np.ndarray, names: tuple[str, ...], dates, medians
     metrics["cagr"] = calendar_cagr(metrics["total_return"], dates)
     medians = medians or {}
     cols = [np.arange(n_p), *(_axis(grid, i) for i in range(len(grid.keys))), *metrics.values(), *medians.values()]
+    names = ["combo", *grid.keys, *metrics, *medians]
+    if len(set(names)) == len(names):
+        return pd.DataFrame(dict(zip(names, cols)), copy=False)
     table = pd.DataFrame(dict(enumerate(cols)), copy=False)
-    table.columns = ["combo", *grid.keys, *metrics, *medians]  # a parameter may share a metric's name: both stay
+    table.columns = names  # a parameter may share a metric's name: both columns stay
     return table
 
 

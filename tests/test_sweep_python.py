@@ -104,3 +104,27 @@ def test_results_csv_is_pandas_to_csv_byte_for_byte(tmp_path_factory, data, n, k
     finally:
         S.CSV_ROWS = old
     assert (d / "got.csv").read_bytes() == (d / "want.csv").read_bytes()
+
+
+def test_results_table_keeps_a_parameter_that_shares_a_metrics_name():
+    """A strategy parameter may be called like a metric (`cagr`, `trades`): the table keeps both
+    columns, the parameter's values from the grid and the metric's from the kernel (CAGR over the
+    calendar span)."""
+    import backtest.sweep as S
+    from backtest.grid import Grid
+    from backtest.kernels.metrics import METRIC_NAMES
+    from backtest.ranking import calendar_cagr
+
+    grid = Grid(("cagr", "trades"), (np.array([0.1, 0.2, 0.3]), np.array([5, 7], dtype=np.int64)))
+    rng = np.random.default_rng(1)
+    combo = rng.normal(size=(6, len(METRIC_NAMES))) * 0.1
+    dates = np.arange(np.datetime64("2020-01-01"), np.datetime64("2023-06-30"))
+    table = S._table(grid, combo, METRIC_NAMES, dates, None)
+    assert list(table.columns) == ["combo", "cagr", "trades", *METRIC_NAMES]
+    assert table.iloc[:, 1].tolist() == [0.1, 0.1, 0.2, 0.2, 0.3, 0.3] and table.iloc[:, 2].tolist() == [5, 7] * 3
+    j = 3 + METRIC_NAMES.index("cagr")
+    assert table.iloc[:, j].to_numpy().tobytes() == calendar_cagr(combo[:, 0].copy(), dates).tobytes()
+    assert table.iloc[:, 3 + METRIC_NAMES.index("trades")].tolist() == combo[:, METRIC_NAMES.index("trades")] \
+        .astype(np.int64).tolist()
+    want = (1.0 + combo[:, 0]) ** (1.0 / calendar_years(pd.DatetimeIndex(dates))) - 1.0
+    assert table.iloc[:, j].to_numpy().tobytes() == want.tobytes()
