@@ -638,9 +638,7 @@ def _run_sweep(cfg: Config, out: Path, workers: int | None, scheduler: str | Non
     del sp, inputs  # the plan and the feature stack are not needed for the tables
 
     files = [path(i) for i in range(n_chunks)]
-    fine = _stack_sums(chunk_dir / "block_sums.npy", files, n_p)
-    per_block = fine.shape[1] // cfg.sweep.blocks
-    sums = fine if per_block == 1 else fine.reshape(n_p, cfg.sweep.blocks, per_block, fine.shape[-1]).sum(axis=2)
+    fine, sums = _stack_sums(chunk_dir / "block_sums.npy", files, n_p, cfg.sweep.blocks)
     medians = by_symbol = None
     if cfg.execution.mode == "independent":
         by_symbol = out / "by_symbol.parquet"
@@ -650,21 +648,30 @@ def _run_sweep(cfg: Config, out: Path, workers: int | None, scheduler: str | Non
                        sum(bounds(i)[1] - bounds(i)[0] for i in todo), market, fine)
 
 
-def _stack_sums(path: Path, chunk_files: list[Path], n_p: int) -> np.ndarray:
-    """The chunks' block power sums (P, S', NSUM) as one .npy file, written chunk by chunk and
+def _stack_sums(path: Path, chunk_files: list[Path], n_p: int, blocks: int) -> tuple[np.ndarray, np.ndarray]:
+    """The chunks' power sums per sub-block (P, S', NSUM) as one .npy file, written chunk by chunk and
     returned memory-mapped (read-only): 400 B per combination at 10 blocks, which the statistics
-    read when they need them instead of the sweep holding them in memory."""
+    read when they need them instead of the sweep holding them in memory; and the sums per block
+    (P, blocks, NSUM): the same memory map when each block is one sub-block, else summed chunk by
+    chunk as they are written (not read back)."""
     tmp = path.with_name(f".{path.name}.tmp")
+    sums, start = None, 0
     with open(tmp, "wb") as fh:
-        for n, file in enumerate(chunk_files):
+        for file in chunk_files:
             with np.load(file) as z:
                 part = np.ascontiguousarray(z["sums"], dtype=np.float64)
-            if n == 0:
+            n, n_s, n_sum = part.shape
+            if start == 0:
                 np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(part.dtype),
-                                                          "fortran_order": False, "shape": (n_p, *part.shape[1:])})
+                                                          "fortran_order": False, "shape": (n_p, n_s, n_sum)})
+                sums = np.empty((n_p, blocks, n_sum)) if n_s > blocks else None
             fh.write(part.tobytes())
+            if n_s > blocks:
+                sums[start:start + n] = part.reshape(n, blocks, n_s // blocks, n_sum).sum(axis=2)
+            start += n
     os.replace(tmp, path)
-    return np.load(path, mmap_mode="r")
+    fine = np.load(path, mmap_mode="r")
+    return fine, fine if sums is None else sums
 
 
 def _table(grid: Grid, combo: np.ndarray, names: tuple[str, ...], dates, medians: dict[str, np.ndarray] | None

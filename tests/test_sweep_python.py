@@ -128,3 +128,21 @@ def test_results_table_keeps_a_parameter_that_shares_a_metrics_name():
         .astype(np.int64).tolist()
     want = (1.0 + combo[:, 0]) ** (1.0 / calendar_years(pd.DatetimeIndex(dates))) - 1.0
     assert table.iloc[:, j].to_numpy().tobytes() == want.tobytes()
+
+
+def test_block_sums_summed_chunk_by_chunk_equal_the_memory_map_summed(tmp_path, monkeypatch):
+    """`run_sweep`'s sums per block, summed from each chunk as block_sums.npy is written, equal the
+    file's sub-block sums summed; with one sub-block per block they are the memory map itself."""
+    import backtest.sweep as S
+    from test_sweep import _config
+
+    cfg = _config(tmp_path, 'dip = [0.03, 0.06, 0.09]\nflow_z = [0.5, 1.5]\n"exits.max_hold" = [0, 4]\n', chunk=5)
+    for fine_sums, name in ((S.FINE_SUMS, "many"), (1, "one")):  # FINE_SUMS = 1: one sub-block per block
+        monkeypatch.setattr(S, "FINE_SUMS", fine_sums)
+        res = S.run_sweep(cfg, tmp_path / name, workers=1, progress=False)
+        fine = np.load(tmp_path / name / "chunks" / "block_sums.npy")
+        m = fine.shape[1] // cfg.sweep.blocks
+        assert (m > 1) == (name == "many")
+        want = fine.reshape(len(fine), cfg.sweep.blocks, m, fine.shape[-1]).sum(axis=2)
+        assert np.asarray(res.sums).tobytes() == want.tobytes() and res.sums.shape == want.shape
+        assert (res.sums is res.fine_sums) == (name == "one")
