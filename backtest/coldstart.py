@@ -4,10 +4,10 @@ A first run (no cached kernels for the current kernel sources, backtest/kernels/
 spends most of its time in numba's compiler, one function after another on one core. Kernels
 that do not call each other compile as well in another process: `precompile` runs small real
 workloads (a config's own strategy and data, or a built-in sample) in a helper process and in
-this one at once, waits for the helper, then compiles what depends on both (the sweep kernel of
-the config's mode; the portfolio one calls the portfolio single-run kernel and loads it from the
-cache). Everything lands in numba's on-disk cache, so the command that follows, and later
-processes, load it. With every kernel cached nothing is started and nothing is printed.
+this one at once; a job that calls another's kernel (the portfolio sweep kernel calls the
+portfolio single-run kernel) runs after it in the same process and loads it from the cache.
+Everything lands in numba's on-disk cache, so the command that follows, and later processes,
+load it. With every kernel cached nothing is started and nothing is printed.
 
 A kernel module counts as compiled when one of its functions has an index file in numba's cache
 (helpers only called from other kernels are compiled into them). A helper that fails or is killed
@@ -102,17 +102,27 @@ def _simulate(mode: str) -> Callable:
     return job
 
 
-def _features(cfg, given: bool) -> None:
-    """The feature kernels of the config's strategy and sweep (with the sample: of every shipped
-    strategy) and the event study's (as `pipeline.run` calls it, with few bootstrap draws)."""
+def _event_study(cfg) -> None:
+    """The event study's kernels as `pipeline.run` calls it (a (F, T, N) view of the (F, N, T) stack, few
+    bootstrap draws), features all NaN: a run's, which a sweep does not use."""
+    import numpy as np
+
     from backtest.event_study import event_study
-    from backtest.features import compute_features
 
     prep = _prepare(cfg)
-    feats = compute_features(prep.panel, prep.plan.refs)
+    n_t, n_s = prep.panel.shape
+    feats = np.full((len(prep.plan.refs), n_s, n_t), np.nan)
     f = prep.panel.fields
     event_study(feats.transpose(0, 2, 1), prep.plan.entry_rule, prep.plan.entry, f["open"], f["close"],
                 prep.panel.symbols, cfg.execution.fill, n_boot=10)
+
+
+def _features(cfg, given: bool) -> None:
+    """The feature kernels of the config's strategy and sweep (with the sample: of every shipped strategy)."""
+    from backtest.features import compute_features
+
+    prep = _prepare(cfg)
+    compute_features(prep.panel, prep.plan.refs)
     if cfg.sweep.grid:
         from backtest.grid import build_grid
         from backtest.sweep import compile_sweep
@@ -132,14 +142,21 @@ def _features(cfg, given: bool) -> None:
 
 def _sweep(mode: str) -> Callable:
     def job(cfg) -> None:
-        """The sweep kernel of `mode` on the first two combinations of the config's grid."""
+        """The sweep kernel of `mode` on the first two combinations of the config's grid, features all
+        NaN (no signal: no work; the feature kernels are the features job's)."""
+        import numpy as np
+
         from backtest.grid import build_grid
-        from backtest.sweep import compile_sweep, make_inputs, run_chunk
+        from backtest.simulate import execution, market
+        from backtest.sweep import Inputs, block_edges, compile_sweep, run_chunk
 
         prep = _prepare(cfg, mode)
         sp = compile_sweep(prep, build_grid(prep.cfg, prep.module))
         sp = sp.take(slice(0, min(2, sp.exits.shape[0])))
-        run_chunk(make_inputs(prep, sp), sp, 0, sp.exits.shape[0])
+        n_t, n_s = prep.panel.shape
+        feats = np.full((len(sp.refs), n_s, n_t), np.nan)
+        edges = block_edges(n_t, prep.cfg.sweep.blocks)
+        run_chunk(Inputs(market(prep.panel, feats, prep.cfg), execution(prep.cfg), edges), sp, 0, sp.exits.shape[0])
     return job
 
 
@@ -148,28 +165,25 @@ class Job(NamedTuple):
     run: Callable  # run(cfg)
     kernel: tuple[str, str | None]  # (module, function) whose cache index marks the job done
     seconds: float  # CPU seconds to compile on one idle core (docs/performance.md, "Cold start"): longest first
+    after: str | None = None  # a job to run first in the same process (its kernels are then loaded, not compiled)
 
 
-def _jobs(kinds: tuple[str, ...], cfg, given: bool) -> tuple[list[Job], list[Job]]:
-    """(independent jobs, jobs that need them) for `kinds`, leaving out what is cached."""
-    sim = lambda mode, s: Job(f"simulate ({mode})", _simulate(mode),  # noqa: E731
-                              ("backtest.kernels.simulate", f"simulate_{mode}"), s)
-    first = {"features": Job("features", lambda c: _features(c, given), ("backtest.kernels.features", None), 3)}
-    then: list[Job] = []
+def _jobs(kinds: tuple[str, ...], cfg, given: bool) -> list[Job]:
+    """The jobs `kinds` need, each after the job it needs, leaving out what is cached."""
+    modes = [cfg.execution.mode] if given else ["portfolio", "independent"]
+    jobs = [Job("features", lambda c: _features(c, given), ("backtest.kernels.features", None), 2)]
     if "run" in kinds:
-        modes = [cfg.execution.mode] if given else ["portfolio", "independent"]
-        for mode in modes:
-            first[mode] = sim(mode, 9 if mode == "portfolio" else 5)
+        jobs.append(Job("event study", _event_study, ("backtest.event_study", None), 2))
+    for mode in modes:  # a run's kernel; a sweep re-runs its walk-forward picks with it (backtest.sweep_report)
+        jobs.append(Job(f"simulate ({mode})", _simulate(mode), ("backtest.kernels.simulate", f"simulate_{mode}"), 9))
     if "sweep" in kinds and cfg.sweep.grid:  # one sweep kernel per mode (the sample: both, for a test suite)
-        for mode in [cfg.execution.mode] if given else ["portfolio", "independent"]:
-            # sweep_portfolio calls simulate_portfolio with the run's types: compiled first, loaded from the
-            # cache (sweep_independent calls `column` with other types than simulate_independent does:
-            # compiling that first would not help)
-            if mode == "portfolio":
-                first.setdefault("portfolio", sim("portfolio", 9))
-            then.append(Job(f"sweep ({mode})", _sweep(mode), ("backtest.kernels.sweep", f"sweep_{mode}"), 15))
-    keep = lambda jobs: [j for j in jobs if _todo(j)]  # noqa: E731
-    return keep(first.values()), keep(then)
+        # sweep_portfolio calls simulate_portfolio with the run's types: after it, it loads it from the cache;
+        # sweep_independent calls `column` with other types than simulate_independent: compiled beside it
+        for mode, secs, after in [("portfolio", 2, "simulate (portfolio)"), ("independent", 11, None)]:
+            if mode in modes:
+                kernel = ("backtest.kernels.sweep", f"{mode}_lane")
+                jobs.append(Job(f"sweep ({mode})", _sweep(mode), kernel, secs, after))
+    return [j for j in jobs if _todo(j)]
 
 
 def _marker(job: Job) -> str:
@@ -185,10 +199,18 @@ def _todo(job: Job) -> bool:
 
 
 def _lanes(jobs: list[Job], processes: int) -> list[list[Job]]:
-    """Jobs spread over `processes` lanes (lane 0: this process), longest first onto the least loaded."""
+    """Jobs spread over `processes` lanes (lane 0: this process): each job in the lane of the job it
+    runs after (`jobs` lists that one first), and these chains longest first onto the least loaded lane."""
+    by = {j.name: j for j in jobs}
+    chains: dict[str, list[Job]] = {}
+    for j in jobs:
+        root = j
+        while root.after in by:
+            root = by[root.after]
+        chains.setdefault(root.name, []).append(j)
     lanes: list[list[Job]] = [[] for _ in range(max(1, processes))]
-    for j in sorted(jobs, key=lambda j: -j.seconds):
-        min(lanes, key=lambda lane: sum(x.seconds for x in lane)).append(j)
+    for chain in sorted(chains.values(), key=lambda c: -sum(j.seconds for j in c)):
+        min(lanes, key=lambda lane: sum(x.seconds for x in lane)).extend(chain)
     return [lane for i, lane in enumerate(lanes) if lane or i == 0]
 
 
@@ -244,22 +266,22 @@ def _helper_main() -> None:
     names, cfg = pickle.loads(sys.stdin.buffer.read())
     given = cfg is not None
     cfg = _config(cfg)
-    first, then = _jobs(("run", "sweep"), cfg, given)
-    by = {j.name: j for j in first + then}
+    by = {j.name: j for j in _jobs(("run", "sweep"), cfg, given)}
     failed: list[str] = []
     _run_jobs([by[n] for n in names if n in by], cfg, failed)
     if failed:
         sys.exit("\n".join(failed))
 
 
-def _say(first: list[Job], then: list[Job], lanes: list[list[Job]], kinds, stream) -> None:
+def _say(lanes: list[list[Job]], kinds, stream) -> None:
     """The one-line notice: what compiles, in how many processes, roughly how long, only this once."""
     import numba
 
     label = "sweep" if "run" not in kinds else "simulation" if "sweep" not in kinds else "simulation and sweep"
     how = f"{len(lanes)} processes at once, " if len(lanes) > 1 else ""
-    secs = max(sum(j.seconds for j in lane) for lane in lanes) + sum(j.seconds for j in then)
-    print(f"compiling the {label} kernels ({', '.join(j.name for j in first + then)}; {how}first run with this "
+    secs = max(sum(j.seconds for j in lane) for lane in lanes)
+    names = ", ".join(j.name for lane in lanes for j in lane)
+    print(f"compiling the {label} kernels ({names}; {how}first run with this "
           f"version only, ~{secs:.0f} s on an idle machine); later runs load them from {numba.config.CACHE_DIR}",
           file=stream, flush=True)
 
@@ -283,11 +305,10 @@ def _exclusive(path: str):
 
 
 class Precompiled(NamedTuple):
-    """What `precompile` did: job names per process (this one first), the jobs run after them here,
-    wall seconds, and the jobs that failed (left to the command). Empty lanes: all was cached."""
+    """What `precompile` did: job names per process (this one first), wall seconds, and the jobs that
+    failed (left to the command). Empty lanes: all was cached."""
 
     lanes: list[list[str]]
-    then: list[str]
     seconds: float
     failed: list[str]
 
@@ -306,27 +327,26 @@ def precompile(kinds: tuple[str, ...] = ("run", "sweep"), processes: int = 2, co
     import backtest.kernels  # noqa: F401  (sets numba's cache directory)
 
     if numba.config.DISABLE_JIT:
-        return Precompiled([], [], 0.0, [])
+        return Precompiled([], 0.0, [])
     try:  # an unwritable cache would make every process compile everything again
         os.makedirs(numba.config.CACHE_DIR, exist_ok=True)
         writable = os.access(numba.config.CACHE_DIR, os.W_OK)
     except OSError:
         writable = False
     if not writable:
-        return Precompiled([], [], 0.0, [f"numba cache directory {numba.config.CACHE_DIR} is not writable"])
+        return Precompiled([], 0.0, [f"numba cache directory {numba.config.CACHE_DIR} is not writable"])
     processes = max(1, min(processes, os.cpu_count() or 1))
     given = config is not None
     cfg = _config(config)
-    first, then = _jobs(tuple(kinds), cfg, given)
-    if not first and not then:
-        return Precompiled([], [], 0.0, [])
+    jobs = _jobs(tuple(kinds), cfg, given)
+    if not jobs:
+        return Precompiled([], 0.0, [])
     t0 = time.perf_counter()
     if stream is not None:
-        _say(first, then, _lanes(first, processes), kinds, stream)
+        _say(_lanes(jobs, processes), kinds, stream)
     failed: list[str] = []
     with _exclusive(os.path.join(numba.config.CACHE_DIR, "precompile.lock")):
-        first, then = _jobs(tuple(kinds), cfg, given)  # again: another process may have compiled them meanwhile
-        lanes = _lanes(first, processes)
+        lanes = _lanes(_jobs(tuple(kinds), cfg, given), processes)  # again: another process may have compiled some
         helpers = []
         try:
             helpers = [(lane, _Helper([j.name for j in lane], cfg, given)) for lane in lanes[1:]]
@@ -342,6 +362,4 @@ def precompile(kinds: tuple[str, ...] = ("run", "sweep"), processes: int = 2, co
         finally:
             for _, h in helpers:
                 h.stop()
-        _run_jobs(then, cfg, failed)
-    return Precompiled([[j.name for j in lane] for lane in lanes], [j.name for j in then],
-                       time.perf_counter() - t0, failed)
+    return Precompiled([[j.name for j in lane] for lane in lanes], time.perf_counter() - t0, failed)

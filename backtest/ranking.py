@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from backtest.grid import Grid
-from backtest.metrics import DAYS_PER_YEAR, PERIODS, calendar_years
+from backtest.metrics import DAYS_PER_YEAR, PERIODS
 
 SYMBOL_METRICS = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "exposure", "win_rate")
 
@@ -41,7 +41,9 @@ def rebase_symbols(by_symbol: pd.DataFrame, first: np.ndarray, dates) -> pd.Data
 def listing_years(first: np.ndarray, dates) -> np.ndarray:
     """`metrics.calendar_years(dates[first[i]:])` per element (first < T): whole days from bar
     first[i] to the last date / DAYS_PER_YEAR."""
-    d = pd.DatetimeIndex(dates).to_numpy()
+    days_or_finer = isinstance(dates, np.ndarray) and dates.dtype.kind == "M" \
+        and np.datetime_data(dates.dtype)[0] not in ("Y", "M", "W", "generic")
+    d = dates if days_or_finer else pd.DatetimeIndex(dates).to_numpy()
     days = (d[-1] - d[np.asarray(first, dtype=np.int64)]) // np.timedelta64(1, "D")  # floored, as Timedelta.days
     return days / DAYS_PER_YEAR
 
@@ -78,20 +80,24 @@ def symbol_medians(m: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     no symbol traded, as the medians), and how many symbols traded. Equal to the pandas groupby
     median / mean of the rows it replaced, bit for bit (up to the sign of a zero median)."""
     traded = m["trades"] > 0
-    out = {f"sym_{k}": _median_rows(np.where(traded, m[k], np.nan)) for k in SYMBOL_METRICS}
+    stack = np.stack([m[k] for k in SYMBOL_METRICS])
+    stack[:, ~traded] = np.nan
+    stack.sort(axis=-1)  # all metrics in one sort, in place; NaN last
+    med = _median_sorted(stack)
+    out = {f"sym_{k}": med[i] for i, k in enumerate(SYMBOL_METRICS)}
     out["symbols_traded"] = traded.sum(axis=1).astype(np.int64)
     out["sym_exposure_mean"] = np.where(out["symbols_traded"] > 0, _mean_rows(m["exposure"]), np.nan)
     return out
 
 
-def _median_rows(x: np.ndarray) -> np.ndarray:
-    """Median of each row's non-NaN values (NaN if none): the middle value, or the two middle
-    values' sum halved."""
-    s = np.sort(x, axis=1)  # NaN sorts last
-    k = (~np.isnan(x)).sum(axis=1)
-    rows = np.arange(len(x))
-    hi = s[rows, np.minimum(k // 2, x.shape[1] - 1)] if x.shape[1] else np.full(len(x), np.nan)
-    lo = s[rows, np.maximum(k // 2 - 1, 0)] if x.shape[1] else hi
+def _median_sorted(s: np.ndarray) -> np.ndarray:
+    """Median of the non-NaN values along the last axis of `s`, sorted along it (NaN last; NaN if
+    none): the middle value, or the two middle values' sum halved."""
+    if not s.shape[-1]:
+        return np.full(s.shape[:-1], np.nan)
+    k = (~np.isnan(s)).sum(axis=-1)
+    at = lambda i: np.take_along_axis(s, i[..., None], axis=-1)[..., 0]  # noqa: E731
+    hi, lo = at(np.minimum(k // 2, s.shape[-1] - 1)), at(np.maximum(k // 2 - 1, 0))
     return np.where(k == 0, np.nan, np.where(k % 2 == 1, hi, (hi + lo) / 2))
 
 
@@ -105,18 +111,13 @@ def _mean_rows(x: np.ndarray) -> np.ndarray:
         .reindex(np.arange(len(x))).to_numpy()
 
 
-def ranking_columns(table: pd.DataFrame, medians: pd.DataFrame | None, dates) -> pd.DataFrame:
-    """The sweep table with CAGR over the calendar span and, in independent mode, the per-symbol
-    columns of `symbol_medians` (`medians`, indexed by combination)."""
-    out = table.copy(deep=False)  # copy on write: the columns are shared until one changes
-    years = calendar_years(dates)
+def calendar_cagr(total_return: np.ndarray, dates) -> np.ndarray:
+    """CAGR of each total return over the calendar span of `dates` (NaN when it is not positive)."""
+    years = listing_years(np.zeros(1, np.int64), dates)[0] if len(dates) else np.nan  # = calendar_years(dates)
+    if not years > 0:
+        return np.full(len(total_return), np.nan)
     with np.errstate(invalid="ignore"):
-        out["cagr"] = (1.0 + out["total_return"]) ** (1.0 / years) - 1.0 if years > 0 else np.nan
-    if medians is not None:
-        combos = out["combo"].to_numpy()
-        med = medians if np.array_equal(medians.index.to_numpy(), combos) else medians.reindex(combos)
-        out = pd.concat([out, med.set_axis(out.index)], axis=1)
-    return out
+        return (1.0 + total_return) ** (1.0 / years) - 1.0
 
 
 def ranked_column(metric: str, table: pd.DataFrame) -> str:

@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from backtest.trace import Sym
+
 
 class RuleError(ValueError):
     """A rule built with impossible arguments (k out of range, n < 1, not a rule)."""
@@ -39,6 +41,8 @@ class FeatureRef:
     params: tuple[tuple[str, int | float], ...] = ()
 
     def _cond(self, op: str, threshold: float) -> Cond:
+        if isinstance(threshold, Sym):  # a swept parameter (a sweep checks each of its values as below)
+            return Cond(self, op, threshold)
         if not isinstance(threshold, (int, float, np.integer, np.floating)) or isinstance(threshold, (bool, np.bool_)):
             raise TypeError(f"compare {self} with a number, not {threshold!r}")
         if threshold != threshold:  # a NaN threshold (e.g. computed from a bad parameter) never holds
@@ -95,6 +99,8 @@ class Rule(Node):
     def __post_init__(self) -> None:
         for c in self.conds:
             _check(c, "all_of/any_of/k_of")
+        if isinstance(self.k, Sym):  # a swept parameter (a sweep checks each of its values as below)
+            return
         if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)):
             raise RuleError(f"k_of needs a whole number k, got {self.k!r}")
         if not self.conds or not 1 <= self.k <= len(self.conds):
@@ -129,6 +135,8 @@ class Held(Node):
 
     def __post_init__(self) -> None:
         _check(self.x, "held")
+        if isinstance(self.n, Sym):
+            return
         if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n < 1:
             raise RuleError(f"held(x, n) needs a whole number n >= 1, got {self.n!r}")
 
@@ -180,6 +188,17 @@ def as_rule(rule: Node | None) -> Rule | None:
     return Rule((_check(rule, "a strategy's entry/exit"),), 1)
 
 
+def first_leaf(rule: Node) -> tuple[Cond, bool]:
+    """`leaves(rule)[0]` without walking the rest of the rule."""
+    neg = False
+    while not isinstance(rule, Cond):
+        if isinstance(rule, Rule):
+            rule = rule.conds[0]
+        else:
+            neg, rule = neg != isinstance(rule, Not), rule.x
+    return rule, neg
+
+
 def leaves(rule: Node) -> list[tuple[Cond, bool]]:
     """The conditions of a rule in program order, each with whether it sits under an odd number of negations."""
     out: list[tuple[Cond, bool]] = []
@@ -226,50 +245,92 @@ def lower_bound(op: str, threshold: float) -> tuple[float, float]:
     return sign, bound
 
 
-def compile_rule(rule: Node | None, index: dict[FeatureRef, int]) -> CompiledRule:
-    """Map a rule onto feature slots, adding features it needs to `index` (None: the empty rule)."""
-    from backtest.kernels.rules import K_HELD, K_KOF, K_NOT, K_TURNS, MAX_DEPTH, OP_BEGIN, OP_LEAF
-    from backtest.kernels.rules import OP_END
-    i64 = lambda x: np.array(x, dtype=np.int64)  # noqa: E731
+class Program(NamedTuple):
+    """A rule's structure before its features get slots: the kernel program (`code`, `arg`, as in
+    CompiledRule), its conditions in program order and its nodes' k's / n's (`count`)."""
+
+    code: list[int]
+    arg: list[int]
+    conds: list[Cond]
+    count: list[int]
+    flat: bool
+
+
+def program(rule: Node | None) -> Program:
+    """The program of a rule (None: the empty rule, which never holds); RuleError if nested too deep."""
     if rule is None:
-        return CompiledRule(i64([]), i64([]), np.zeros(0), i64([]), np.zeros(0), i64([0]), True)
+        return Program([], [], [], [0], True)
+    leaf, begin, end, kof, held_, not__, turns, max_depth = _codes()
     rule = as_rule(rule)
+    n = len(rule.conds)
+    if all(isinstance(c, Cond) for c in rule.conds):  # flat, the common case: what emit() below would give
+        return Program([begin, *[leaf] * n, end], [kof, *range(n), 0], list(rule.conds), [_count(rule.k)], True)
     code: list[int] = []
     arg: list[int] = []
-    sign: list[float] = []
-    feat: list[int] = []
-    bound: list[float] = []
+    conds: list[Cond] = []
     count: list[int] = []
 
     def emit(node: Node, depth: int) -> None:
         if isinstance(node, Cond):
-            s, b = lower_bound(node.op, node.threshold)
-            code.append(OP_LEAF)
-            arg.append(len(feat))
-            feat.append(index.setdefault(node.feature, len(index)))
-            sign.append(s)
-            bound.append(b)
+            code.append(leaf)
+            arg.append(len(conds))
+            conds.append(node)
             return
-        if depth > MAX_DEPTH:
-            raise RuleError(f"rule nested deeper than {MAX_DEPTH} levels")
+        if depth > max_depth:
+            raise RuleError(f"rule nested deeper than {max_depth} levels")
         if isinstance(node, Rule):
-            kind, value, children = K_KOF, int(node.k), node.conds
+            kind, value, children = kof, _count(node.k), node.conds
         elif isinstance(node, Held):
-            kind, value, children = K_HELD, int(node.n), (node.x,)
+            kind, value, children = held_, _count(node.n), (node.x,)
         else:
-            kind, value, children = (K_NOT if isinstance(node, Not) else K_TURNS), 0, (node.x,)
+            kind, value, children = (not__ if isinstance(node, Not) else turns), 0, (node.x,)
+        code.append(begin)
+        arg.append(kind)
         slot = len(count)
         count.append(value)
-        code.append(OP_BEGIN)
-        arg.append(kind)
         for c in children:
             emit(c, depth + 1)
-        code.append(OP_END)
+        code.append(end)
         arg.append(slot)
 
     emit(rule, 1)
-    flat = all(isinstance(c, Cond) for c in rule.conds)
-    return CompiledRule(i64(code), i64(arg), np.array(sign), i64(feat), np.array(bound), i64(count), flat)
+    return Program(code, arg, conds, count, len(code) == len(conds) + 2)  # flat: the root is the only node
+
+
+def _count(k: int | Sym) -> int | Sym:
+    return k if isinstance(k, Sym) else int(k)
+
+
+_CODES: tuple[int, ...] = ()
+
+
+def _codes() -> tuple[int, ...]:
+    """The kernel's opcodes and node kinds, imported on first use (the kernel module loads numba)."""
+    global _CODES
+    if not _CODES:
+        from backtest.kernels import rules as k
+
+        _CODES = (k.OP_LEAF, k.OP_BEGIN, k.OP_END, k.K_KOF, k.K_HELD, k.K_NOT, k.K_TURNS, k.MAX_DEPTH)
+    return _CODES
+
+
+def compile_rule(rule: Node | None, index: dict[FeatureRef, int]) -> CompiledRule:
+    """Map a rule onto feature slots, adding features it needs to `index` (None: the empty rule)."""
+    pr = program(rule)
+    i64 = lambda x: np.array(x, dtype=np.int64)  # noqa: E731
+    sign, bound = zip(*(lower_bound(c.op, c.threshold) for c in pr.conds)) if pr.conds else ((), ())
+    feat = [index.setdefault(c.feature, len(index)) for c in pr.conds]
+    return CompiledRule(i64(pr.code), i64(pr.arg), np.array(sign, dtype=np.float64), i64(feat),
+                        np.array(bound, dtype=np.float64), i64(pr.count), pr.flat)
+
+
+def lower_bounds(sign: np.ndarray, threshold: np.ndarray, strict: np.ndarray) -> np.ndarray:
+    """`lower_bound` elementwise: sign (+1/-1) times threshold, the next float up where the
+    comparison is strict (NaN above +inf), bit for bit."""
+    bound = sign * threshold
+    with np.errstate(invalid="ignore"):
+        up = np.where(bound < np.inf, np.nextafter(bound, np.inf), np.nan)
+    return np.where(strict, up, bound)
 
 
 def polarity(rule: CompiledRule) -> tuple[np.ndarray, np.ndarray]:
@@ -358,17 +419,17 @@ def loosest(grid: RuleGrid) -> tuple[np.ndarray, RuleGrid]:
     key = np.hstack([grid.feat, np.ascontiguousarray(grid.bound[:, both_b]).view(np.int64), grid.count[:, both_c]])
     _, first, group = np.unique(key, axis=0, return_index=True, return_inverse=True)
     group = np.ascontiguousarray(group.reshape(-1), dtype=np.int64)
-    n_g = len(first)
+    order = np.argsort(group, kind="stable")  # each group's members in grid order, groups one after another
+    starts = np.concatenate([[0], np.cumsum(np.bincount(group, minlength=len(first)))[:-1]])
+    b, c = grid.bound[order], grid.count[order]
     bound = grid.bound[first].copy()
     count = grid.count[first].copy()
-    for g in range(n_g):
-        members = group == g
-        b, c = grid.bound[members], grid.count[members]
-        pos_b, neg_b = leaf_pol > 0, leaf_pol < 0
-        bound[g, pos_b] = np.fmin.reduce(b[:, pos_b], axis=0)  # NaN only where every member is NaN
-        bound[g, neg_b] = np.maximum.reduce(b[:, neg_b], axis=0)  # NaN (never holds) is the tightest
-        count[g, slot_pol > 0] = c[:, slot_pol > 0].min(axis=0)
-        count[g, slot_pol < 0] = c[:, slot_pol < 0].max(axis=0)
+    for pol, keep in ((leaf_pol > 0, np.fmin), (leaf_pol < 0, np.maximum)):  # fmin: NaN only where all are NaN;
+        if pol.any():  # maximum: NaN (never holds) is the tightest
+            bound[:, pol] = keep.reduceat(b[:, pol], starts, axis=0)
+    for pol, keep in ((slot_pol > 0, np.minimum), (slot_pol < 0, np.maximum)):
+        if pol.any():
+            count[:, pol] = keep.reduceat(c[:, pol], starts, axis=0)
     loose = grid._replace(feat=np.ascontiguousarray(grid.feat[first]), bound=np.ascontiguousarray(bound),
                           count=np.ascontiguousarray(count))
     return group, loose

@@ -17,7 +17,7 @@ from types import ModuleType, SimpleNamespace
 from backtest.errors import ConfigError, UserError
 from backtest.params import Param  # noqa: F401  (re-exported: strategies import it from here)
 from backtest.features import check_ref
-from backtest.rules import CompiledRule, FeatureRef, Node, Rule, RuleError, as_rule, compile_rule, leaves
+from backtest.rules import CompiledRule, FeatureRef, Node, Rule, RuleError, as_rule, compile_rule, first_leaf
 
 FILL_TIMES = {"same_close": "close", "next_open": "next_open", "next_close": "next_open"}
 """The latest a feature may become known for an order of that fill to be look-ahead free."""
@@ -156,17 +156,36 @@ class StrategyPlan:
 
 def plan(module: ModuleType, params: SimpleNamespace, fill: str, where: str = "config") -> StrategyPlan:
     """Build and check the rules; refuse fills that would act before a feature is known (§3)."""
+    entry_rule, exit_rule = rules_of(module, params, where)
+    index: dict[FeatureRef, int] = {}
+    try:
+        entry, exit_ = compile_rule(entry_rule, index), compile_rule(exit_rule, index)
+    except RuleError as exc:
+        raise ConfigError(f"{where}: strategy {module.NAME!r}: {exc}") from None
+    rank_ref, rank_sign = rank_of(module, params, entry_rule, where)
+    rank_slot = index.setdefault(rank_ref, len(index))
+    refs = list(index)
+    for ref in refs:
+        check_feature(module, ref, fill, where)
+    return StrategyPlan(refs, entry, exit_, entry_rule, exit_rule, rank_slot, rank_sign)
+
+
+def rules_of(module: ModuleType, params: SimpleNamespace, where: str = "config") -> tuple[Rule, Rule | None]:
+    """The strategy's entry and exit rules for one parameter set, each a k-of-n at its root."""
     try:
         entry_rule = module.entry(params)
         exit_rule = module.exit(params) if hasattr(module, "exit") else None
         if not isinstance(entry_rule, Node) or not (exit_rule is None or isinstance(exit_rule, Node)):
             raise RuleError("entry(p) and exit(p) must return conditions or rules built with "
                             "all_of/any_of/k_of/not_/held/turns_true")
-        entry_rule, exit_rule = as_rule(entry_rule), as_rule(exit_rule)
-        index: dict[FeatureRef, int] = {}
-        entry, exit_ = compile_rule(entry_rule, index), compile_rule(exit_rule, index)
+        return as_rule(entry_rule), as_rule(exit_rule)
     except RuleError as exc:
         raise ConfigError(f"{where}: strategy {module.NAME!r}: {exc}") from None
+
+
+def rank_of(module: ModuleType, params: SimpleNamespace, entry_rule: Rule, where: str = "config"
+            ) -> tuple[FeatureRef, float]:
+    """The feature that ranks same-bar entries and its sign (+1: high values first)."""
     ranked = module.rank(params) if hasattr(module, "rank") else _default_rank(entry_rule)
     if not (isinstance(ranked, tuple) and len(ranked) == 2 and isinstance(ranked[0], FeatureRef)):
         raise ConfigError(f"{where}: strategy {module.NAME!r}: rank() must return (feature, 'high_first' or "
@@ -174,25 +193,26 @@ def plan(module: ModuleType, params: SimpleNamespace, fill: str, where: str = "c
     rank_ref, order = ranked
     if order not in ("high_first", "low_first"):
         raise ConfigError(f"{where}: strategy {module.NAME!r}: rank() must return (feature, 'high_first' or 'low_first')")
-    rank_slot = index.setdefault(rank_ref, len(index))
-    refs = list(index)
-    for ref in refs:
-        try:
-            fd = check_ref(ref)
-        except ConfigError as exc:
-            raise ConfigError(f"{where}: strategy {module.NAME!r}: {exc}") from None
-        if fd.known == "next_open" and FILL_TIMES[fill] == "close":
-            raise ConfigError(
-                f"{where}: fill = {fill!r} would trade at the close of the bar whose data forms the signal, "
-                f"but feature {ref} is only known before the next HK open (DESIGN §3); "
-                f"use fill = 'next_open' or 'next_close'")
-    return StrategyPlan(refs, entry, exit_, entry_rule, exit_rule, rank_slot, 1.0 if order == "high_first" else -1.0)
+    return rank_ref, 1.0 if order == "high_first" else -1.0
+
+
+def check_feature(module: ModuleType, ref: FeatureRef, fill: str, where: str = "config") -> None:
+    """ConfigError unless `ref` names a registered feature with valid parameters, known in time for `fill`."""
+    try:
+        fd = check_ref(ref)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: strategy {module.NAME!r}: {exc}") from None
+    if fd.known == "next_open" and FILL_TIMES[fill] == "close":
+        raise ConfigError(
+            f"{where}: fill = {fill!r} would trade at the close of the bar whose data forms the signal, "
+            f"but feature {ref} is only known before the next HK open (DESIGN §3); "
+            f"use fill = 'next_open' or 'next_close'")
 
 
 def _default_rank(rule: Rule) -> tuple[FeatureRef, str]:
     """Without a `rank(p)`, the first entry condition ranks: the further past its threshold, the
     stronger (the other way round under a negation)."""
-    first, negated = leaves(rule)[0]
+    first, negated = first_leaf(rule)
     return first.feature, "low_first" if (first.op in ("<=", "<")) != negated else "high_first"
 
 

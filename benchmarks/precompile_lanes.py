@@ -30,7 +30,7 @@ def main(kind: str, path: str) -> None:
     c0, w0 = time.process_time(), time.perf_counter()
     r = coldstart.precompile((kind,), config=cfg)
     child = resource.getrusage(resource.RUSAGE_CHILDREN)
-    print(f"{kind}: lanes {r.lanes}, then {r.then}; wall {time.perf_counter() - w0:.1f} s, this process "
+    print(f"{kind}: lanes {r.lanes}; wall {time.perf_counter() - w0:.1f} s, this process "
           f"{time.process_time() - c0:.1f} s CPU {spent}, helper {child.ru_utime + child.ru_stime:.1f} s CPU"
           + (f"; failed: {r.failed}" if r.failed else ""))
 

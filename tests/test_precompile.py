@@ -39,7 +39,7 @@ from backtest import coldstart as c
 import fakek
 
 jobs = [c.Job("a", lambda cfg: fakek.a(1), ("fakek", "a"), 5.0), c.Job("b", lambda cfg: fakek.b(1), ("fakek", "b"), 4.0)]
-c._jobs = lambda kinds, cfg, given: ([j for j in jobs if c._cached(*j.kernel) is False], [])
+c._jobs = lambda kinds, cfg, given: [j for j in jobs if c._cached(*j.kernel) is False]
 c.HELPER = sys.argv[1]
 r = c.precompile(processes=2)
 print(r.lanes, bool(r.failed), c._cached("fakek", "a"), c._cached("fakek", "b"))
@@ -61,7 +61,7 @@ def _drive(tmp_path: Path, helper: str) -> list[str]:
 def test_a_killed_helper_leaves_its_kernels_to_this_process_and_a_warm_cache_starts_nothing(tmp_path):
     first, again = _drive(tmp_path, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
     assert first == "[['a'], ['b']] True True True"  # b was the helper's; compiled here after it died
-    assert again == "Precompiled(lanes=[], then=[], seconds=0.0, failed=[])"
+    assert again == "Precompiled(lanes=[], seconds=0.0, failed=[])"
 
 
 def test_a_helper_that_exits_without_compiling_is_caught(tmp_path):
@@ -118,7 +118,7 @@ def ran(name, f):
     return job
 
 jobs = [c.Job("a", ran("a", fakek.a), ("fakek", "a"), 5.0), c.Job("b", ran("b", fakek.b), ("fakek", "b"), 4.0)]
-c._jobs = lambda kinds, cfg, given: ([j for j in jobs if c._todo(j)], [])
+c._jobs = lambda kinds, cfg, given: [j for j in jobs if c._todo(j)]
 c.HELPER = "pass"  # a helper that does nothing: this process compiles both
 c.precompile(processes=2)
 """
@@ -139,7 +139,7 @@ def test_precompile_in_a_fresh_process_finds_dipflows_cache_directory(tmp_path):
     """Nothing imported but backtest.coldstart: precompile still uses (and checks) dipflow's cache directory."""
     out = _run("""
         from backtest import coldstart as c
-        c._jobs = lambda kinds, cfg, given: ([], [])
+        c._jobs = lambda kinds, cfg, given: []
         import numba
         print(c.precompile().failed, numba.config.CACHE_DIR.startswith(%r))
     """ % str(tmp_path / "cache"), tmp_path)
@@ -152,7 +152,7 @@ from backtest import coldstart as c
 import fakek
 
 jobs = [c.Job("a", lambda cfg: fakek.a(1), ("fakek", "a"), 5.0), c.Job("b", lambda cfg: fakek.b(1), ("fakek", "b"), 4.0)]
-c._jobs = lambda kinds, cfg, given: ([j for j in jobs if c._todo(j)], [])
+c._jobs = lambda kinds, cfg, given: [j for j in jobs if c._todo(j)]
 for _ in range(2):
     out = io.StringIO()
     c.precompile(processes=2, stream=out)

@@ -9,6 +9,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from numba.core.dispatcher import Dispatcher
 
 from backtest import coldstart
 from backtest.kernels import sweep as kernels
@@ -68,7 +69,7 @@ from backtest.sweep import run_chunk
 mode = sys.argv[1]
 cfg, grid, inputs, sp = _chunk(Path(sys.argv[2]), mode)
 run_chunk(inputs, sp, 0, 2)
-print(len(kernels.sweep_independent.signatures), len(kernels.sweep_portfolio.signatures))
+print(len(kernels.independent_lane.signatures), len(kernels.portfolio_lane.signatures))
 """
 
 
@@ -85,11 +86,26 @@ def test_a_sweep_process_compiles_or_loads_only_its_modes_kernel(tmp_path, mode)
 def test_cold_start_compiles_the_sweep_kernel_of_the_configs_mode_only(tmp_path, monkeypatch, mode):
     monkeypatch.setattr(coldstart, "_todo", lambda job: True)  # as with an empty cache
     cfg = sweep_config(tmp_path, GRID, mode=mode)
-    first, then = coldstart._jobs(("sweep",), cfg, True)
-    assert [j.name for j in then] == [f"sweep ({mode})"]
-    assert [j.kernel for j in then] == [("backtest.kernels.sweep", f"sweep_{mode}")]
-    assert all(hasattr(kernels, j.kernel[1]) for j in then)
-    # sweep_portfolio calls simulate_portfolio: compiled beside the features first, then loaded
-    assert ("simulate (portfolio)" in [j.name for j in first]) == (mode == "portfolio")
-    first, then = coldstart._jobs(("sweep",), coldstart._config(None), False)  # the sample, for a test suite
-    assert sorted(j.name for j in then) == ["sweep (independent)", "sweep (portfolio)"]
+    jobs = {j.name: j for j in coldstart._jobs(("sweep",), cfg, True)}
+    # the sweep kernel of the mode, and the single-run kernel of the mode the report's walk-forward re-runs
+    assert sorted(jobs) == ["features", f"simulate ({mode})", f"sweep ({mode})"]
+    assert jobs[f"sweep ({mode})"].kernel == ("backtest.kernels.sweep", f"{mode}_lane")
+    assert isinstance(getattr(kernels, f"{mode}_lane"), Dispatcher)
+    lanes = [[j.name for j in lane] for lane in coldstart._lanes(list(jobs.values()), 2)]
+    assert len(lanes) == 2
+    if mode == "portfolio":  # sweep_portfolio calls simulate_portfolio: after it, in the same process
+        assert ["simulate (portfolio)", "sweep (portfolio)"] in lanes
+    else:  # nothing to wait for: the sweep kernel beside the rest
+        assert ["sweep (independent)"] in lanes
+    names = sorted(j.name for j in coldstart._jobs(("sweep",), coldstart._config(None), False))  # a test suite
+    assert names == ["features", "simulate (independent)", "simulate (portfolio)", "sweep (independent)",
+                     "sweep (portfolio)"]
+
+
+def test_lanes_keep_a_job_after_the_one_it_needs_and_balance_the_chains():
+    job = lambda name, s, after=None: coldstart.Job(name, None, ("m", name), s, after)  # noqa: E731
+    jobs = [job("a", 9), job("b", 5), job("c", 4, "a"), job("d", 3, "c"), job("e", 1), job("f", 2, "b")]
+    lanes = [[j.name for j in lane] for lane in coldstart._lanes(jobs, 2)]
+    assert lanes == [["a", "c", "d"], ["b", "f", "e"]]  # chains of 16 and 7 CPU s, then e onto the lighter
+    assert [[j.name for j in lane] for lane in coldstart._lanes(jobs, 1)] == [["a", "c", "d", "b", "f", "e"]]
+    assert [[j.name for j in lane] for lane in coldstart._lanes(jobs[1:], 3)] == [["b", "f"], ["c", "d"], ["e"]]

@@ -558,8 +558,8 @@ def simulate_independent(m, entry, exit_, ex):
         orders = _reserve(orders, n_or, c_or)
         ofees = _reserve(ofees, n_or, c_or)
         _copy_rows(trades, n_tr, col.trades, c_tr)
-        trades[n_tr:n_tr + c_tr, T_ENTRY_ORDER] += n_or  # column-local order numbers -> global
-        for i in range(n_tr, n_tr + c_tr):
+        for i in range(n_tr, n_tr + c_tr):  # column-local order numbers -> global (no slice `+=`: numba
+            trades[i, T_ENTRY_ORDER] += n_or  # compiles a shape-mismatch error message for it, ~2 s)
             if trades[i, T_EXIT_ORDER] >= 0:
                 trades[i, T_EXIT_ORDER] += n_or
         _copy_rows(orders, n_or, col.orders, c_or)
