@@ -215,14 +215,15 @@ _EPS = 1e-7
 
 @numba.njit(cache=True)
 def _round_cent(x):
-    """Nearest cent, halves up (0.565 -> 0.57)."""
-    return math.floor(x * 100.0 + 0.5 + _EPS) / 100.0
+    """Nearest cent, halves up (0.565 -> 0.57). np.floor, not math.floor: numba's math.floor
+    returns an int64, which wraps for amounts beyond ~9e16 HK$ (an account compounded to 1e20)."""
+    return np.floor(x * 100.0 + 0.5 + _EPS) / 100.0
 
 
 @numba.njit(cache=True)
 def _ceil_dollar(x):
-    """Up to the whole HK$; an exact whole dollar stays."""
-    return math.ceil(x - _EPS)
+    """Up to the whole HK$; an exact whole dollar stays (np.ceil: see `_round_cent`)."""
+    return np.ceil(x - _EPS)
 
 
 @numba.njit(cache=True, inline="always")

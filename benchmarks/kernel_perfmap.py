@@ -9,7 +9,16 @@ fresh compilation keeps the LLVM module whose function addresses are written out
 /tmp/perf-<pid>.map with every compiled function's address, then runs the reference sweep (COSTS
 hk or flat, BARS, SYMBOLS) on one thread for SECONDS of CPU. Functions inlined into others
 (`inline="always"`, and what LLVM inlines) count as their caller.
+
+Per instruction: with KERNEL_PERFMAP_DUMP=NAME (a substring of a mapped function's name), the
+machine code of each matching function is also written to /tmp/jit-<address>.bin; then
+
+    perf script -i /tmp/perf.data -F ip,sym | grep NAME | sort | uniq -c | sort -rn | head -40
+    objdump -D -b binary -mi386:x86-64 --adjust-vma=0x<address> /tmp/jit-<address>.bin
+
+names the hot instructions.
 """
+import ctypes
 
 import gc
 import os
@@ -42,6 +51,12 @@ with open(f"/tmp/perf-{os.getpid()}.map", "w") as fh:
     for (a, name), nxt in zip(entries, entries[1:] + [(entries[-1][0] + 4096, "")]):
         fh.write(f"{a:x} {min(nxt[0] - a, 1 << 20):x} {name}\n")
 print(f"{len(entries)} functions mapped", flush=True)
+dump = os.environ.get("KERNEL_PERFMAP_DUMP")
+for (a, name), nxt in zip(entries, entries[1:]):
+    if dump and dump in name:
+        with open(f"/tmp/jit-{a:x}.bin", "wb") as fh:
+            fh.write(ctypes.string_at(a, min(nxt[0] - a, 1 << 20)))
+        print(f"dumped {name} at {a:x}: /tmp/jit-{a:x}.bin", flush=True)
 n = sp.exits.shape[0]
 c0, k = time.process_time(), 0
 while time.process_time() - c0 < seconds:

@@ -84,8 +84,11 @@ def sweep_case(n_t: int = REF_T, n_s: int = REF_N, n_p: int = REF_P, costs: str 
     params = resolve_params(module, cfg.strategy.params)
     prep = Prepared(cfg, module, params, plan(module, params, cfg.execution.fill), bench_panel(n_t, n_s))
     sp = compile_sweep(prep, build_grid(cfg, module))
-    if n_p != sp.exits.shape[0]:
-        sp = sp.take(np.unique(np.linspace(0, sp.exits.shape[0] - 1, n_p).round().astype(np.int64)))
+    n = sp.exits.shape[0]
+    if n_p > n:  # the grid again and again, in order (np.unique below would keep one copy)
+        sp = sp.take(np.arange(n_p) % n)
+    elif n_p < n:
+        sp = sp.take(np.unique(np.linspace(0, n - 1, n_p).round().astype(np.int64)))
     return make_inputs(prep, sp), sp
 
 

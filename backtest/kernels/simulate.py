@@ -251,6 +251,13 @@ def _log_trade(trades, n, j, entry_bar, exit_bar, shares, entry_px, exit_px, ent
 @njit(cache=True, nogil=True, inline="always")
 def stop_fill(o, h, lo, entry_px, peak, stop_loss, trailing_stop, take_profit):
     """(price, reason) of the stop that fills on this bar, or (nan, -1). Levels of 0 are off."""
+    level, reason = _low_stop(entry_px, peak, stop_loss, trailing_stop)
+    return _stop_hit(o, h, lo, level, reason, entry_px * (1.0 + take_profit) if take_profit > 0.0 else np.inf)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _low_stop(entry_px, peak, stop_loss, trailing_stop):
+    """(level, reason) of the stop below the price: the higher of stop loss and trailing stop, or (-inf, -1)."""
     level = -np.inf
     reason = -1
     if stop_loss > 0.0:
@@ -259,7 +266,13 @@ def stop_fill(o, h, lo, entry_px, peak, stop_loss, trailing_stop, take_profit):
     if trailing_stop > 0.0 and peak * (1.0 - trailing_stop) > level:
         level = peak * (1.0 - trailing_stop)
         reason = R_TRAILING
-    tp_level = entry_px * (1.0 + take_profit) if take_profit > 0.0 else np.inf
+    return level, reason
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _stop_hit(o, h, lo, level, reason, tp_level):
+    """(price, reason) of the stop that fills on a bar (open o, high h, low lo), given the stop
+    below (`_low_stop`) and the take-profit level: at the open if it gaps through, else at the level."""
     if reason >= 0 and o <= level:
         return o, reason
     if o >= tp_level:
@@ -303,10 +316,15 @@ def sweep_column(j, m, entry, exit_, ex, cand, exact, track, logs, work):
 def _column(j, m, entry, exit_, ex, cand, exact, track, logs, work, sweep):
     """The body of `column` and `sweep_column`. `sweep` is a constant of each caller, so numba
     compiles two specialised loops from one source: the sweep's keeps no logs and no per-bar
-    state, only the running statistics (a flat bar returns exactly 0 and adds nothing to them,
-    so only bars where something happens are counted) and the totals' changes. Both callers use
-    numpy's error model: a division by zero gives inf or NaN instead of a check before every
-    division (none happens on valid inputs)."""
+    state, only the running statistics and the totals' changes. Both callers use numpy's error
+    model: a division by zero gives inf or NaN instead of a check before every division (none
+    happens on valid inputs).
+
+    Shaped around positions: while flat, the entry rule is read only on candidate bars, and the
+    bars up to the entry change nothing (a flat bar returns exactly 0: it adds nothing to the
+    running statistics, nor to the sweep's totals); once an entry fills, a loop over the held
+    bars with the exit levels fixed at entry (the trailing stop's moves with the peak) runs until
+    the position closes."""
     open_, high, low, close, lot, feats, costs = m
     o_j, h_j, l_j, c_j, lot_j = open_[j], high[j], low[j], close[j], lot[j]  # symbol j's rows (views)
     fill, init_cash, slippage, use_lots, _, stop_loss, take_profit, trailing_stop, max_hold = ex
@@ -314,7 +332,10 @@ def _column(j, m, entry, exit_, ex, cand, exact, track, logs, work, sweep):
     trades, orders, ofees = logs
     fee_buf, stack = work
     n_t = close.shape[1]
-    offset = 0 if fill == FILL_SAME_CLOSE else 1
+    n_c = cand.shape[0]
+    offset = 0 if fill == FILL_SAME_CLOSE else 1  # bars from the rule's row to its order's fill
+    at_open = fill == FILL_NEXT_OPEN
+    stops = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0
     n_tr = 0  # trades logged (sweep: closed trades)
     n_or = 0  # orders logged (sweep: winning closed trades)
     cash = init_cash
@@ -323,12 +344,7 @@ def _column(j, m, entry, exit_, ex, cand, exact, track, logs, work, sweep):
     entry_px = 0.0
     entry_fees = 0.0
     entry_order = -1
-    peak = 0.0
-    pend_entry = -1  # bar on which the entry fills
-    pend_exit = -1  # first bar the exit may fill (it waits through bars without a price)
-    pend_reason = 0
     last_close = np.nan
-    ci = 0
     s1 = 0.0
     s2 = 0.0
     d2 = 0.0
@@ -340,129 +356,108 @@ def _column(j, m, entry, exit_, ex, cand, exact, track, logs, work, sweep):
     prev_eq = cash
     prev_cash = cash
     eq0 = cash
-    t = -1
-    while t + 1 < n_t:
-        t += 1
-        px_ok = c_j[t] == c_j[t]
-        if px_ok:
-            last_close = c_j[t]
-        if shares == 0.0 and pend_entry < 0 and offset == 1:
-            # Flat with nothing queued (most bars): only the entry rule can act, at a close, and
-            # only on a candidate bar; the bars up to the next one where it holds change nothing.
-            while ci < cand.shape[0] and cand[ci] < t:
-                ci += 1
-            sig = n_t
-            while ci < cand.shape[0]:
-                if exact or rule_holds(feats, entry, cand[ci], j, stack):
-                    sig = cand[ci]
-                    break
-                ci += 1
-            end = min(sig + 1, n_t)
+    ci = 0
+    scan = 0  # the first row on which the entry rule may act
+    t = 0  # the first bar not yet accounted for
+    while t < n_t:
+        # Flat: the entry rule acts on its first candidate row from `scan` where it holds; its order
+        # fills on bar te, and the bars before it change nothing.
+        while ci < n_c and cand[ci] < scan:
+            ci += 1
+        sig = n_t
+        while ci < n_c:
+            if exact or rule_holds(feats, entry, cand[ci], j, stack):
+                sig = cand[ci]
+                break
+            ci += 1
+        te = min(sig + offset, n_t)
+        if te > t:
             if not sweep:
-                cash_buf[t:end] = cash
-                shares_buf[t:end] = 0.0
-                eq_buf[t:end] = cash
-            if end > 1:  # these bars return 0: equity is the cash it was at the bar before
+                cash_buf[t:te] = cash
+                shares_buf[t:te] = 0.0
+                eq_buf[t:te] = cash
+            if te > 1:  # these bars return 0: equity is the cash it was at the bar before
                 rmin = min(rmin, 0.0)
                 rmax = max(rmax, 0.0)
-            if sig + 1 < n_t:
-                pend_entry = sig + 1
-            t = end - 1
+        if te >= n_t:
+            break
+        t = te
+        px_ok = c_j[t] == c_j[t]
+        qty, buy_px, fees, status = _entry_fill(o_j[t] if at_open else c_j[t], px_ok, cash,
+                                                lot_j[t] if use_lots else 0.0, costs[t], slippage, fee_buf)
+        if not sweep:
+            _log_order(orders, ofees, n_or, t, j, 1.0, qty, buy_px, fees, R_ENTRY, status, fee_buf)
+            n_or += 1
+        if status != S_FILLED:  # bar t stays flat; the rule is read again from its close (next_*) or the next bar
+            scan = t + 1 - offset
             continue
-        acted = False
-        for phase in range(3):
-            # 0: fills at the open; 1: stops; 2: fills at the close (same_close: after the rules).
+        cash -= qty * buy_px + fees
+        shares = qty
+        entry_bar = t
+        entry_px = buy_px
+        entry_fees = fees
+        entry_order = n_or - 1
+        last_close = c_j[t]
+        peak = buy_px
+        lo_level, lo_reason = _low_stop(entry_px, peak, stop_loss, trailing_stop)
+        tp_level = entry_px * (1.0 + take_profit) if take_profit > 0.0 else np.inf
+        pend = -1  # the reason of the queued exit, which fills at the first bar with a price
+        while True:  # bar t's close, held
+            if offset == 1 and pend < 0:
+                pend = _exit_reason(feats, exit_, t, j, t - entry_bar, max_hold, offset, stack)
+            eq = cash + shares * last_close
+            prev_cash = _book(sweep, track, t, cash, shares, eq, prev_eq, prev_cash)
+            eq_peak, eq0, s1, s2, d2, rmin, rmax, mdd, invested = _bar_stats(
+                t, eq, cash, prev_eq, eq_peak, eq0, s1, s2, d2, rmin, rmax, mdd, invested)
+            prev_eq = eq
+            t += 1
+            if t >= n_t:
+                break
+            # Bar t: a queued exit at the open, else the stops, else a queued exit at the close.
+            why = -1
             exit_px = np.nan
-            reason = -1
-            if phase == 1:
-                if shares > 0.0 and not acted and entry_bar < t and px_ok:
-                    stop_px, reason = stop_fill(o_j[t], h_j[t], l_j[t], entry_px, peak,
-                                                stop_loss, trailing_stop, take_profit)
-                    if reason >= 0:
-                        exit_px = stop_px * (1.0 - slippage)
-                    elif h_j[t] > peak:
+            if c_j[t] == c_j[t]:
+                last_close = c_j[t]
+                if at_open and pend >= 0:
+                    why = pend
+                    exit_px = o_j[t]
+                elif stops:
+                    exit_px, why = _stop_hit(o_j[t], h_j[t], l_j[t], lo_level, lo_reason, tp_level)
+                    if why < 0 and h_j[t] > peak:
                         peak = h_j[t]
-            elif (phase == 0) != (fill != FILL_NEXT_OPEN):
-                if fill == FILL_SAME_CLOSE:
-                    if shares > 0.0:
-                        if pend_exit < 0:
-                            pend_reason = _exit_reason(feats, exit_, t, j, t - entry_bar, max_hold, offset, stack)
-                            if pend_reason >= 0:
-                                pend_exit = t
-                    elif pend_entry < 0 and not acted and rule_holds(feats, entry, t, j, stack):
-                        pend_entry = t
-                px = o_j[t] if phase == 0 else c_j[t]
-                if shares > 0.0 and 0 <= pend_exit <= t and not acted and px_ok:
-                    exit_px = px * (1.0 - slippage)
-                    reason = pend_reason
-                elif pend_entry == t:
-                    pend_entry = -1
-                    qty, buy_px, fees, status = _entry_fill(px, px_ok, cash, lot_j[t] if use_lots else 0.0,
-                                                            costs[t], slippage, fee_buf)
-                    if status == S_FILLED:
-                        cash -= qty * buy_px + fees
-                        shares = qty
-                        entry_bar = t
-                        entry_px = buy_px
-                        entry_fees = fees
-                        entry_order = n_or
-                        peak = buy_px
-                        acted = True
-                    if not sweep:
-                        _log_order(orders, ofees, n_or, t, j, 1.0, qty, buy_px, fees, R_ENTRY, status, fee_buf)
-                        n_or += 1
-            if reason >= 0:  # sell the whole position at exit_px (slippage applied)
-                fees = order_fees(shares * exit_px, costs[t], fee_buf)
-                if sweep:
-                    n_tr += 1
-                    if shares * exit_px - fees > shares * entry_px + entry_fees:
-                        n_or += 1
-                else:
-                    _log_order(orders, ofees, n_or, t, j, -1.0, shares, exit_px, fees, reason, S_FILLED, fee_buf)
-                    _log_trade(trades, n_tr, j, entry_bar, t, shares, entry_px, exit_px, entry_fees, fees, reason,
-                               entry_order, n_or)
+                        if trailing_stop > 0.0:
+                            lo_level, lo_reason = _low_stop(entry_px, peak, stop_loss, trailing_stop)
+                if why < 0 and not at_open:
+                    if offset == 0 and pend < 0:
+                        pend = _exit_reason(feats, exit_, t, j, t - entry_bar, max_hold, offset, stack)
+                    if pend >= 0:
+                        why = pend
+                        exit_px = c_j[t]
+            elif offset == 0 and pend < 0:
+                pend = _exit_reason(feats, exit_, t, j, t - entry_bar, max_hold, offset, stack)
+            if why < 0:
+                continue
+            exit_px *= 1.0 - slippage
+            fees = order_fees(shares * exit_px, costs[t], fee_buf)
+            if sweep:
+                n_tr += 1
+                if shares * exit_px - fees > shares * entry_px + entry_fees:
                     n_or += 1
-                    n_tr += 1
-                cash = cash + (shares * exit_px - fees)
-                shares = 0.0
-                pend_exit = -1
-                acted = True
-        if fill != FILL_SAME_CLOSE:
-            if shares > 0.0:
-                if pend_exit < 0:
-                    pend_reason = _exit_reason(feats, exit_, t, j, t - entry_bar, max_hold, offset, stack)
-                    if pend_reason >= 0:
-                        pend_exit = t + 1
-            elif pend_entry < 0 and t + 1 < n_t and rule_holds(feats, entry, t, j, stack):
-                pend_entry = t + 1
-        eq = cash + shares * last_close if shares > 0.0 else cash
-        if sweep:
-            if eq != prev_eq:
-                eq_buf[t] += eq - prev_eq
-            if cash != prev_cash:
-                cash_buf[t] += cash - prev_cash
-                prev_cash = cash
-        else:
-            cash_buf[t] = cash
-            shares_buf[t] = shares
-            eq_buf[t] = eq
-        if t == 0:
-            eq0 = eq
-            eq_peak = eq
-        else:
-            r = eq / prev_eq - 1.0 if eq != prev_eq else 0.0
-            s1 += r
-            s2 += r * r
-            d2 += min(r, 0.0) ** 2
-            rmin = min(rmin, r)
-            rmax = max(rmax, r)
-        if eq >= eq_peak:
-            eq_peak = eq
-        else:
-            mdd = min(mdd, eq / eq_peak - 1.0)
-        if eq != cash:
-            invested += (eq - cash) / eq
-        prev_eq = eq
+            else:
+                _log_order(orders, ofees, n_or, t, j, -1.0, shares, exit_px, fees, why, S_FILLED, fee_buf)
+                _log_trade(trades, n_tr, j, entry_bar, t, shares, entry_px, exit_px, entry_fees, fees, why,
+                           entry_order, n_or)
+                n_or += 1
+                n_tr += 1
+            cash = cash + (shares * exit_px - fees)
+            shares = 0.0
+            prev_cash = _book(sweep, track, t, cash, shares, cash, prev_eq, prev_cash)
+            eq_peak, eq0, s1, s2, d2, rmin, rmax, mdd, invested = _bar_stats(
+                t, cash, cash, prev_eq, eq_peak, eq0, s1, s2, d2, rmin, rmax, mdd, invested)
+            prev_eq = cash
+            t += 1
+            scan = t - offset  # the exit bar's close (next_*) or the next bar
+            break
     stats[CS_S1] = s1
     stats[CS_S2] = s2
     stats[CS_D2] = d2
@@ -477,6 +472,45 @@ def _column(j, m, entry, exit_, ex, cand, exact, track, logs, work, sweep):
                    entry_order, -1)
         n_tr += 1
     return n_tr, n_or
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _book(sweep, track, t, cash, shares, eq, prev_eq, prev_cash):
+    """Bar t into track: its cash, shares and equity (a single run), or the changes of cash and
+    equity added to the combination's totals (a sweep). Returns the cash the totals last saw."""
+    if sweep:
+        if eq != prev_eq:
+            track.equity[t] += eq - prev_eq
+        if cash != prev_cash:
+            track.cash[t] += cash - prev_cash
+            prev_cash = cash
+    else:
+        track.cash[t] = cash
+        track.shares[t] = shares
+        track.equity[t] = eq
+    return prev_cash
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _bar_stats(t, eq, cash, prev_eq, eq_peak, eq0, s1, s2, d2, rmin, rmax, mdd, invested):
+    """The running statistics (CS_*) after bar t, of equity eq and cash `cash` (prev_eq: bar t - 1's)."""
+    if t == 0:
+        eq0 = eq
+        eq_peak = eq
+    else:
+        r = eq / prev_eq - 1.0 if eq != prev_eq else 0.0
+        s1 += r
+        s2 += r * r
+        d2 += min(r, 0.0) ** 2
+        rmin = min(rmin, r)
+        rmax = max(rmax, r)
+    if eq >= eq_peak:
+        eq_peak = eq
+    else:
+        mdd = min(mdd, eq / eq_peak - 1.0)
+    if eq != cash:
+        invested += (eq - cash) / eq
+    return eq_peak, eq0, s1, s2, d2, rmin, rmax, mdd, invested
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -18,7 +18,8 @@ order as untiled.
 
 Work shared between combinations: the candidate bars of the loose entry rule of each group of
 combinations on the same features (backtest.rules.loosest; a flat account only looks at those),
-narrowed to one rule's own signals when consecutive combinations differ only in their exits; the
+narrowed to one rule's own signals when the next combination differs only in its exits or has a
+tighter rule (from the last narrowed rule's signals when the rule is tighter than that one); the
 totals over symbols are accumulated from per-bar changes, so flat bars cost nothing.
 """
 
@@ -38,7 +39,7 @@ from backtest.rules import CompiledRule
 
 X_STOP_LOSS, X_TAKE_PROFIT, X_TRAILING_STOP, X_MAX_HOLD = range(4)
 DEAL = 8  # portfolio mode: consecutive combinations a lane takes at a time (fewer in a small chunk)
-TILE_COMBOS = 16  # independent mode: combinations a lane runs over one block of symbols (fewer in a small chunk)
+TILE_COMBOS = 32  # independent mode: combinations a lane runs over one block of symbols (fewer in a small chunk)
 TILE_BYTES = 1 << 20  # independent mode: prices, lots and features of a block of symbols (about half an L2)
 
 
@@ -61,15 +62,33 @@ def _same_entry(g, p, q):
 
 
 @njit(cache=True, nogil=True, _nrt=False)
+def _implies(g, p, q):
+    """Row p of RuleGrid g holds only where row q does: flat rules on the same conditions, none of
+    p's bounds nor its count looser than q's. Then q's signals are candidates for p."""
+    if not g.flat:
+        return False
+    for c in range(g.count.shape[1]):
+        if g.count[p, c] < g.count[q, c]:
+            return False
+    for c in range(g.bound.shape[1]):
+        if g.feat[p, c] != g.feat[q, c] or not g.bound[p, c] >= g.bound[q, c]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True, _nrt=False)
 def _narrow(feats, r, cand, ptr, j0, j1, sig, sig_ptr, stack):
     """The candidate bars (CSR cand, ptr) of columns j0..j1-1 where the rule holds, into CSR
-    (sig, sig_ptr) indexed like ptr (sig_ptr[j0] = 0)."""
+    (sig, sig_ptr) indexed like ptr (sig_ptr[j0] = 0). (sig, sig_ptr) may be (cand, ptr) itself."""
     n = 0
+    i = ptr[j0]
     sig_ptr[j0] = 0
     for j in range(j0, j1):
-        for i in range(ptr[j], ptr[j + 1]):
+        end = ptr[j + 1]  # read before sig_ptr[j + 1] is written: it may be the same array
+        while i < end:
             sig[n] = cand[i]  # kept only if the rule holds: no branch to mispredict
             n += 1 if rule_holds(feats, r, cand[i], j, stack) else 0
+            i += 1
         sig_ptr[j + 1] = n
 
 
@@ -208,12 +227,17 @@ def independent_lane(lane, n_lanes, deal, blk, m, ex, entry, exit_, exits, group
                 exact = False
                 if sig_of >= 0 and _same_entry(entry, sig_of, p):
                     cand, ptr, exact = sig, sig_ptr, True
-                elif p + 1 < end and _same_entry(entry, p, p + 1):
-                    # The next combination enters alike (only exits differ): narrow the group's
-                    # candidates to this rule's own signals, once for both.
-                    _narrow(feats, er, cand, ptr, j0, j1, sig, sig_ptr, work.stack)
-                    sig_of = p
-                    cand, ptr, exact = sig, sig_ptr, True
+                else:
+                    if sig_of >= 0 and _implies(entry, p, sig_of):
+                        # A tighter rule than the last narrowed one (a larger threshold): its
+                        # signals are among that one's, fewer than the group's candidates.
+                        cand, ptr = sig, sig_ptr
+                    if p + 1 < end and (_same_entry(entry, p, p + 1) or _implies(entry, p + 1, p)):
+                        # The next combination enters alike (only exits differ) or on a tighter
+                        # rule: narrow the candidates to this rule's own signals, for both.
+                        _narrow(feats, er, cand, ptr, j0, j1, sig, sig_ptr, work.stack)
+                        sig_of = p
+                        cand, ptr, exact = sig, sig_ptr, True
                 for j in range(j0, j1):
                     c, w = sweep_column(j, m, er, xr, exp, cand[ptr[j]:ptr[j + 1]], exact, track, logs, work)
                     row = per_symbol[p, j]
