@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backtest.bench.data import _S8, REF_N, REF_T
+from backtest.bench.data import _S8, REF_N, REF_P, REF_T
 from backtest.bench.gate import _fmt_ratios
 from backtest.bench.registry import BY_NAME
 from backtest.bench.scaling import PER_CORE_TARGET, linearity
@@ -108,12 +108,21 @@ def targets(results: list[dict], scale: list[dict] | None = None) -> list[str]:
                  f"{vbt.get('shared_peak_mb', float('nan')):.0f} MB")
         out.append(f"vectorbt §8 peak memory: {whole} (+{vbt['mem_mb']:.0f} MB per call, {VBT_BLOCK} combinations "
                    f"per call)")
-    for name in (f"sweep.1t[{REF_T}x{REF_N}x50]", f"sweep.flat.1t[{_S8}]"):
-        if name in by and by[name].get("cells") and by[name].get("cpu_seconds"):
-            cps = by[name]["cells"] / by[name]["cpu_seconds"]  # one thread: per CPU second = per core
+    # The target is the §8 reference sweep's (500 combinations); the CI gate's 50-combination subset
+    # shares less work between neighbouring combinations, so its rate is shown but not judged.
+    ref_hk = [r for r in scale or () if (r["bars"], r["symbols"], r["combinations"]) == (REF_T, REF_N, REF_P)]
+    rated = [(f"sweep[{_S8}] HK costs (scaling run)", ref_hk[0])] if ref_hk else []
+    rated += [(n, by[n]) for n in (f"sweep.flat.1t[{_S8}]",) if n in by]
+    for name, r in rated:
+        if r.get("cells") and r.get("cpu_seconds"):
+            cps = r["cells"] / r["cpu_seconds"]  # one thread: per CPU second = per core
             out.append(f"sweep kernel per core >= {PER_CORE_TARGET / 1e6:.0f} M cells per CPU second: {name} "
                        f"{_fmt_rate(cps)} ({'met' if cps >= PER_CORE_TARGET else 'NOT met'}, "
                        f"{cps / PER_CORE_TARGET:.0%} of it)")
+    gate = by.get(f"sweep.1t[{REF_T}x{REF_N}x50]")
+    if gate and gate.get("cells") and gate.get("cpu_seconds"):
+        out.append(f"sweep.1t[{REF_T}x{REF_N}x50] (the CI gate's 50-combination subset, not the §8 reference): "
+                   f"{_fmt_rate(gate['cells'] / gate['cpu_seconds'])} per core")
     for name, limit in (("cli.run.warm[dip.toml]", 2.0), ("cli.run.cold[dip.toml]", 15.0)):
         if name in by:
             r = by[name]
