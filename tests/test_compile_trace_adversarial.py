@@ -186,6 +186,58 @@ def entry(p):
         pass
     return all_of(feature("drawdown", window=20) <= thr, FLOW >= 0.0)
 ''', "x = [0.1, 0.2, 0.3, 0.4]\ny = [0.5, 0.6, 0.1]"),
+    "dict_get": ('''
+def entry(p):
+    return all_of(feature("drawdown", window=20) <= {0.1: -0.3}.get(p.x, -p.x), FLOW >= 0.0)
+''', "x = [0.05, 0.1, 0.2]\ny = [0.5, 1.5]"),
+    "lru_cache": ('''
+import functools
+
+
+@functools.lru_cache(maxsize=None)
+def _window(w):
+    return 2 * w + 1
+
+
+def entry(p):
+    return all_of(feature("drawdown", window=_window(p.w)) <= -p.x, FLOW >= 0.0)
+''', "x = [0.05, 0.1]\nw = [5, 10, 20]"),
+    "seeded_random": ('''
+def entry(p):
+    jitter = random.Random(p.w).random() / 100  # reproducible per value
+    return all_of(feature("drawdown", window=20) <= -p.x - jitter, FLOW >= 0.0)
+''', "x = [0.05, 0.1]\nw = [5, 10, 20]"),
+    "exit_none": ('''
+def entry(p):
+    return all_of(feature("drawdown", window=p.w) <= -p.x, FLOW >= 0.0)
+
+
+def exit(p):
+    return None
+''', "x = [0.05, 0.1]\nw = [5, 10, 20]"),
+    "exit_via_entry": ('''
+from types import SimpleNamespace
+
+
+def entry(p):
+    return all_of(feature("drawdown", window=p.w) <= -p.x, FLOW >= p.y)
+
+
+def exit(p):
+    q = SimpleNamespace(**vars(p))
+    q.x, q.w = q.x / 2, q.w * 3
+    return not_(entry(q))
+''', "x = [0.05, 0.1]\nw = [5, 10, 20]\ny = [0.5, 1.5]"),
+    "strict_flip": ('''
+def entry(p):
+    dd = feature("drawdown", window=20)
+    return all_of(dd < -p.x if p.x > 0.1 else dd <= -p.x, FLOW >= 0.0)
+''', "x = [0.05, 0.1, 0.2, 0.3]\ny = [0.5, 1.5]"),
+    "switch_arith": ('''
+def entry(p):
+    thr = p.x * p.n + p.y * (1 - p.n)  # one parameter or the other, by a 0/1 switch, without a branch
+    return all_of(feature("drawdown", window=20) <= -thr, FLOW >= 0.0)
+''', "x = [0.05, 0.1]\nn = [0, 1]\ny = [0.5, 1.5]"),
     "zero_division_caught": ('''
 def entry(p):
     try:
@@ -335,12 +387,17 @@ def entry(p):
 
 
 TRACED = {"getattr_default", "inf_values", "inplace_ops", "int_large_count", "int_threshold_big", "isinstance",
-          "mixed_int_float", "mutates_fixed_traced", "neg_zero", "rank_fn", "real_type", "sum_reduce", "vars_items"}
+          "mixed_int_float", "mutates_fixed_traced", "neg_zero", "rank_fn", "real_type", "exit_none", "exit_via_entry", "switch_arith", "sum_reduce", "vars_items"}
 """Strategies the trace must follow (a fall-back would hide a wrong replay behind the per-set calls)."""
-PER_SET = {"adds_attribute", "bool_and_or", "bool_pair", "branch_pair", "suppress_pair", "fstring", "identity", "indexing", "minmax", "mutates_fixed", "numpy",
+PER_SET = {"strict_flip", "dict_get", "lru_cache", "seeded_random", "adds_attribute", "bool_and_or", "bool_pair", "branch_pair", "suppress_pair", "fstring", "identity", "indexing", "minmax", "mutates_fixed", "numpy",
            "power_abs", "rank_branch", "round", "rule_error_caught", "suppress_base", "type_round", "type_round_2d",
            "zero_division_caught"}
 """Strategies the sweep must call once per set (they escape, or a checked set differs from a real call)."""
+
+ESCAPES = {"adds_attribute", "bool_and_or", "bool_pair", "branch_pair", "dict_get", "fstring", "indexing", "lru_cache",
+           "minmax", "mutates_fixed", "numpy", "power_abs", "rank_branch", "round", "seeded_random", "strict_flip",
+           "suppress_base", "suppress_pair"}
+"""Strategies whose symbolic call must escape (each Python-side use of a value above); the others must not."""
 
 
 def _prepared(tmp_path, name: str, grid: str) -> Prepared:
@@ -380,6 +437,24 @@ def adv(tmp_path, monkeypatch):
         del sys.modules[m]
 
 
+def _escapes(prep, grid) -> bool:
+    """Whether the symbolic call of the strategy escapes (needs a swept value itself)."""
+    from types import SimpleNamespace
+
+    from backtest.strategy import rank_of
+    from backtest.trace import Escape, symbols
+
+    names = [k for k in grid.keys if not k.startswith("exits.")]
+    trace, syms = symbols(names, [int if grid.values[grid.keys.index(k)].dtype.kind == "i" else float for k in names])
+    p = SimpleNamespace(**{**vars(resolve_params(prep.module, {})), **syms})
+    try:
+        rules, _ = S._call(prep.module, p, "config")
+        rank_of(prep.module, p, rules[0])
+    except (Escape, Exception):  # noqa: BLE001
+        pass
+    return trace.escaped
+
+
 def _outcome(fn):
     try:
         return fn(), None
@@ -402,6 +477,7 @@ def test_sweep_equals_one_call_per_combination(tmp_path, adv, monkeypatch, case)
     prep = _prepared(tmp_path, name, grid_text)
     want, want_err = _outcome(lambda: reference(prep, grid))
     path = "traced" if used and used[-1] is not None else "per set"
+    assert _escapes(prep, grid) == (case in ESCAPES), case
     assert path == ("traced" if case in TRACED else "per set" if case in PER_SET else path), case
     if want_err is None:
         assert err is None, f"{case}: {err!r}"
