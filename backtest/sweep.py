@@ -76,7 +76,14 @@ def compile_sweep(prep: Prepared, grid: Grid) -> SweepPlan:
     strat = [i for i, k in enumerate(grid.keys) if not k.startswith("exits.")]
     names = [grid.keys[i] for i in strat]
     sets = [grid.values[i].tolist() for i in strat]
-    built = (_traced(prep, names, sets) if strat else None) or _per_set(prep, names, sets)
+    from backtest.trace import Escape
+
+    try:
+        built = (_traced(prep, names, sets) if strat else None) or _per_set(prep, names, sets)
+    except Escape:  # a symbol of the traced call, kept by the strategy, came back in a real call
+        raise ConfigError(f"{cfg.source or 'config'}: strategy {prep.module.NAME!r} keeps state between calls "
+                          f"(a parameter value from an earlier call of entry/exit/rank came back); a sweep "
+                          f"needs rules built from p alone") from None
     refs, rows, progs, r_feat, r_sign = built
     n_u = len(r_sign)
     if n_u == n_p:  # no exit axes (or one value each): the strategy's rows are the combinations'

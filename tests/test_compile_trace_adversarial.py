@@ -238,6 +238,15 @@ def entry(p):
     thr = p.x * p.n + p.y * (1 - p.n)  # one parameter or the other, by a 0/1 switch, without a branch
     return all_of(feature("drawdown", window=20) <= -thr, FLOW >= 0.0)
 ''', "x = [0.05, 0.1]\nn = [0, 1]\ny = [0.5, 1.5]"),
+    "cached_ref": ('''
+_CACHE = {}
+
+
+def entry(p):
+    if "dd" not in _CACHE:  # state kept between calls: the first call's window sticks
+        _CACHE["dd"] = feature("drawdown", window=p.w)
+    return all_of(_CACHE["dd"] <= -p.x, FLOW >= 0.0)
+''', "x = [0.05, 0.1]\nw = [5, 10, 20]"),
     "zero_division_caught": ('''
 def entry(p):
     try:
@@ -399,6 +408,9 @@ ESCAPES = {"adds_attribute", "bool_and_or", "bool_pair", "branch_pair", "dict_ge
            "suppress_base", "suppress_pair"}
 """Strategies whose symbolic call must escape (each Python-side use of a value above); the others must not."""
 
+REFUSED = {"cached_ref"}
+"""Strategies that keep state between calls, which the traced call's symbols then reach in later real calls."""
+
 
 def _prepared(tmp_path, name: str, grid: str) -> Prepared:
     p = tmp_path / "s.toml"
@@ -472,6 +484,9 @@ def test_sweep_equals_one_call_per_combination(tmp_path, adv, monkeypatch, case)
     traced = S._traced
     monkeypatch.setattr(S, "_traced", lambda *a: used.append(traced(*a)) or used[-1])
     got, err = _outcome(lambda: S.compile_sweep(prep, grid))
+    if case in REFUSED:  # a call per combination gives something, but not from p alone: refused, with a message
+        assert isinstance(err, ConfigError) and "keeps state between calls" in str(err), f"{case}: {err!r}"
+        return
     for m in [m for m in sys.modules if m.startswith("user_adv")]:  # a fresh module for the oracle
         del sys.modules[m]
     prep = _prepared(tmp_path, name, grid_text)
