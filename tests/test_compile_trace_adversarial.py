@@ -3,10 +3,13 @@ each swept and compared with what calling the strategy once per combination give
 `reference` of test_compile_sweep, `strategy.plan` per combination, stacked), bit for bit; or,
 where those calls fail, the same error as the per-set path (`_per_set`, one real call per set)."""
 
+import itertools
 import sys
 import textwrap
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import backtest.sweep as S
 from backtest.config import load_config
@@ -30,7 +33,7 @@ from backtest.strategy import Param
 NAME = "adv"
 HELP = "an adversarial strategy"
 PARAMS = (
-    Param("x", float, 0.1, -10.0, math.inf, "a threshold"),
+    Param("x", float, 0.1, -math.inf, math.inf, "a threshold"),
     Param("y", float, 1.0, -math.inf, math.inf, "another"),
     Param("w", int, 20, 1, 10**15, "a window"),
     Param("k", int, 1, 0, 5, "k"),
@@ -497,6 +500,7 @@ def test_sweep_equals_one_call_per_combination(tmp_path, adv, monkeypatch, case)
     if want_err is None:
         assert err is None, f"{case}: {err!r}"
         assert _equal(got, want), case
+        assert not case.startswith("arith_") or path == "traced", CASES[case]
     else:
         assert err is not None, f"{case}: the sweep compiled where a call per combination fails with {want_err!r}"
         strat = [k for k in grid.keys if not k.startswith("exits.")]
@@ -520,3 +524,55 @@ def test_a_type_check_on_a_pair_of_values_off_the_checked_sets_is_not_seen(tmp_p
         test_sweep_equals_one_call_per_combination(tmp_path, adv, monkeypatch, "type_pair")
     finally:
         del CASES["type_pair"]
+
+
+def _expr(leaves, ops=("+", "-", "*", "/"), unary="-+", size=6):
+    """Arithmetic expressions over the parameters and constants (unary - and + included)."""
+    return st.recursive(
+        st.sampled_from(leaves),
+        lambda e: st.one_of(st.tuples(e, st.sampled_from(ops), e).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+                            st.tuples(st.sampled_from(unary), e).map(lambda t: f"({t[0]}{t[1]})")),
+        max_leaves=size)
+
+
+_EXAMPLES = itertools.count()
+FLOATS = ["p.x", "p.y", "p.w", "0", "1", "3", "0.5", "-0.0", "0.0", "1e308", "1e-300", "7"]
+INTS = ["p.w", "p.n", "1", "2", "3"]
+COUNT = _expr(INTS, ("+", "*", "+", "*", "-"), "+", 3)  # mostly valid windows and n's, sometimes not
+GRID_FLOATS = st.sampled_from([0.0, -0.0, 0.1, -0.25, 3.0, 1e300, -1e300, 5e-324, 0.1, -0.25, 3.0])
+
+
+@st.composite
+def arithmetic_cases(draw):
+    body = f'''
+def entry(p):
+    return all_of(feature("drawdown", window=20) <= {draw(_expr(FLOATS))},
+                  held(FLOW >= {draw(_expr(FLOATS))}, {draw(COUNT)}),
+                  feature("drawdown", window={draw(COUNT)}) < {draw(_expr(FLOATS))})
+
+
+def rank(p):
+    return feature("ret_z", window={draw(COUNT)}, vol_window=60), "high_first"
+'''
+    xs = draw(st.lists(GRID_FLOATS, min_size=1, max_size=3, unique_by=lambda v: v))
+    ys = draw(st.lists(GRID_FLOATS, min_size=1, max_size=3, unique_by=lambda v: v))
+    ws = draw(st.lists(st.sampled_from([2, 5, 20, 60, 999999999999999]), min_size=1, max_size=3, unique=True))
+    ns = draw(st.lists(st.integers(1, 5), min_size=1, max_size=3, unique=True))
+    grid = "\n".join(f"{k} = [{', '.join(map(repr, v))}]" for k, v in (("x", xs), ("y", ys), ("w", ws), ("n", ns)))
+    return body, grid.replace("inf", "1e999")
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=arithmetic_cases())
+def test_any_arithmetic_on_the_parameters_is_replayed_as_a_call_per_combination_computes_it(tmp_path, adv, monkeypatch,
+                                                                                            case):
+    """Random + - * / and unary -/+ on the parameters and on constants (-0.0, 0, huge and tiny values)
+    in thresholds, held's n and feature windows: equal to the calls per combination, bit for bit, or
+    the same error; and traced whenever every combination is valid (a fall-back would hide a wrong
+    replay behind the per-set calls)."""
+    name = f"arith_{next(_EXAMPLES)}"  # a new module each example (no stale import or bytecode)
+    CASES[name] = case
+    try:
+        test_sweep_equals_one_call_per_combination(tmp_path, adv, monkeypatch, name)
+    finally:
+        del CASES[name]
