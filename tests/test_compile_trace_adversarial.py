@@ -1,7 +1,10 @@
 """Adversarial review of the traced compile_sweep: user strategies a demanding user might write,
 each swept and compared with what calling the strategy once per combination gives (oracle:
 `reference` of test_compile_sweep, `strategy.plan` per combination, stacked), bit for bit; or,
-where those calls fail, the same error as the per-set path (`_per_set`, one real call per set)."""
+where those calls fail, the same error as the per-set path (`_per_set`, one real call per set).
+Each case also pins the path (traced or per set) and whether the symbolic call escapes, so that a
+wrong replay or a missing escape cannot hide behind the fall-back. Grids of 4 x 3 values put the
+value that matters on a pair the real-call checks do not cover (see `_diagonal`)."""
 
 import itertools
 import sys
@@ -576,3 +579,14 @@ def test_any_arithmetic_on_the_parameters_is_replayed_as_a_call_per_combination_
         test_sweep_equals_one_call_per_combination(tmp_path, adv, monkeypatch, name)
     finally:
         del CASES[name]
+
+
+@given(lens=st.lists(st.integers(1, 7), min_size=1, max_size=4))
+def test_the_checked_sets_hold_every_value_of_every_axis(lens):
+    """Oracle: numpy's unravel_index of each checked set (grid order, last key fastest)."""
+    import numpy as np
+
+    sets = S._diagonal(lens)
+    assert len(sets) == max(lens) and min(sets) == 0 and max(sets) < np.prod(lens)
+    idx = np.stack(np.unravel_index(sets, lens), axis=1)
+    assert all(set(idx[:, i]) == set(range(n)) for i, n in enumerate(lens))
