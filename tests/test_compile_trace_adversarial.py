@@ -253,6 +253,13 @@ def entry(p):
         _CACHE["dd"] = feature("drawdown", window=p.w)
     return all_of(_CACHE["dd"] <= -p.x, FLOW >= 0.0)
 ''', "x = [0.05, 0.1]\nw = [5, 10, 20]"),
+    "doubling": ('''
+def entry(p):
+    t = p.x
+    for _ in range(12):  # shared subexpressions: t + t reuses t
+        t = t + t * 0.5
+    return all_of(feature("drawdown", window=20) <= -t / 4096, FLOW >= 0.0)
+''', "x = [0.05, 0.1]\nw = [5, 10, 20]"),
     "zero_division_caught": ('''
 def entry(p):
     try:
@@ -402,7 +409,7 @@ def entry(p):
 
 
 TRACED = {"getattr_default", "inf_values", "inplace_ops", "int_large_count", "int_threshold_big", "isinstance",
-          "mixed_int_float", "mutates_fixed_traced", "neg_zero", "rank_fn", "real_type", "exit_none", "exit_via_entry", "switch_arith", "sum_reduce", "vars_items"}
+          "mixed_int_float", "mutates_fixed_traced", "neg_zero", "rank_fn", "real_type", "exit_none", "exit_via_entry", "switch_arith", "doubling", "sum_reduce", "vars_items"}
 """Strategies the trace must follow (a fall-back would hide a wrong replay behind the per-set calls)."""
 PER_SET = {"strict_flip", "dict_get", "lru_cache", "seeded_random", "adds_attribute", "bool_and_or", "bool_pair", "branch_pair", "suppress_pair", "fstring", "identity", "indexing", "minmax", "mutates_fixed", "numpy",
            "power_abs", "rank_branch", "round", "rule_error_caught", "suppress_base", "type_round", "type_round_2d",
@@ -590,3 +597,23 @@ def test_the_checked_sets_hold_every_value_of_every_axis(lens):
     assert len(sets) == max(lens) and min(sets) == 0 and max(sets) < np.prod(lens)
     idx = np.stack(np.unravel_index(sets, lens), axis=1)
     assert all(set(idx[:, i]) == set(range(n)) for i, n in enumerate(lens))
+
+
+def test_a_shared_subexpression_is_replayed_once_per_set():
+    """`t = t + t` forty times is forty additions in a call; a replay that walked the expression as a
+    tree would do 2**40 (the sweep would never finish). Oracle: the additions counted."""
+    from backtest.trace import symbols
+
+    class Counted(float):
+        calls = 0
+
+        def __add__(self, other):
+            Counted.calls += 1
+            assert Counted.calls <= 40, "the replay repeats shared subexpressions"
+            return Counted(float(self) + float(other))
+
+    _, s = symbols(["x"], [float])
+    t = s["x"]
+    for _ in range(40):
+        t = t + t
+    assert t.evaluate({"x": Counted(0.75)}) == 0.75 * 2.0 ** 40 and Counted.calls == 40
