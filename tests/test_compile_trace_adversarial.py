@@ -617,3 +617,24 @@ def test_a_shared_subexpression_is_replayed_once_per_set():
     for _ in range(40):
         t = t + t
     assert t.evaluate({"x": Counted(0.75)}) == 0.75 * 2.0 ** 40 and Counted.calls == 40
+
+
+@st.composite
+def key_orders(draw):
+    keys = {"x": [0.05, 0.1, 0.2], "w": [5, 10, 20], "y": [0.5, 1.5], '"exits.max_hold"': [0, 5, 9],
+            '"exits.stop_loss"': [0.0, 0.1], '"exits.trailing_stop"': [0.02]}
+    order = draw(st.permutations(sorted(keys)))
+    chosen = order[:draw(st.integers(1, len(order)))]
+    return "\n".join(f"{k} = {draw(st.lists(st.sampled_from(keys[k]), min_size=1, unique=True))!r}" for k in chosen)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(grid=key_orders())
+def test_strategy_and_exit_keys_in_any_order(tmp_path, adv, monkeypatch, grid):
+    """The rows of the strategy sets broadcast over exits.* axes placed anywhere among the keys."""
+    name = f"order_{next(_EXAMPLES)}"
+    CASES[name] = (CASES["rank_fn"][0], grid)
+    try:
+        test_sweep_equals_one_call_per_combination(tmp_path, adv, monkeypatch, name)
+    finally:
+        del CASES[name]
