@@ -76,7 +76,14 @@ def compile_sweep(prep: Prepared, grid: Grid) -> SweepPlan:
     strat = [i for i, k in enumerate(grid.keys) if not k.startswith("exits.")]
     names = [grid.keys[i] for i in strat]
     sets = [grid.values[i].tolist() for i in strat]
-    built = (_traced(prep, names, sets) if strat else None) or _per_set(prep, names, sets)
+    from backtest.trace import Escape
+
+    try:
+        built = (_traced(prep, names, sets) if strat else None) or _per_set(prep, names, sets)
+    except Escape:  # a symbol of the traced call, kept by the strategy, came back in a real call
+        raise ConfigError(f"{cfg.source or 'config'}: strategy {prep.module.NAME!r} keeps state between calls "
+                          f"(a parameter value from an earlier call of entry/exit/rank came back); a sweep "
+                          f"needs rules built from p alone") from None
     refs, rows, progs, r_feat, r_sign = built
     n_u = len(r_sign)
     if n_u == n_p:  # no exit axes (or one value each): the strategy's rows are the combinations'
@@ -124,7 +131,7 @@ def _per_set(prep: Prepared, names: list[str], sets: list[list]):
         given = dict(zip(names, values))
         if base is None:  # the values were checked by build_grid with the same Params; the rest once here
             params = resolve_params(module, {**cfg.strategy.params, **given}, where)
-            base = vars(params)
+            base = dict(vars(params))  # a copy: a strategy that sets p.<name> must not change the next sets
         else:
             params = SimpleNamespace(**{**base, **given})
         rules, progs = _call(module, params, where)
@@ -166,12 +173,13 @@ def _traced(prep: Prepared, names: list[str], sets: list[list]):
     (`backtest.trace`): each set's thresholds, feature parameters and k's / n's are the recorded
     arithmetic replayed on its values, then checked as the rules and `strategy.plan` check them.
     None (call per set instead) when a parameter escaped, a set's value fails a check, or the
-    rows of the first, middle and last sets differ from real calls of the strategy."""
+    rows of a checked set differ from a real call of the strategy: the middle and last sets and one
+    set per value of the longest axis that holds every value of every axis (`_diagonal`)."""
     from backtest.trace import Escape, symbols
 
     cfg, module = prep.cfg, prep.module
     where, fill = cfg.source or "config", cfg.execution.fill
-    kinds = {q.name: q.type for q in module.PARAMS}
+    kinds = {q.name: int if q.type is int else float for q in module.PARAMS}  # the grid's values' types
     trace, syms = symbols(names, [kinds[n] for n in names])
     try:  # the fixed parameters as _per_set resolves them
         base = vars(resolve_params(module, {**cfg.strategy.params, **{n: v[0] for n, v in zip(names, sets)}}, where))
@@ -188,7 +196,7 @@ def _traced(prep: Prepared, names: list[str], sets: list[list]):
     rows = (_Rows(), _Rows())
     r_feat, r_sign = array("q"), array("d")
     n_u = math.prod(map(len, sets))
-    check = {0: None, n_u // 2: None, n_u - 1: None}
+    check = dict.fromkeys(sorted({n_u // 2, n_u - 1, *_diagonal(list(map(len, sets)))}))
     const = None  # slots of the refs that do not depend on the swept values (the same in every set)
     try:
         for u, values in enumerate(itertools.product(*sets)):
@@ -223,6 +231,15 @@ def _traced(prep: Prepared, names: list[str], sets: list[list]):
     except (Escape, Exception):  # noqa: BLE001 -- as above
         return None
     return slot.refs, rows, progs, r_feat, r_sign
+
+
+def _diagonal(lens: list[int]) -> list[int]:
+    """Sets j = 0, 1, ... max(lens) - 1 (grid order, last key fastest) taking value j % len of each
+    axis: every value of every swept parameter appears in one of them. The trace cannot see a
+    strategy observe a value through `type()` or `is`; checking these sets against real calls
+    catches any such dependence on a single parameter's value, wherever it sits in the grid."""
+    strides = [math.prod(lens[i + 1:]) for i in range(len(lens))]
+    return [sum(j % n * s for n, s in zip(lens, strides)) for j in range(max(lens))]
 
 
 class _Replay:

@@ -79,13 +79,18 @@ class Sym:
     __array_ufunc__ = __array_function__ = _escape  # numpy: np.log(p.x), np.float64(2) * p.x, np.clip, ...
     __getattr__ = _escape  # any other attribute
 
-    def evaluate(self, values: dict[str, Any]) -> Any:
-        """The value for the swept values `values` (name -> value): the recorded operations replayed."""
+    def evaluate(self, values: dict[str, Any], done: dict[int, Any] | None = None) -> Any:
+        """The value for the swept values `values` (name -> value): the recorded operations replayed,
+        each once (`t = t + t` repeated n times is n operations, as in the call, not 2**n)."""
         e = self._expr
         if isinstance(e, str):
             return values[e]
-        args = [a.evaluate(values) if isinstance(a, Sym) else a for a in e[1:]]
-        return e[0](*args)
+        if done is None:
+            done = {}
+        elif id(self) in done:
+            return done[id(self)]
+        v = done[id(self)] = e[0](*[a.evaluate(values, done) if isinstance(a, Sym) else a for a in e[1:]])
+        return v
 
 
 def evaluator(x: Any) -> Callable[[dict[str, Any]], Any] | None:
