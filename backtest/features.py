@@ -155,8 +155,7 @@ def register_feature(name: str | Callable | None = None, *, params: tuple[Param,
         if not isinstance(params, (tuple, list)) or not all(isinstance(p, Param) for p in params):
             raise ConfigError(f"{where}: params must be a tuple of backtest.params.Param")
         for p in params:
-            if p.type not in (int, float) or not p.lo <= p.default <= p.hi:
-                raise ConfigError(f"{where}: parameter {p.name!r} needs type int or float and lo <= default <= hi")
+            p.validate(where)
         if not callable(fn):
             raise ConfigError(f"{where}: decorate a function compute(panel, **params)")
         try:

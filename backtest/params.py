@@ -19,6 +19,16 @@ class Param:
     hi: float
     help: str
 
+    def validate(self, where: str) -> None:
+        """ConfigError unless the declaration is usable: grids, ranges and sweeps are numeric."""
+        if self.type not in (int, float):
+            raise ConfigError(f"{where}: parameter {self.name!r} needs type int or float, got {self.type!r}")
+        nums = (self.lo, self.default, self.hi)
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in nums) or not self.lo <= self.default <= self.hi:
+            raise ConfigError(f"{where}: parameter {self.name!r} needs numbers lo <= default <= hi, got lo = "
+                              f"{self.lo!r}, default = {self.default!r}, hi = {self.hi!r}")
+        self.check(self.default, f"{where}: default")
+
     def check(self, value: Any, where: str) -> int | float:
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)

@@ -66,6 +66,8 @@ def _check_shape(module: ModuleType, path: str, where: str) -> None:
     params = module.PARAMS
     if not isinstance(params, (tuple, list)) or not all(isinstance(q, Param) for q in params):
         raise ConfigError(f"{bad} PARAMS must be a tuple of backtest.strategy.Param, got {params!r}")
+    for q in params:
+        q.validate(bad[:-1])
     for fn in ("entry", "exit", "rank"):
         if not hasattr(module, fn):
             continue
