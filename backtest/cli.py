@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--out", help="output directory (default: report.out in the config)")
     w.add_argument("--workers", type=int, help="threads (local engine) or Dask worker processes (default: all cores)")
     w.add_argument("--engine", choices=("local", "dask"), default="local",
-                   help="local: numba threads in this process; dask: a LocalCluster of --workers processes")
+                   help="local: threads in this process; dask: a LocalCluster of --workers processes")
     w.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster (implies --engine dask)")
     w.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
 

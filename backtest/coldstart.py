@@ -319,9 +319,9 @@ def precompile(kinds: tuple[str, ...] = ("run", "sweep"), processes: int = 2, co
     `processes` processes at once; nothing is started when everything is cached, and concurrent
     calls on one cache take turns (the later ones then find the kernels cached). `config`: compile
     for this Config's strategy, data and sweep grid (the CLI passes the command's own); None: the
-    sample dip strategy, both simulation modes and every shipped strategy's features (for a test
-    suite). `stream`: where to print the one-line notice (None: silent). A job that fails is left to
-    the command, which compiles it in its own time."""
+    sample dip strategy, the simulation and sweep kernels of both modes and every shipped
+    strategy's features (for a test suite). `stream`: where to print the one-line notice (None:
+    silent). A job that fails is left to the command, which compiles it in its own time."""
     import numba
 
     import backtest.kernels  # noqa: F401  (sets numba's cache directory)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +22,8 @@ class Param:
 
     def validate(self, where: str) -> None:
         """ConfigError unless the declaration is usable: grids, ranges and sweeps are numeric."""
-        if self.type not in (int, float):
-            raise ConfigError(f"{where}: parameter {self.name!r} needs type int or float, got {self.type!r}")
+        if not (isinstance(self.type, type) and issubclass(self.type, numbers.Real)) or self.type is bool:
+            raise ConfigError(f"{where}: parameter {self.name!r} needs a number type (int, float), got {self.type!r}")
         nums = (self.lo, self.default, self.hi)
         if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in nums) or not self.lo <= self.default <= self.hi:
             raise ConfigError(f"{where}: parameter {self.name!r} needs numbers lo <= default <= hi, got lo = "

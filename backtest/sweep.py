@@ -1,9 +1,9 @@
 """Parameter sweeps: compile every combination's rules, run them in chunks, persist each chunk.
 
 A chunk is written (atomically) as soon as it finishes, so an interrupted sweep resumes with
-`--resume` and redoes nothing it finished. The local engine runs chunks in this process with
-numba threads; the Dask engine sends them to a cluster. Each combination's result depends only
-on its parameters, so both give identical numbers.
+`--resume` and redoes nothing it finished. The local engine runs chunks in this process on
+numba.get_num_threads() threads; the Dask engine sends them to a cluster. Each combination's
+result depends only on its parameters, so both give identical numbers.
 """
 
 from __future__ import annotations

@@ -293,7 +293,7 @@ def test_missing_or_unknown_parameters(user):
     ({"known": "same_close"}, "got 'same_close'"),
     ({"name": "has space"}, "must be an identifier"),
     ({"params": (("window", int),)}, "tuple of backtest.params.Param"),
-    ({"params": (Param("window", str, "a", 0, 1, ""),)}, "type int or float"),
+    ({"params": (Param("window", str, "a", 0, 1, ""),)}, "needs a number type"),
     ({"params": (Param("window", int, 500, 2, 250, ""),)}, "lo <= default <= hi"),
     ({"params": (Param("span", int, 5, 2, 250, ""),)}, "compute must accept (panel, span)"),
 ])

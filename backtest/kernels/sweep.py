@@ -114,7 +114,7 @@ class Candidates(NamedTuple):
 
 
 class Results(NamedTuple):
-    """What a sweep kernel returns, filled in place by its lanes."""
+    """A sweep kernel's outputs, filled in place by its lanes (returned as a plain tuple)."""
 
     per_symbol: np.ndarray  # (P, N, NMET)
     combo: np.ndarray  # (P, NMET)
