@@ -19,8 +19,8 @@ from backtest.config import load_config
 from backtest.errors import ConfigError
 from backtest.grid import build_grid
 from backtest.pipeline import Prepared
-from backtest.strategy import load_strategy, plan, resolve_params
-from test_compile_sweep import reference
+from backtest.strategy import load_strategy, resolve_params
+from test_compile_sweep import BASE, reference
 from test_compile_trace import _equal
 
 HEAD = '''
@@ -427,17 +427,7 @@ REFUSED = {"cached_ref"}
 
 def _prepared(tmp_path, name: str, grid: str) -> Prepared:
     p = tmp_path / "s.toml"
-    p.write_text(textwrap.dedent(f"""
-        [data]
-        synthetic = {{ seed = 1, symbols = 4, years = 2 }}
-        [strategy]
-        name = "{name}"
-        [execution]
-        mode = "independent"
-        [exits]
-        stop_loss = 0.08
-        [sweep.grid]
-        """) + grid + "\n")
+    p.write_text(BASE.format(name=name, grid=grid))
     cfg = load_config(p)
     module = load_strategy(cfg.strategy.name)
     params = resolve_params(module, cfg.strategy.params)
