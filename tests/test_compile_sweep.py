@@ -104,13 +104,15 @@ def user_modules(tmp_path, monkeypatch):
         del sys.modules[m]
 
 
-def _prepared(tmp_path, name: str, grid: str) -> Prepared:
+def _prepared(tmp_path, name: str, grid: str, with_plan: bool = True) -> Prepared:
+    """A Prepared for strategy `name` and [sweep.grid] `grid`; without the defaults' plan when
+    `with_plan` is False (compile_sweep needs none, and a test strategy may fail on its defaults)."""
     p = tmp_path / "s.toml"
     p.write_text(BASE.format(name=name, grid=grid))
     cfg = load_config(p)
     module = load_strategy(cfg.strategy.name)
     params = resolve_params(module, cfg.strategy.params)
-    return Prepared(cfg, module, params, plan(module, params, cfg.execution.fill), None)
+    return Prepared(cfg, module, params, plan(module, params, cfg.execution.fill) if with_plan else None, None)
 
 
 def reference(prep: Prepared, grid):

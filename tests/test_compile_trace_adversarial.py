@@ -15,12 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import backtest.sweep as S
-from backtest.config import load_config
 from backtest.errors import ConfigError
 from backtest.grid import build_grid
 from backtest.pipeline import Prepared
-from backtest.strategy import load_strategy, resolve_params
-from test_compile_sweep import BASE, reference
+from backtest.strategy import resolve_params
+from test_compile_sweep import _prepared as prepared, reference
 from test_compile_trace import _equal
 
 HEAD = '''
@@ -426,12 +425,7 @@ REFUSED = {"cached_ref"}
 
 
 def _prepared(tmp_path, name: str, grid: str) -> Prepared:
-    p = tmp_path / "s.toml"
-    p.write_text(BASE.format(name=name, grid=grid))
-    cfg = load_config(p)
-    module = load_strategy(cfg.strategy.name)
-    params = resolve_params(module, cfg.strategy.params)
-    return Prepared(cfg, module, params, None, None)  # compile_sweep needs no plan of the defaults
+    return prepared(tmp_path, name, grid, with_plan=False)
 
 
 @pytest.fixture
